@@ -1,0 +1,239 @@
+/* ckptscope inspect: config and per-tensor statistics of one checkpoint, then a
+ * per-layer summary. */
+#include "cli.h"
+#include "cmd.h"
+#include "error.h"
+#include "json.h"
+#include "norms.h"
+#include "spec.h"
+#include "weights.h"
+
+#include <fnmatch.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_text[] =
+    "usage: ckptscope inspect SOURCE@REF [--tensors GLOB] [--threads N] [--json]\n"
+    "\n"
+    "Print the config of one checkpoint and, for every tensor, its dtype, shape and\n"
+    "norms: fro (Frobenius), rms, mean, std (population), absmax, and counts of NaN\n"
+    "and Inf elements (norms are over the finite elements). Then a per-layer summary.\n"
+    "Tensors are read in place from the mapped files; nothing is modified.\n"
+    "\n"
+    "  --tensors GLOB  only tensors whose name matches GLOB (e.g. '*.mlp.*')\n"
+    "  --threads N     threads for the statistics (default: all CPUs)\n"
+    "  --json          one JSON document on stdout\n"
+    "  -h, --help      this help\n";
+
+typedef struct {
+    const char *tensors;
+    int threads;
+    int json;
+} options;
+
+typedef struct {
+    const cks_tensor *t;
+    int have;      /* norms computed (float dtype) */
+    cks_norms n;
+} result;
+
+static json_t *shape_json(const cks_tensor *t)
+{
+    json_t *a = json_array();
+    for (int d = 0; d < t->ndim; d++)
+        json_array_append_new(a, json_integer(t->shape[d]));
+    return a;
+}
+
+static json_t *norms_json(const result *r)
+{
+    if (!r->have)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "fro", cks_json_number(r->n.fro),
+                     "rms", cks_json_number(r->n.rms), "mean", cks_json_number(r->n.mean), "std",
+                     cks_json_number(r->n.std), "absmax", cks_json_number(r->n.absmax), "nan",
+                     (json_int_t)r->n.nan, "inf", (json_int_t)r->n.inf);
+}
+
+static json_t *config_json(const cks_ckpt *c)
+{
+    char *text = NULL;
+    size_t len;
+    json_t *j = NULL;
+    if (cks_ckpt_read(c, "config.json", CKS_MAX_CONFIG_BYTES, &text, &len) == 0)
+        cks_json_parse(text, len, "config.json", 1, &j);
+    free(text);
+    return j ? j : json_null();
+}
+
+static int emit_json(const cks_ckpt *c, const result *res, size_t n)
+{
+    const cks_ckpt_info *ci = cks_ckpt_info_of(c);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const cks_tensor *t = res[i].t;
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:o, s:i, s:s, s:o}", "name", t->name, "dtype",
+                           cks_dtype_name(t->dtype), "shape", shape_json(t), "layer", t->layer,
+                           "kind", cks_kind_name(t->kind), "norms", norms_json(&res[i])));
+    }
+    json_t *doc = json_pack(
+        "{s:{s:s, s:I, s:o}, s:o, s:o}", "checkpoint", "name", ci->name, "step",
+        (json_int_t)ci->step, "commit", ci->commit ? json_string(ci->commit) : json_null(),
+        "config", config_json(c), "tensors", arr);
+    return cli_json_print(doc) == 0 ? 0 : CLI_USAGE;
+}
+
+static void print_shape(const cks_tensor *t, char *buf, size_t cap)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int d = 0; d < t->ndim && k < cap; d++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", d ? "x" : "", (long long)t->shape[d]);
+    if (t->ndim == 0)
+        snprintf(buf, cap, "scalar");
+}
+
+static void print_layers(const result *res, size_t n)
+{
+    int maxl = -1;
+    for (size_t i = 0; i < n; i++)
+        if (res[i].t->layer > maxl)
+            maxl = res[i].t->layer;
+    if (maxl < 0)
+        return;
+    printf("\n%-6s %8s %14s %12s %12s %12s\n", "LAYER", "TENSORS", "PARAMS", "FRO", "RMS",
+           "ABSMAX");
+    for (int l = 0; l <= maxl; l++) {
+        double ss = 0, amax = 0;
+        int64_t params = 0, cnt = 0;
+        int nt = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (res[i].t->layer != l || !res[i].have)
+                continue;
+            nt++;
+            params += res[i].t->numel;
+            cnt += res[i].n.count;
+            ss += res[i].n.fro * res[i].n.fro;
+            if (res[i].n.absmax > amax)
+                amax = res[i].n.absmax;
+        }
+        if (nt == 0)
+            continue;
+        printf("%-6d %8d %14lld %12.6g %12.6g %12.6g\n", l, nt, (long long)params, sqrt(ss),
+               cnt ? sqrt(ss / (double)cnt) : NAN, amax);
+    }
+}
+
+static void print_text(const cks_ckpt *c, const cks_config *cfg, const result *res, size_t n)
+{
+    const cks_ckpt_info *ci = cks_ckpt_info_of(c);
+    printf("checkpoint %s (step %lld%s%.12s)\n", ci->name, (long long)ci->step,
+           ci->commit ? ", commit " : "", ci->commit ? ci->commit : "");
+    printf("config: hidden %lld, intermediate %lld, layers %lld, heads %lld (kv %lld), "
+           "vocab %lld, ctx %lld, rope_theta %g, eps %g, tied %s, dtype %s\n\n",
+           (long long)cfg->hidden_size, (long long)cfg->intermediate_size,
+           (long long)cfg->num_hidden_layers, (long long)cfg->num_attention_heads,
+           (long long)cfg->num_key_value_heads, (long long)cfg->vocab_size,
+           (long long)cfg->max_position_embeddings, cfg->rope_theta, cfg->rms_norm_eps,
+           cfg->tie_word_embeddings ? "yes" : "no", cfg->torch_dtype[0] ? cfg->torch_dtype : "?");
+    printf("%-48s %-5s %-12s %12s %12s %12s %12s %12s %6s %6s\n", "TENSOR", "DTYPE", "SHAPE",
+           "FRO", "RMS", "MEAN", "STD", "ABSMAX", "NAN", "INF");
+    for (size_t i = 0; i < n; i++) {
+        char shape[64];
+        const cks_tensor *t = res[i].t;
+        print_shape(t, shape, sizeof shape);
+        if (!res[i].have) {
+            printf("%-48s %-5s %-12s %12s\n", t->name, cks_dtype_name(t->dtype), shape,
+                   "(not a float dtype: skipped)");
+            continue;
+        }
+        const cks_norms *m = &res[i].n;
+        printf("%-48s %-5s %-12s %12.6g %12.6g %12.5g %12.6g %12.6g %6lld %6lld\n", t->name,
+               cks_dtype_name(t->dtype), shape, m->fro, m->rms, m->mean, m->std, m->absmax,
+               (long long)m->nan, (long long)m->inf);
+    }
+    print_layers(res, n);
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    static const struct option opts[] = {{"tensors", required_argument, NULL, 't'},
+                                         {"threads", required_argument, NULL, 'T'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    o->threads = cli_default_threads();
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': o->tensors = optarg; break;
+        case 'T':
+            if (cli_parse_threads("inspect", optarg, &o->threads) != 0)
+                return CLI_USAGE;
+            break;
+        case 'j': o->json = 1; break;
+        case 'h': fputs(usage_text, stdout); return -1;
+        default: return cli_usage_error("inspect", "unknown option");
+        }
+    }
+    if (optind != argc - 1)
+        return cli_usage_error("inspect", "expected one SOURCE@REF");
+    return 0;
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    options o = {0};
+    cks_source *s = NULL;
+    cks_ckpt *c = NULL;
+    cks_weights *w = NULL;
+    result *res = NULL;
+    cks_config cfg;
+    int err, status = parse_args(argc, argv, &o);
+    if (status)
+        return status < 0 ? cli_finish("inspect", 0) : status;
+    if ((err = spec_open(argv[optind], &s, &c)) != 0 || (err = cks_ckpt_config(c, &cfg)) != 0 ||
+        (err = cks_weights_open(&w, c)) != 0) {
+        status = cli_fail("inspect", err);
+        goto done;
+    }
+    const cks_tensor_list *tl = cks_weights_tensors(w);
+    size_t n = 0;
+    if (!(res = calloc(tl->count ? tl->count : 1, sizeof *res))) {
+        status = cli_fail("inspect", cks_error_set(CKS_ENOMEM, "out of memory"));
+        goto done;
+    }
+    for (size_t i = 0; i < tl->count; i++) {
+        const cks_tensor *t = &tl->items[i];
+        if (o.tensors && fnmatch(o.tensors, t->name, 0) != 0)
+            continue;
+        res[n].t = t;
+        if (cks_dtype_is_float(t->dtype)) {
+            if ((err = cks_norms_compute(t, o.threads, &res[n].n)) != 0) {
+                status = cli_fail("inspect", err);
+                goto done;
+            }
+            res[n].have = 1;
+        }
+        n++;
+    }
+    if (o.tensors && n == 0) {
+        status = cli_fail("inspect", cks_error_set(CKS_ENOTFOUND, "no tensor matches '%s'",
+                                                   o.tensors));
+        goto done;
+    }
+    if (o.json)
+        status = emit_json(c, res, n);
+    else
+        print_text(c, &cfg, res, n);
+done:
+    free(res);
+    cks_weights_free(w);
+    cks_ckpt_free(c);
+    cks_source_free(s);
+    return cli_finish("inspect", status);
+}

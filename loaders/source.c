@@ -1,0 +1,268 @@
+/* Source detection, checkpoint ordering by step, lookup by name, SOURCE@REF parsing. */
+#include "source_impl.h"
+#include "error.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int64_t cks_name_step(const char *name)
+{
+    const char *end = NULL, *p = name + strlen(name);
+    while (p > name) {
+        p--;
+        if (*p >= '0' && *p <= '9') {
+            end = p + 1;
+            break;
+        }
+    }
+    if (!end)
+        return -1;
+    const char *start = end - 1;
+    while (start > name && start[-1] >= '0' && start[-1] <= '9')
+        start--;
+    int64_t v = 0;
+    for (const char *q = start; q < end; q++) {
+        if (v > (INT64_MAX - 9) / 10)
+            return INT64_MAX; /* absurdly long digit runs sort last among numbered names */
+        v = v * 10 + (*q - '0');
+    }
+    return v;
+}
+
+int cks_source_add(cks_source *s, const char *name, const char *commit, const char *remote)
+{
+    if (fnmatch(s->glob, name, 0) != 0)
+        return 0;
+    for (size_t i = 0; i < s->count; i++) {
+        if (strcmp(s->ckpts[i].name, name) == 0) {
+            /* dedup: a local branch wins over remote-tracking ones */
+            if (s->ckpts[i].remote && !remote) {
+                char *c = commit ? strdup(commit) : NULL;
+                if (commit && !c)
+                    return cks_error_set(CKS_ENOMEM, "out of memory");
+                free((char *)s->ckpts[i].commit);
+                free((char *)s->ckpts[i].remote);
+                s->ckpts[i].commit = c;
+                s->ckpts[i].remote = NULL;
+            }
+            return 0;
+        }
+    }
+    if (s->count >= CKS_MAX_CHECKPOINTS)
+        return cks_error_set(CKS_ELIMIT, "%s: more than %d checkpoints", s->path,
+                             CKS_MAX_CHECKPOINTS);
+    if (s->count == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        cks_ckpt_info *v = realloc(s->ckpts, cap * sizeof *v);
+        if (!v)
+            return cks_error_set(CKS_ENOMEM, "out of memory");
+        s->ckpts = v;
+        s->cap = cap;
+    }
+    cks_ckpt_info *c = &s->ckpts[s->count];
+    c->name = strdup(name);
+    c->commit = commit ? strdup(commit) : NULL;
+    c->remote = remote ? strdup(remote) : NULL;
+    c->step = cks_name_step(name);
+    if (!c->name || (commit && !c->commit) || (remote && !c->remote)) {
+        free((char *)c->name);
+        free((char *)c->commit);
+        free((char *)c->remote);
+        return cks_error_set(CKS_ENOMEM, "out of memory");
+    }
+    s->count++;
+    return 0;
+}
+
+static int cmp_ckpt(const void *pa, const void *pb)
+{
+    const cks_ckpt_info *a = pa, *b = pb;
+    if ((a->step < 0) != (b->step < 0))
+        return a->step < 0 ? 1 : -1;
+    if (a->step != b->step)
+        return a->step < b->step ? -1 : 1;
+    return strcmp(a->name, b->name);
+}
+
+static const char *kind_names[] = {"git", "hf-cache", "folder"};
+
+const char *cks_source_kind_name(cks_source_kind k)
+{
+    return (unsigned)k < 3 ? kind_names[k] : "?";
+}
+
+void cks_source_free(cks_source *s)
+{
+    if (!s)
+        return;
+    if (s->ops && s->ops->free_impl)
+        s->ops->free_impl(s->impl);
+    for (size_t i = 0; i < s->count; i++) {
+        free((char *)s->ckpts[i].name);
+        free((char *)s->ckpts[i].commit);
+        free((char *)s->ckpts[i].remote);
+    }
+    free(s->ckpts);
+    free(s->path);
+    free(s->glob);
+    free(s);
+}
+
+int cks_source_open(cks_source **out, const char *path, const char *glob)
+{
+    struct stat st;
+    cks_source *s = NULL;
+    int err, rec = 0;
+    if (!glob)
+        glob = CKS_DEFAULT_GLOB;
+    if (stat(path, &st) != 0)
+        return cks_error_set(errno == ENOENT ? CKS_ENOTFOUND : CKS_EIO, "%s: %s", path,
+                             strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return cks_error_set(CKS_EINVAL,
+                             "%s: not a checkpoint source (expected a git repository, a Hugging "
+                             "Face cache folder or a folder of checkpoints)",
+                             path);
+    if (!(s = calloc(1, sizeof *s)) || !(s->path = strdup(path)) || !(s->glob = strdup(glob))) {
+        cks_source_free(s);
+        return cks_error_set(CKS_ENOMEM, "out of memory");
+    }
+    if ((err = cks_source_git_open(s, &rec)) != 0 || rec)
+        goto detected;
+    if ((err = cks_source_hf_open(s, &rec)) != 0 || rec)
+        goto detected;
+    err = cks_source_folder_open(s, &rec);
+detected:
+    if (err)
+        goto fail;
+    if (s->count == 0) {
+        err = cks_error_set(CKS_ENOTFOUND, "%s (%s): no checkpoint matches '%s'", path,
+                            kind_names[s->kind], glob);
+        goto fail;
+    }
+    qsort(s->ckpts, s->count, sizeof *s->ckpts, cmp_ckpt);
+    *out = s;
+    return 0;
+fail:
+    cks_source_free(s);
+    return err;
+}
+
+cks_source_kind cks_source_kind_of(const cks_source *s)
+{
+    return s->kind;
+}
+
+const char *cks_source_path(const cks_source *s)
+{
+    return s->path;
+}
+
+size_t cks_source_count(const cks_source *s)
+{
+    return s->count;
+}
+
+const cks_ckpt_info *cks_source_ckpt(const cks_source *s, size_t i)
+{
+    return i < s->count ? &s->ckpts[i] : NULL;
+}
+
+int cks_source_find(const cks_source *s, const char *name, size_t *out)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        if (strcmp(s->ckpts[i].name, name) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return cks_error_set(CKS_ENOTFOUND,
+                         "%s: no checkpoint named '%s' (%zu match '%s': %s ... %s)", s->path,
+                         name, s->count, s->glob, s->ckpts[0].name, s->ckpts[s->count - 1].name);
+}
+
+int cks_source_spec_split(const char *spec, char **path, char **ref)
+{
+    struct stat st;
+    const char *at = strrchr(spec, '@');
+    *path = *ref = NULL;
+    if (!at || stat(spec, &st) == 0) {
+        if (!(*path = strdup(spec)))
+            return cks_error_set(CKS_ENOMEM, "out of memory");
+        return 0;
+    }
+    if (at == spec || at[1] == '\0')
+        return cks_error_set(CKS_EINVAL, "'%s': expected SOURCE@REF with both parts non-empty",
+                             spec);
+    *path = strndup(spec, (size_t)(at - spec));
+    *ref = strdup(at + 1);
+    if (!*path || !*ref) {
+        free(*path);
+        free(*ref);
+        *path = *ref = NULL;
+        return cks_error_set(CKS_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* ---- shared folder walk ---- */
+
+typedef struct {
+    int (*fn)(void *ctx, const char *rel, const char *abs);
+    void *ctx;
+    size_t files;
+    const char *root;
+} walk_state;
+
+static int walk(walk_state *w, const char *rel, int depth)
+{
+    char abs[4096];
+    int n = snprintf(abs, sizeof abs, "%s%s%s", w->root, *rel ? "/" : "", rel);
+    if (n < 0 || (size_t)n >= sizeof abs)
+        return cks_error_set(CKS_ELIMIT, "%s/%s: path too long", w->root, rel);
+    if (depth > CKS_MAX_TREE_DEPTH)
+        return cks_error_set(CKS_ELIMIT, "%s: folders nested deeper than %d", abs,
+                             CKS_MAX_TREE_DEPTH);
+    DIR *d = opendir(abs);
+    if (!d)
+        return cks_error_set(CKS_EIO, "%s: cannot read folder: %s", abs, strerror(errno));
+    int err = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue; /* ., .., and hidden files (.git, .cache) */
+        char sub[4096], subabs[4096];
+        n = snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+        if (n < 0 || (size_t)n >= sizeof sub)
+            continue;
+        snprintf(subabs, sizeof subabs, "%s/%s", w->root, sub);
+        struct stat st;
+        if (lstat(subabs, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            if ((err = walk(w, sub, depth + 1)) != 0)
+                break;
+            continue;
+        }
+        if (++w->files > CKS_MAX_FILES) {
+            err = cks_error_set(CKS_ELIMIT, "%s: more than %d files", w->root, CKS_MAX_FILES);
+            break;
+        }
+        if ((err = w->fn(w->ctx, sub, subabs)) != 0)
+            break;
+    }
+    closedir(d);
+    return err;
+}
+
+int cks_walk_dir(const char *root, int (*fn)(void *ctx, const char *rel, const char *abs),
+                 void *ctx)
+{
+    walk_state w = {fn, ctx, 0, root};
+    return walk(&w, "", 0);
+}

@@ -1,0 +1,106 @@
+/* Checkpoint sources (DESIGN §2) and the files of one checkpoint.
+ *
+ * A source is opened from a path and detected as one of:
+ *   git       a repository (bare or not); checkpoints are local and remote-tracking
+ *             branches whose short name (remote prefix removed) matches the glob,
+ *             deduplicated by name (a local branch wins over a remote one). Files are read
+ *             from each branch's tree through libgit2: nothing is checked out and nothing
+ *             in the repository is written. Git LFS pointer blobs are resolved to
+ *             <commondir>/lfs/objects/<h[0:2]>/<h[2:4]>/<h> and memory-mapped.
+ *   hf-cache  a Hugging Face hub cache folder models--ORG--NAME: refs/<ref> files hold
+ *             commit ids, snapshots/<commit>/ holds symlinks into blobs/ (which must
+ *             resolve inside the cache folder).
+ *   folder    a plain folder whose subfolders matching the glob are checkpoints; a folder
+ *             with no matching subfolder but weights or config.json of its own is a
+ *             single checkpoint named after it.
+ * Checkpoints are ordered by step: the last run of digits in the name; names without
+ * digits sort after, by name. */
+#ifndef CKS_SOURCE_H
+#define CKS_SOURCE_H
+
+#include "config.h"
+#include "map.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CKS_DEFAULT_GLOB        "ckpt_*"
+#define CKS_MAX_CHECKPOINTS     100000 /* branches / refs / folders per source */
+#define CKS_MAX_FILES           100000 /* files per checkpoint */
+#define CKS_MAX_TREE_DEPTH      16     /* folder nesting inside a checkpoint */
+#define CKS_MAX_SMALL_FILE      (64u << 20) /* json and text files read whole */
+
+typedef enum { CKS_SOURCE_GIT, CKS_SOURCE_HF_CACHE, CKS_SOURCE_FOLDER } cks_source_kind;
+
+typedef struct cks_source cks_source;
+
+typedef struct {
+    const char *name;   /* branch / ref / folder name */
+    int64_t step;       /* last run of digits in name, -1 when none */
+    const char *commit; /* hex commit id; NULL for plain folders */
+    const char *remote; /* git: remote of a remote-tracking branch, NULL for local */
+} cks_ckpt_info;
+
+/* Opens and detects a source. glob NULL means CKS_DEFAULT_GLOB. A source with no
+ * checkpoint matching the glob is an error (CKS_ENOTFOUND) that lists what exists. */
+int cks_source_open(cks_source **out, const char *path, const char *glob);
+void cks_source_free(cks_source *s);
+
+cks_source_kind cks_source_kind_of(const cks_source *s);
+const char *cks_source_kind_name(cks_source_kind k); /* "git", "hf-cache", "folder" */
+const char *cks_source_path(const cks_source *s);
+size_t cks_source_count(const cks_source *s);
+/* Borrowed; lives as long as the source. i < count. */
+const cks_ckpt_info *cks_source_ckpt(const cks_source *s, size_t i);
+/* Finds a checkpoint by name; CKS_ENOTFOUND naming the source and the nearest names. */
+int cks_source_find(const cks_source *s, const char *name, size_t *out);
+
+/* Splits "SOURCE@REF" at its last '@' (when the whole text is not an existing path).
+ * *path and *ref are new strings (free them); *ref is NULL when there is no '@'. */
+int cks_source_spec_split(const char *spec, char **path, char **ref);
+
+/* Step of a checkpoint name: the last run of digits, -1 when none. */
+int64_t cks_name_step(const char *name);
+
+/* ---- the files of one checkpoint ---- */
+
+typedef struct {
+    const char *path;   /* relative, '/'-separated */
+    uint64_t size;      /* bytes of content (for LFS, the pointer's size) */
+    int lfs;            /* stored as a Git LFS pointer */
+    int present;        /* 0 when the content is not on disk (LFS object missing) */
+    const char *lfs_oid; /* sha256 hex for LFS files, else NULL */
+    const char *locator; /* private: blob id or absolute path */
+} cks_file_info;
+
+typedef struct cks_ckpt cks_ckpt;
+
+/* Lists the files of checkpoint idx. A malformed LFS pointer, or an LFS object whose
+ * size differs from its pointer, is an error naming the branch and file; a missing LFS
+ * object is not (the file has present = 0, see cks_ckpt_complete). The checkpoint keeps
+ * a borrowed pointer to s, which must outlive it. */
+int cks_ckpt_open(cks_ckpt **out, const cks_source *s, size_t idx);
+void cks_ckpt_free(cks_ckpt *c);
+
+const cks_ckpt_info *cks_ckpt_info_of(const cks_ckpt *c);
+const cks_source *cks_ckpt_source(const cks_ckpt *c);
+size_t cks_ckpt_nfiles(const cks_ckpt *c);
+const cks_file_info *cks_ckpt_file(const cks_ckpt *c, size_t i);
+/* Index of a file by relative path, or -1. */
+long cks_ckpt_find_file(const cks_ckpt *c, const char *path);
+/* 1 when every file's content is present. */
+int cks_ckpt_complete(const cks_ckpt *c);
+/* The command that would fetch a missing file, into buf. */
+const char *cks_ckpt_fetch_hint(const cks_ckpt *c, const char *path, char *buf, size_t cap);
+
+/* Maps a file's content. CKS_ENOTFOUND when the checkpoint has no such file;
+ * CKS_EINCOMPLETE (message with the fetch command) when its LFS object is missing. */
+int cks_ckpt_map(const cks_ckpt *c, const char *path, cks_map **out);
+/* Reads a small file whole, NUL-terminated; CKS_ELIMIT past limit bytes. */
+int cks_ckpt_read(const cks_ckpt *c, const char *path, size_t limit, char **out, size_t *len);
+/* Reads and validates config.json. */
+int cks_ckpt_config(const cks_ckpt *c, cks_config *out);
+/* "branch:path" or "folder/path", for messages. */
+const char *cks_ckpt_display(const cks_ckpt *c, const char *path, char *buf, size_t cap);
+
+#endif

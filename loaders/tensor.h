@@ -1,0 +1,79 @@
+/* Tensor views and the tensor-name mapper.
+ *
+ * A view describes one tensor stored contiguously (row-major) in a mapped file: it
+ * borrows its name and its bytes from whoever produced it (a cks_tensor_list, whose
+ * files must stay mapped while the view is used). Format readers (safetensors.h,
+ * torchzip.h) fill a cks_tensor_list; metric code reads views and widens blocks. */
+#ifndef CKS_TENSOR_H
+#define CKS_TENSOR_H
+
+#include "dtype.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CKS_MAX_DIMS 8
+
+typedef enum {
+    CKS_KIND_Q = 0,
+    CKS_KIND_K,
+    CKS_KIND_V,
+    CKS_KIND_O,
+    CKS_KIND_GATE,
+    CKS_KIND_UP,
+    CKS_KIND_DOWN,
+    CKS_KIND_ATTN_NORM,
+    CKS_KIND_MLP_NORM,
+    CKS_KIND_EMBED,
+    CKS_KIND_FINAL_NORM,
+    CKS_KIND_LM_HEAD,
+    CKS_KIND_OTHER,
+    CKS_KIND_COUNT
+} cks_kind;
+
+typedef struct {
+    const char *name;   /* borrowed from the list's string storage */
+    cks_dtype dtype;
+    int ndim;           /* 0..CKS_MAX_DIMS; a 0-d tensor has numel 1 */
+    int64_t shape[CKS_MAX_DIMS];
+    int64_t numel;      /* product of shape, checked */
+    const void *data;   /* first byte, inside a mapping; may be unaligned */
+    size_t nbytes;      /* numel * dtype size */
+    int layer;          /* from the name, -1 when none */
+    cks_kind kind;      /* from the name */
+    int file;           /* index of the file holding it, in its producer's file table */
+} cks_tensor;
+
+/* A growable list of views with owned names. Readers append; consumers index. */
+typedef struct {
+    cks_tensor *items;
+    size_t count, cap;
+    char **names; /* owned copies, parallel to items */
+} cks_tensor_list;
+
+void cks_tensor_list_init(cks_tensor_list *l);
+void cks_tensor_list_release(cks_tensor_list *l);
+/* Appends a copy of *t, duplicating t->name; fills layer and kind from the name.
+ * Returns CKS_ENOMEM or 0. */
+int cks_tensor_list_push(cks_tensor_list *l, const cks_tensor *t);
+/* Index of the tensor with this name, or -1. Linear scan unless sorted. */
+long cks_tensor_list_find(const cks_tensor_list *l, const char *name);
+/* Sorts by (layer, kind, name) with non-layer tensors (-1) first: the natural reading
+ * order embed, layers 0..L-1, norm, lm_head ... */
+void cks_tensor_list_sort(cks_tensor_list *l);
+
+/* Sets *numel to the product of shape[0..ndim) and checks it times the dtype size
+ * equals nbytes. Returns 0, or CKS_EFORMAT (no message: the caller names the file). */
+int cks_tensor_check_extent(cks_dtype dt, int ndim, const int64_t *shape, size_t nbytes,
+                            int64_t *numel);
+
+/* Maps a Hugging Face LLaMA tensor name to its layer (or -1) and kind. */
+void cks_tensor_classify(const char *name, int *layer, cks_kind *kind);
+const char *cks_kind_name(cks_kind k);
+/* Reverse of cks_kind_name; CKS_ENOTFOUND when unknown. */
+int cks_kind_from_name(const char *s, cks_kind *out);
+
+/* 1 when the tensor is a 2-D float matrix (spectral statistics apply). */
+int cks_tensor_is_matrix(const cks_tensor *t);
+
+#endif

@@ -1,0 +1,48 @@
+/* The weights of one checkpoint: which files hold them (format detection from file
+ * names), and all their tensors as views into mapped files.
+ *
+ * Detection, first match wins: model.safetensors.index.json (sharded safetensors),
+ * model.safetensors, pytorch_model.bin.index.json (sharded PyTorch), pytorch_model.bin.
+ * With an index, every shard it names must exist in the checkpoint, and each tensor it
+ * lists must be found in the shard it names; a tensor in two files is an error. */
+#ifndef CKS_WEIGHTS_H
+#define CKS_WEIGHTS_H
+
+#include "map.h"
+#include "source.h"
+#include "tensor.h"
+
+typedef enum { CKS_FORMAT_NONE = 0, CKS_FORMAT_SAFETENSORS, CKS_FORMAT_PYTORCH } cks_format;
+
+/* "safetensors", "pytorch", or NULL for NONE. */
+const char *cks_format_name(cks_format f);
+
+typedef struct {
+    cks_format format;
+    char **files;  /* weight files, relative paths, sorted */
+    size_t nfiles;
+    char *index;   /* the index file's path, or NULL */
+} cks_weight_files;
+
+/* The format a checkpoint's file names announce, without reading anything. */
+cks_format cks_weight_format_detect(const cks_ckpt *c);
+
+/* Finds the weight files of a checkpoint by name. CKS_ENOTFOUND (with a message) when
+ * there are none. Reads the index json when there is one (its shards must be listed in
+ * the checkpoint). */
+int cks_weight_files_find(const cks_ckpt *c, cks_weight_files *out);
+void cks_weight_files_release(cks_weight_files *wf);
+
+typedef struct cks_weights cks_weights;
+
+/* Maps every weight file and parses it. The views live until cks_weights_free. Tensors
+ * are sorted in reading order (cks_tensor_list_sort). */
+int cks_weights_open(cks_weights **out, const cks_ckpt *c);
+void cks_weights_free(cks_weights *w);
+
+cks_format cks_weights_format(const cks_weights *w);
+const cks_tensor_list *cks_weights_tensors(const cks_weights *w);
+/* The mapped file a tensor lives in (t->file), e.g. for cks_map_dontneed. */
+const cks_map *cks_weights_file(const cks_weights *w, int file);
+
+#endif

@@ -1,0 +1,65 @@
+/* cmocka helpers (see testutil.h). */
+#include "testutil.h"
+
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void cks_assert_close_impl(double got, double want, double rtol, double atol, const char *expr,
+                           const char *file, int line)
+{
+    if (isnan(got) && isnan(want))
+        return;
+    if (!(fabs(got - want) <= atol + rtol * fabs(want)) && got != want) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s = %.17g, expected %.17g (rtol %g, atol %g)", expr, got,
+                 want, rtol, atol);
+        print_error("%s\n", msg);
+        _fail(file, line);
+    }
+}
+
+char *cks_tmpdir_new(const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    char tmpl[4096];
+    snprintf(tmpl, sizeof tmpl, "%s/cks-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return strdup(d);
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(p);
+}
+
+void cks_tmpdir_remove(char *dir)
+{
+    if (dir && !getenv("CKS_KEEP_TMP"))
+        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+}
+
+char *cks_shared_data(const char *rel)
+{
+    const char *base = getenv("CKS_SHARED_DATA");
+    char p[4096];
+    if (!base)
+        return NULL;
+    snprintf(p, sizeof p, "%s/%s", base, rel);
+    if (access(p, R_OK) != 0)
+        return NULL;
+    return strdup(p);
+}
+
+void cks_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}

@@ -1,0 +1,30 @@
+/* Helpers for cmocka tests: a double-precision assert, temporary folders, and access to
+ * the reference data beside the project. */
+#ifndef CKS_TESTUTIL_H
+#define CKS_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* Fails unless |got - want| <= atol + rtol * |want| (NaN equals NaN). */
+#define assert_close(got, want, rtol, atol)                                                 \
+    cks_assert_close_impl((double)(got), (double)(want), (rtol), (atol), #got, __FILE__,     \
+                          __LINE__)
+void cks_assert_close_impl(double got, double want, double rtol, double atol, const char *expr,
+                           const char *file, int line);
+
+/* A fresh empty folder under $TMPDIR (or /tmp), removed by cks_tmpdir_remove. Returns a
+ * static buffer's copy (free it). */
+char *cks_tmpdir_new(const char *tag);
+void cks_tmpdir_remove(char *dir); /* rm -rf and free */
+
+/* Path of a file in ../shared/data (from CKS_SHARED_DATA), or NULL when absent. */
+char *cks_shared_data(const char *rel);
+
+/* Writes bytes to a file; fails the test on error. */
+void cks_write_file(const char *path, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Installs the Debian 12 packages ckptscope needs to build, test and run, skipping those
+# already installed. Run as root (or with sudo available). No other network is used.
+set -eu
+
+PACKAGES="build-essential cmake pkg-config git git-lfs
+libgit2-dev libhdf5-dev hdf5-tools libgsl-dev libopenblas-dev liblapacke-dev libdnnl-dev
+libjansson-dev libcmocka-dev gnuplot-nox
+python3 python3-numpy python3-h5py python3-scipy python3-torch python3-sentencepiece"
+
+# Extra groups: "--mpi" adds OpenMPI, "--browser" Chromium (HTML report test),
+# "--fuzz" clang and its runtime (libFuzzer).
+for arg in "$@"; do
+  case "$arg" in
+    --mpi) PACKAGES="$PACKAGES libopenmpi-dev openmpi-bin libhdf5-openmpi-dev" ;;
+    --browser) PACKAGES="$PACKAGES chromium" ;;
+    --fuzz) PACKAGES="$PACKAGES clang libclang-rt-14-dev" ;;
+    *) echo "setup-deps.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+missing=""
+for p in $PACKAGES; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+if [ -z "$missing" ]; then
+  echo "setup-deps: all packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "setup-deps: installing$missing"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
