@@ -1,0 +1,117 @@
+/* Vectorised exp and the row kernels built on it (see vmath.h). Each loop is compiled for
+ * AVX-512, AVX2 and baseline x86-64 (target_clones) and the best one is picked at load
+ * time, since the project builds without -march. */
+#include "vmath.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define CKS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CKS_CLONES
+#endif
+
+#define EXP_BLOCK 256
+
+/* Cephes expf. Inputs are clamped to [-87.3, 88.7]; below -87.3 the result is 0, NaN
+ * stays NaN (a model with NaN weights must not report a number). */
+static inline float exp_one(float in)
+{
+    const float lo = -87.3365447505531f, hi = 88.7228391116729f;
+    float x = in < lo ? lo : in > hi ? hi : in == in ? in : 0.0f;
+    float fx = x * 1.44269504088896341f + 0.5f;
+    /* floor without a libm call: truncate, fix negatives */
+    float t = (float)(int32_t)fx;
+    fx = t > fx ? t - 1.0f : t;
+    x = x - fx * 0.693359375f;
+    x = x - fx * -2.12194440e-4f;
+    float z = x * x;
+    float y = 1.9875691500e-4f;
+    y = y * x + 1.3981999507e-3f;
+    y = y * x + 8.3334519073e-3f;
+    y = y * x + 4.1665795894e-2f;
+    y = y * x + 1.6666665459e-1f;
+    y = y * x + 5.0000001201e-1f;
+    y = y * z + x + 1.0f;
+    /* 2^fx via the exponent bits; fx in [-126, 128] after the clamp, 2^128 split in two */
+    int32_t e = (int32_t)fx;
+    int32_t e1 = e > 127 ? 127 : e;
+    uint32_t b1 = (uint32_t)(e1 + 127) << 23, b2 = (uint32_t)(e - e1 + 127) << 23;
+    float p1, p2;
+    memcpy(&p1, &b1, 4);
+    memcpy(&p2, &b2, 4);
+    float r = y * p1 * p2;
+    return in < lo ? 0.0f : in == in ? r : in;
+}
+
+CKS_CLONES void cks_vexp(float *x, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++)
+        x[i] = exp_one(x[i]);
+}
+
+CKS_CLONES static float vmax(const float *x, int64_t n)
+{
+    float m = x[0];
+#pragma omp simd reduction(max : m)
+    for (int64_t i = 0; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* exp(x[i] - m) into y (may alias x) and their sum: float lanes within a block, blocks
+ * summed in double. */
+CKS_CLONES static double exp_shift_sum(const float *x, float *y, int64_t n, float m)
+{
+    double total = 0;
+    for (int64_t b = 0; b < n; b += EXP_BLOCK) {
+        int64_t k = n - b < EXP_BLOCK ? n - b : EXP_BLOCK;
+        float s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = 0; i < k; i++) {
+            float v = exp_one(x[b + i] - m);
+            y[b + i] = v;
+            s += v;
+        }
+        total += s;
+    }
+    return total;
+}
+
+CKS_CLONES void cks_vsoftmax(float *x, int64_t n)
+{
+    float m = vmax(x, n);
+    double sum = exp_shift_sum(x, x, n, m);
+    float inv = (float)(1.0 / sum);
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+CKS_CLONES void cks_vswiglu(float *g, const float *u, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        float v = g[i];
+        g[i] = v / (1.0f + exp_one(-v)) * u[i];
+    }
+}
+
+CKS_CLONES double cks_vlogsumexp(const float *x, int64_t n)
+{
+    float m = vmax(x, n);
+    double total = 0;
+    for (int64_t b = 0; b < n; b += EXP_BLOCK) {
+        int64_t k = n - b < EXP_BLOCK ? n - b : EXP_BLOCK;
+        float s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = 0; i < k; i++)
+            s += exp_one(x[b + i] - m);
+        total += s;
+    }
+    return (double)m + log(total);
+}
