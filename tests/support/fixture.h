@@ -22,22 +22,21 @@ typedef struct {
     double rope_theta, eps;
     int tied;        /* no lm_head.weight; tie_word_embeddings true */
     cks_dtype dtype; /* stored dtype of every tensor */
-    double std;      /* standard deviation of W_0 for non-norm tensors; 0 means 0.02.
-                        Larger values (e.g. 0.3) give peaked attention and logits, which a
-                        forward-pass test needs to be sensitive */
+    double std;      /* std of W_0 for non-norm tensors; 0 means 0.02. Larger values (0.3)
+                        give peaked attention and logits, which forward-pass tests need */
 } cks_fx_model;
 
 typedef struct {
-    const char *dir; /* created; must not exist */
+    const char *dir;     /* created; must not exist */
     cks_fx_layout layout;
-    int nckpt;            /* checkpoints ckpt_000 ... */
-    int64_t step_every;   /* step of checkpoint k is k * step_every (default 100) */
-    int shards;           /* 1: model.safetensors; >1: shards + model.safetensors.index.json */
-    int lfs;              /* git: weight files stored as Git LFS pointers */
+    int nckpt;           /* checkpoints ckpt_000 ... */
+    int64_t step_every;  /* step of checkpoint k is k * step_every (default 100) */
+    int shards;          /* 1: model.safetensors; >1: shards + model.safetensors.index.json */
+    int lfs;             /* git: weight files stored as Git LFS pointers */
     int lfs_missing_from; /* git+lfs: LFS objects of checkpoints >= this are not written;
                              -1 (or 0 with lfs off) for none */
-    int remote;           /* git: branches under refs/remotes/origin/ instead of refs/heads/ */
-    int bare;             /* git: a bare repository */
+    int remote;          /* git: branches under refs/remotes/origin/ instead of refs/heads/ */
+    int bare;            /* git: a bare repository */
     uint64_t seed;
     cks_fx_model model;
 } cks_fx_spec;
