@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
     {"list", cmd_list, "list the checkpoints of a source"},
     {"inspect", cmd_inspect, "per-tensor statistics of one checkpoint"},
+    {"ppl", cmd_ppl, "held-out perplexity of one checkpoint (built-in forward pass)"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -357,8 +357,8 @@ static int results_new(cks_ppl_result *out, const plan *p, const cks_docset *set
     for (size_t s = 0; s < nsets; s++) {
         if (out[s].tokens == 0)
             return cks_error_set(CKS_EINVAL,
-                                 "%s: nothing to score (%lld documents, none with a token "
-                                 "after the first)",
+                                 "%s: nothing to score (%lld documents; one needs at least two "
+                                 "tokens, counting BOS)",
                                  sets[s].display, (long long)sets[s].ndocs);
         if (!(out[s].token_nll = malloc((size_t)out[s].tokens * sizeof(float))))
             return cks_error_set(CKS_ENOMEM, "out of memory for %lld losses",
