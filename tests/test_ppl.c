@@ -100,16 +100,8 @@ typedef struct {
     int bos;
 } setting;
 
-static void check_setting(pfx *p, const setting *cs)
+static void check_one(pfx *p, const setting *cs, json_t *refsets)
 {
-    char args[16384];
-    snprintf(args, sizeof args,
-             "ppl %s --set mixed=%s --set long=%s --set short=%s --ctx %lld --stride %lld%s",
-             p->f.ckdir, p->jsonl, p->raw16, p->raw32, (long long)cs->ctx, (long long)cs->stride,
-             cs->bos ? "" : " --no-bos");
-    json_t *ref = lfx_reference(args);
-    if (!ref)
-        skip();
     for (int variant = 0; variant < 2; variant++) {
         cks_ppl_options o;
         cks_ppl_result res[3];
@@ -124,7 +116,7 @@ static void check_setting(pfx *p, const setting *cs)
         assert_int_equal(eval(p, &o, res, &st), 0);
         double maxd = 0;
         for (int s = 0; s < 3; s++) {
-            json_t *rs = json_array_get(json_object_get(ref, "sets"), (size_t)s);
+            json_t *rs = json_array_get(refsets, (size_t)s);
             json_t *tn = json_object_get(rs, "token_nll");
             assert_int_equal(res[s].tokens, json_integer_value(json_object_get(rs, "tokens")));
             for (int64_t i = 0; i < res[s].tokens; i++) {
@@ -152,6 +144,26 @@ static void check_setting(pfx *p, const setting *cs)
                variant ? "1 thread, 1 window/batch" : "2 threads", (long long)st.windows,
                (long long)st.batches, maxd);
     }
+}
+
+/* Runs every setting through the reference at once (one torch start-up) and compares
+ * each with layer-major evaluation, packed into default batches on 2 threads and one
+ * window per batch on 1 thread. */
+static void check_settings(pfx *p, const setting *cs, int n)
+{
+    char args[16384];
+    size_t k =
+        (size_t)snprintf(args, sizeof args, "ppl %s --set mixed=%s --set long=%s --set short=%s",
+                         p->f.ckdir, p->jsonl, p->raw16, p->raw32);
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(args + k, sizeof args - k, " --run %lld:%lld%s", (long long)cs[i].ctx,
+                              (long long)cs[i].stride, cs[i].bos ? "" : ":nobos");
+    json_t *ref = lfx_reference(args);
+    if (!ref)
+        skip();
+    for (int i = 0; i < n; i++)
+        check_one(p, &cs[i],
+                  json_object_get(json_array_get(json_object_get(ref, "runs"), (size_t)i), "sets"));
     json_decref(ref);
 }
 
@@ -167,8 +179,7 @@ static void test_ppl__matches_pytorch_f32(void **state)
     };
     pfx p;
     pfx_open(&p, CKS_DT_F32);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        check_setting(&p, &cases[i]);
+    check_settings(&p, cases, (int)(sizeof cases / sizeof cases[0]));
     pfx_close(&p);
 }
 
@@ -177,7 +188,7 @@ static void test_ppl__matches_pytorch_bf16(void **state)
     static const setting c = {16, 8, 1};
     pfx p;
     pfx_open(&p, CKS_DT_BF16);
-    check_setting(&p, &c);
+    check_settings(&p, &c, 1);
     pfx_close(&p);
 }
 
@@ -186,7 +197,7 @@ static void test_ppl__matches_pytorch_past_max_pos_forced(void **state)
     static const setting c = {200, 100, 0}; /* ctx > max_position_embeddings = 128 */
     pfx p;
     pfx_open(&p, CKS_DT_F32);
-    check_setting(&p, &c);
+    check_settings(&p, &c, 1);
     pfx_close(&p);
 }
 

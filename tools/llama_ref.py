@@ -17,6 +17,8 @@ Debian's python3 (torch 1.13, numpy) only.
   llama_ref.py ppl CKPT_DIR --set NAME=FILE[:jsonl|u16|u32] ... --ctx N --stride N
               [--bos-id ID] [--no-bos] [--out FILE]
       {"sets": [{"name", "tokens", "nll_sum", "nll", "token_nll": [...]}]}
+  llama_ref.py ppl CKPT_DIR --set ... --run CTX:STRIDE[:nobos] --run ... [--out FILE]
+      {"runs": [{"ctx", "stride", "bos", "sets": [...]}]}   (one torch start-up for all)
 """
 import argparse
 import json
@@ -255,6 +257,20 @@ def strided_nll(cfg, sd, seq, ctx, stride):
     return losses
 
 
+def ppl_sets(cfg, sd, sets, ctx, stride, bos, bos_id):
+    out = []
+    for name, docs in sets:
+        token_nll = []
+        for doc in docs:
+            seq = [bos_id] + doc if bos else doc
+            token_nll.extend(strided_nll(cfg, sd, seq, ctx, stride))
+        total = math.fsum(token_nll)
+        out.append({"name": name, "tokens": len(token_nll), "nll_sum": total,
+                    "nll": total / len(token_nll) if token_nll else None,
+                    "token_nll": token_nll})
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -265,8 +281,9 @@ def main():
     pp = sub.add_parser("ppl")
     pp.add_argument("ckpt")
     pp.add_argument("--set", action="append", required=True)
-    pp.add_argument("--ctx", type=int, required=True)
-    pp.add_argument("--stride", type=int, required=True)
+    pp.add_argument("--ctx", type=int)
+    pp.add_argument("--stride", type=int)
+    pp.add_argument("--run", action="append", default=[])
     pp.add_argument("--bos-id", type=int)
     pp.add_argument("--no-bos", action="store_true")
     pp.add_argument("--out")
@@ -279,18 +296,19 @@ def main():
             logits = forward_logits(cfg, sd, ids)
             res = {"logits": logits.tolist(), "logprobs": F.log_softmax(logits, dim=-1).tolist()}
         else:
-            bos = cfg.bos_token_id if a.bos_id is None else a.bos_id
-            res = {"sets": []}
-            for spec in a.set:
-                name, docs = read_tokens(spec)
-                token_nll = []
-                for doc in docs:
-                    seq = doc if a.no_bos else [bos] + doc
-                    token_nll.extend(strided_nll(cfg, sd, seq, a.ctx, a.stride))
-                total = math.fsum(token_nll)
-                res["sets"].append({"name": name, "tokens": len(token_nll), "nll_sum": total,
-                                    "nll": total / len(token_nll) if token_nll else None,
-                                    "token_nll": token_nll})
+            bos_id = cfg.bos_token_id if a.bos_id is None else a.bos_id
+            sets = [read_tokens(spec) for spec in a.set]
+            if a.run:
+                res = {"runs": []}
+                for r in a.run:
+                    parts = r.split(":")
+                    ctx, stride, bos = int(parts[0]), int(parts[1]), parts[2:] != ["nobos"]
+                    res["runs"].append({"ctx": ctx, "stride": stride, "bos": bos,
+                                        "sets": ppl_sets(cfg, sd, sets, ctx, stride, bos, bos_id)})
+            else:
+                if a.ctx is None or a.stride is None:
+                    sys.exit("llama_ref: ppl needs --ctx and --stride, or --run")
+                res = {"sets": ppl_sets(cfg, sd, sets, a.ctx, a.stride, not a.no_bos, bos_id)}
     text = json.dumps(res)
     if a.out:
         with open(a.out, "w") as f:
