@@ -16,17 +16,18 @@
 
 #define EXP_BLOCK 256
 
-/* Cephes expf. Inputs are clamped to [-87.3, 88.7]; below -87.3 the result is 0, NaN
- * stays NaN (a model with NaN weights must not report a number). */
+/* Cephes expf. Inputs are clamped to [-87.34, 88.38] (so 2^n stays a normal float and
+ * the result finite); below -87.34 the result is 0 and NaN stays NaN (a model with NaN
+ * weights must not report a number). Branch-free so that the loops calling it vectorise
+ * (vmath.c is compiled with -fno-trapping-math, which lets GCC turn the selects into
+ * blends). */
 static inline float exp_one(float in)
 {
-    const float lo = -87.3365447505531f, hi = 88.7228391116729f;
-    float x = in < lo ? lo : in > hi ? hi : in == in ? in : 0.0f;
-    float fx = x * 1.44269504088896341f + 0.5f;
-    /* floor without a libm call: truncate, fix negatives */
-    float t = (float)(int32_t)fx;
-    fx = t > fx ? t - 1.0f : t;
-    x = x - fx * 0.693359375f;
+    const float lo = -87.3365447505531f, hi = 88.3762626647949f;
+    float x = in > lo ? in : lo; /* NaN becomes lo here and is restored at the end */
+    x = x < hi ? x : hi;
+    float fx = floorf(x * 1.44269504088896341f + 0.5f); /* n = round(x / ln 2) */
+    x = x - fx * 0.693359375f;                         /* x - n ln 2, in two parts */
     x = x - fx * -2.12194440e-4f;
     float z = x * x;
     float y = 1.9875691500e-4f;
@@ -36,15 +37,11 @@ static inline float exp_one(float in)
     y = y * x + 1.6666665459e-1f;
     y = y * x + 5.0000001201e-1f;
     y = y * z + x + 1.0f;
-    /* 2^fx via the exponent bits; fx in [-126, 128] after the clamp, 2^128 split in two */
-    int32_t e = (int32_t)fx;
-    int32_t e1 = e > 127 ? 127 : e;
-    uint32_t b1 = (uint32_t)(e1 + 127) << 23, b2 = (uint32_t)(e - e1 + 127) << 23;
-    float p1, p2;
-    memcpy(&p1, &b1, 4);
-    memcpy(&p2, &b2, 4);
-    float r = y * p1 * p2;
-    return in < lo ? 0.0f : in == in ? r : in;
+    uint32_t b = (uint32_t)((int32_t)fx + 127) << 23; /* 2^n, n in [-126, 127] */
+    float p;
+    memcpy(&p, &b, 4);
+    float r = in < lo ? 0.0f : y * p;
+    return in == in ? r : in;
 }
 
 CKS_CLONES void cks_vexp(float *x, int64_t n)

@@ -1,9 +1,10 @@
 /* Vectorised row kernels of the forward pass: exp, softmax, SiLU-gating and logsumexp.
  *
  * exp is Cephes' expf (Moshier, Cephes Math Library: range reduction by ln 2 in two parts,
- * degree-6 polynomial), relative error about 2e-7 over the whole float range; it is written
- * so the compiler vectorises it (glibc's scalar expf would cost a fifth of a forward pass
- * in the softmax and the vocabulary logsumexp). Results below exp(-87.3) flush to 0. */
+ * degree-6 polynomial), relative error about 2e-7; it is written so the compiler
+ * vectorises it (glibc's scalar expf would cost a fifth of a forward pass in the softmax,
+ * SwiGLU and the vocabulary logsumexp). Arguments below -87.34 give 0, above 88.376 they
+ * are clamped (exp(88.376) = 2.4e38, finite); NaN stays NaN. */
 #ifndef CKS_VMATH_H
 #define CKS_VMATH_H
 
