@@ -40,6 +40,7 @@ typedef struct {
     int64_t rows, scored;
     long maxrss_kb;
     double nll;
+    cks_ppl_stats st;
     int ok;
 } run_result;
 
@@ -130,6 +131,7 @@ static void child_eval(const options *o, const char *dir, int threads, int fd)
     r.rows = st.rows;
     r.scored = res.tokens;
     r.nll = res.nll;
+    r.st = st;
     r.ok = 1;
     if (write(fd, &r, sizeof r) != (ssize_t)sizeof r)
         _exit(1);
@@ -202,7 +204,7 @@ static int parse(int argc, char **argv, options *o)
                                          {"threads", 1, 0, 'T'}, {"rss-only", 0, 0, 'R'},
                                          {"no-rss", 0, 0, 'N'},  {0, 0, 0, 0}};
     int c;
-    *o = (options){.dir = "/tmp/cks-bench",
+    *o = (options){.dir = "/tmp/ckptscope-bench",
                    .tokens = 19456 + 1,
                    .ctx = 512,
                    .stride = 0,
@@ -301,6 +303,10 @@ int main(int argc, char **argv)
                        cks_dtype_name(dt), th, (long long)best.rows, (long long)best.scored,
                        (double)best.rows / best.seconds, (double)best.scored / best.seconds, gf,
                        peak, gf / peak, best.seconds);
+                printf("       phases (s): embed %.2f, widen %.2f, layers %.2f (attention "
+                       "%.2f), lm_head %.2f\n",
+                       best.st.t_embed, best.st.t_widen, best.st.t_layers, best.st.t_attention,
+                       best.st.t_head);
                 fflush(stdout);
             }
         }

@@ -11,6 +11,7 @@
 #include "vmath.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,7 +422,10 @@ int cks_llama_layer_forward(cks_llama_state *s, float *x, const cks_llama_window
     rope(s, rows, ld);
     cks_attn_shape sh = {c->n_heads, c->n_kv_heads, c->head_dim,
                          s->qblock,  s->max_win,    s->nthreads};
-    if ((err = cks_attention(&sh, s->qkv, ld, s->att, qd, win, nwin, s->scores)))
+    double t0 = omp_get_wtime();
+    err = cks_attention(&sh, s->qkv, ld, s->att, qd, win, nwin, s->scores);
+    s->t_attention += omp_get_wtime() - t0;
+    if (err)
         return err;
     /* h = x + o_proj(attn) */
     if ((err = cks_sgemm('N', 'T', rows, c->dim, qd, 1.0f, s->att, qd, s->layer.wo, qd, 1.0f, x,

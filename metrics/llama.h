@@ -115,6 +115,7 @@ typedef struct {
     float *scores;         /* (nthreads, qblock, max_win) attention probabilities */
     float *logits;         /* (head_rows, vocab) */
     int32_t *pos;          /* (max_rows) position of each row in its window */
+    double t_attention;    /* seconds spent in attention so far (benchmarks) */
 } cks_llama_state;
 
 /* Allocates a state for batches of up to max_rows rows whose windows are at most

@@ -9,6 +9,7 @@
 #include "rowstore.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,6 +197,7 @@ typedef struct {
     float **hdst;         /* (head_rows) where each loss goes */
     cks_llama_window *lw; /* (windows of the largest batch) */
     int64_t dim;
+    double t_widen;
 } ctx;
 
 static void ctx_release(ctx *c)
@@ -239,7 +241,9 @@ static int run_layers(ctx *c)
     for (int64_t l = 0; l < c->w.cfg.n_layers; l++) {
         if (c->o->progress)
             c->o->progress(c->o->progress_ctx, l, c->w.cfg.n_layers);
+        double t0 = omp_get_wtime();
         cks_llama_load_layer(c->st, &c->w, l);
+        c->t_widen += omp_get_wtime() - t0;
         v = &c->w.layers[l];
         const cks_tensor *ts[] = {v->attn_norm, v->wq,     v->wk,   v->wv,    v->wo,
                                   v->mlp_norm,  v->w_gate, v->w_up, v->w_down};
@@ -402,15 +406,27 @@ int cks_ppl_evaluate(cks_ppl_result *out, const cks_weights *cw, const cks_confi
     if ((err = ctx_plan(&c, cfg, display, nsets)) != 0 ||
         (err = results_new(out, &c.p, sets, nsets)) != 0 || (err = ctx_alloc(&c)) != 0)
         goto done;
+    double t0 = omp_get_wtime(), t1, t2, t3;
     embed_all(&c);
-    if ((err = run_layers(&c)) != 0 || (err = run_head(&c, out)) != 0)
+    t1 = omp_get_wtime();
+    if ((err = run_layers(&c)) != 0)
         goto done;
+    t2 = omp_get_wtime();
+    if ((err = run_head(&c, out)) != 0)
+        goto done;
+    t3 = omp_get_wtime();
     results_finish(out, nsets);
     if (stats)
         *stats = (cks_ppl_stats){.rows = c.p.rows,
                                  .windows = c.p.nwin,
                                  .batches = c.p.nbatch,
-                                 .resid_file = cks_rowstore_is_file(c.rs)};
+                                 .resid_file = cks_rowstore_is_file(c.rs),
+                                 .t_embed = t1 - t0,
+                                 .t_widen = c.t_widen,
+                                 .t_layers = t2 - t1,
+                                 .t_attention = c.st->t_attention,
+                                 .t_head = t3 - t2,
+                                 .t_total = t3 - t0};
 done:
     if (err)
         for (size_t s = 0; s < nsets; s++)

@@ -62,6 +62,8 @@ typedef struct {
     int64_t windows;
     int64_t batches;
     int resid_file; /* the residual stream lived in a scratch file */
+    /* wall-clock seconds of the phases, for benchmarks */
+    double t_embed, t_widen, t_layers, t_attention, t_head, t_total;
 } cks_ppl_stats;
 
 /* Defaults: ctx = max_position_embeddings, stride = ctx / 2, bos on with cfg's

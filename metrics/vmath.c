@@ -27,7 +27,7 @@ static inline float exp_one(float in)
     float x = in > lo ? in : lo; /* NaN becomes lo here and is restored at the end */
     x = x < hi ? x : hi;
     float fx = floorf(x * 1.44269504088896341f + 0.5f); /* n = round(x / ln 2) */
-    x = x - fx * 0.693359375f;                         /* x - n ln 2, in two parts */
+    x = x - fx * 0.693359375f;                          /* x - n ln 2, in two parts */
     x = x - fx * -2.12194440e-4f;
     float z = x * x;
     float y = 1.9875691500e-4f;
