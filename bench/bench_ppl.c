@@ -3,8 +3,9 @@
  * weights written once by the fixture library under --dir), next to the sgemm GFLOP/s
  * measured in the same run. It measures; it never passes or fails.
  *
- * Each evaluation runs in a child process (fork), so its peak RSS (wait4's ru_maxrss) is
- * the evaluation's alone, not the fixture writer's.
+ * Each evaluation (and each sgemm measurement) runs in a child process (fork), so its
+ * peak RSS (wait4's ru_maxrss) is the evaluation's alone, not the fixture writer's, and
+ * the parent never starts an OpenMP thread pool (which would not survive fork).
  *
  * usage: bench_ppl [--dir DIR] [--tokens N] [--ctx N] [--stride N] [--reps N]
  *                  [--dtypes f32,bf16] [--threads 1,2] [--rss-only] [--no-rss] */
@@ -185,6 +186,28 @@ static double sgemm_peak(int threads)
     return 2.0 * (double)M * (double)N * (double)K / best * 1e-9;
 }
 
+/* sgemm_peak in a child: the parent never starts OpenMP threads, since libgomp's pool
+ * does not survive fork() and a later child would hang in its first parallel region. */
+static double sgemm_peak_child(int threads)
+{
+    double gf = 0;
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        gf = sgemm_peak(threads);
+        _exit(write(pfd[1], &gf, sizeof gf) == (ssize_t)sizeof gf ? 0 : 1);
+    }
+    close(pfd[1]);
+    if (read(pfd[0], &gf, sizeof gf) != (ssize_t)sizeof gf)
+        gf = 0;
+    close(pfd[0]);
+    waitpid(pid, NULL, 0);
+    return gf;
+}
+
 /* Matrix-product FLOPs of the evaluation: 2·params per window row through the layers,
  * the causal attention products, 2·vocab·dim per scored row. */
 static double eval_flops(const run_result *r, int layers, int64_t ctx)
@@ -297,7 +320,7 @@ int main(int argc, char **argv)
                     printf("%-6s %7d   (failed)\n", cks_dtype_name(dt), th);
                     continue;
                 }
-                double peak = sgemm_peak(th),
+                double peak = sgemm_peak_child(th),
                        gf = eval_flops(&best, 12, o.ctx) / best.seconds * 1e-9;
                 printf("%-6s %7d %9lld %9lld %12.1f %12.1f %10.1f %10.1f %9.2f %8.2f\n",
                        cks_dtype_name(dt), th, (long long)best.rows, (long long)best.scored,
