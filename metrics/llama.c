@@ -472,6 +472,10 @@ int cks_llama_logits(const cks_llama_weights *w, const int32_t *ids, int64_t n, 
     int err;
     if (n < 1 || cks_mul_size((size_t)n, (size_t)c->vocab, &nl))
         return cks_error_set(CKS_EINVAL, "cannot compute logits of %lld tokens", (long long)n);
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab)
+            return cks_error_set(CKS_EINVAL, "token %lld is %d, not below the vocabulary size %lld",
+                                 (long long)i, ids[i], (long long)c->vocab);
     if ((err = cks_llama_state_new(&s, c, n, n, nthreads)) != 0)
         return err;
     x = malloc((size_t)n * (size_t)c->dim * sizeof *x);
