@@ -163,6 +163,14 @@ def main():
         with open(negid, "w") as f:
             f.write('{"token_ids": [1, -4]}\n')
         expect_error(ckptscope, [src + "@ckpt_000", "--tokens", negid], negid, "token_ids[1]")
+        # a git source whose weights are a missing LFS object: the fetch command is named
+        gsrc = os.path.join(tmp, "git")
+        subprocess.run([fixture, gsrc, "--layout", "git", "--lfs", "--lfs-missing-from", "1",
+                        "--checkpoints", "2"], check=True)
+        rc, out, err = run(ckptscope, "ppl", gsrc + "@ckpt_000", "--tokens", raw, "--ctx", "32",
+                           "--json")
+        check(rc == 0 and json.loads(out)["checkpoint"]["commit"], "git source evaluates")
+        expect_error(ckptscope, [gsrc + "@ckpt_001", "--tokens", raw], "lfs fetch", "ckpt_001")
         # a config this forward pass does not implement
         scaled = os.path.join(tmp, "scaled")
         shutil.copytree(os.path.join(src, "ckpt_000"), os.path.join(scaled, "ckpt_000"))
