@@ -171,6 +171,18 @@ def main():
                            "--json")
         check(rc == 0 and json.loads(out)["checkpoint"]["commit"], "git source evaluates")
         expect_error(ckptscope, [gsrc + "@ckpt_001", "--tokens", raw], "lfs fetch", "ckpt_001")
+        # the same weights in three safetensors shards (hf-cache layout): the same numbers
+        hsrc = os.path.join(tmp, "hf")
+        subprocess.run([fixture, hsrc, "--layout", "hf", "--shards", "3", "--checkpoints", "2",
+                        "--std", "0.3", "--eps", "1e-3", "--rope-theta", "50000", "--kv-heads",
+                        "2"], check=True)
+        rc, out, err = run(ckptscope, "ppl", hsrc + "@ckpt_001", "--tokens", val, raw, "--json",
+                           "--threads", "2")
+        check(rc == 0, "sharded hf-cache source evaluates (%s)" % err)
+        if rc == 0:
+            for a, b in zip(json.loads(out)["sets"], doc["sets"]):
+                check(a["nll"] == b["nll"] and a["tokens"] == b["tokens"],
+                      "shards give the same nll: %s vs %s" % (a, b))
         # a config this forward pass does not implement
         scaled = os.path.join(tmp, "scaled")
         shutil.copytree(os.path.join(src, "ckpt_000"), os.path.join(scaled, "ckpt_000"))
