@@ -16,10 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WIDEN_BLOCK  ((size_t)1 << 16)  /* elements per widening task */
-#define LOGITS_BYTES ((size_t)64 << 20) /* logits block of the lm_head (rows × vocab) */
-#define MLP_ROWS     1024               /* rows per gate/up/down block */
-#define QBLOCK       128                /* query rows per attention block */
+#define WIDEN_BLOCK ((size_t)1 << 16) /* elements per widening task */
+#define HEAD_ROWS   512               /* rows per lm_head block */
+#define VOCAB_BLOCK 4096 /* logits columns per block: 512 x 4096 floats (8 MiB) stay in cache */
+#define MLP_ROWS    1024 /* rows per gate/up/down block */
+#define QBLOCK      128  /* query rows per attention block */
 
 void cks_llama_config_from(cks_llama_config *out, const cks_config *c)
 {
@@ -232,8 +233,8 @@ int cks_llama_state_new(cks_llama_state **out, const cks_llama_config *cfg, int6
         s->max_rows = s->max_win;
     s->mlp_rows = s->max_rows < MLP_ROWS ? s->max_rows : MLP_ROWS;
     s->qblock = s->max_win < QBLOCK ? s->max_win : QBLOCK;
-    s->head_rows = (int64_t)(LOGITS_BYTES / sizeof(float) / (size_t)c->vocab);
-    s->head_rows = s->head_rows < 1 ? 1 : s->head_rows > s->max_rows ? s->max_rows : s->head_rows;
+    s->head_rows = s->max_rows < HEAD_ROWS ? s->max_rows : HEAD_ROWS;
+    s->vblock = c->vocab < VOCAB_BLOCK ? c->vocab : VOCAB_BLOCK;
     int64_t wfl = layer_floats(c), head = c->vocab * c->dim;
     s->wbuf = alloc_floats(wfl > head ? wfl : head, 1, &bad);
     s->final_norm = alloc_floats(c->dim, 1, &bad);
@@ -244,9 +245,12 @@ int cks_llama_state_new(cks_llama_state **out, const cks_llama_config *cfg, int6
     s->att = alloc_floats(s->max_rows, qd, &bad);
     s->hb = alloc_floats(s->mlp_rows, 2 * c->hidden, &bad);
     s->scores = alloc_floats((int64_t)s->nthreads * s->qblock, s->max_win, &bad);
-    s->logits = alloc_floats(s->head_rows, c->vocab, &bad);
+    s->logits = alloc_floats(s->head_rows, s->vblock, &bad);
+    s->lse_max = alloc_floats(s->head_rows, 1, &bad);
+    s->lse_target = alloc_floats(s->head_rows, 1, &bad);
+    s->lse_sum = bad ? NULL : malloc((size_t)s->head_rows * sizeof *s->lse_sum);
     s->pos = bad ? NULL : malloc((size_t)s->max_rows * sizeof *s->pos);
-    if (bad || !s->pos) {
+    if (bad || !s->pos || !s->lse_sum) {
         cks_llama_state_free(s);
         return cks_error_set(CKS_ENOMEM,
                              "out of memory for the forward pass (batches of %lld rows, "
@@ -263,6 +267,9 @@ void cks_llama_state_free(cks_llama_state *s)
     if (!s)
         return;
     free(s->pos);
+    free(s->lse_sum);
+    free(s->lse_target);
+    free(s->lse_max);
     free(s->logits);
     free(s->scores);
     free(s->hb);
@@ -437,26 +444,52 @@ int cks_llama_layer_forward(cks_llama_state *s, float *x, const cks_llama_window
 
 /* ---- head ---- */
 
-const float *cks_llama_head_logits(cks_llama_state *s, float *x, int64_t n)
+int cks_llama_head_logits(cks_llama_state *s, float *x, int64_t n, float *out)
 {
     const cks_llama_config *c = &s->cfg;
     rmsnorm(x, x, s->final_norm, n, c->dim, c->eps, s->nthreads);
-    if (cks_sgemm('N', 'T', n, c->vocab, c->dim, 1.0f, x, c->dim, s->wbuf, c->dim, 0.0f, s->logits,
-                  c->vocab, s->nthreads))
-        return NULL;
-    return s->logits;
+    return cks_sgemm('N', 'T', n, c->vocab, c->dim, 1.0f, x, c->dim, s->wbuf, c->dim, 0.0f, out,
+                     c->vocab, s->nthreads);
+}
+
+/* Folds one block of logits columns [v0, v0+nb) into each row's running logsumexp
+ * (online: m' = max(m, block max), sum' = sum·exp(m - m') + Σ exp(l - m')) and picks the
+ * target's logit when it lies in the block. */
+static void lse_fold(cks_llama_state *s, const int32_t *targets, int64_t n, int64_t v0, int64_t nb)
+{
+#pragma omp parallel for num_threads(s->nthreads) schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        const float *row = s->logits + r * nb;
+        float bm = cks_vmax(row, nb), m = s->lse_max[r] > bm ? s->lse_max[r] : bm;
+        double scale = exp((double)s->lse_max[r] - (double)m); /* 0 for the first block */
+        s->lse_sum[r] = s->lse_sum[r] * scale + cks_vsumexp(row, nb, m);
+        s->lse_max[r] = m;
+        if (targets[r] >= v0 && targets[r] < v0 + nb)
+            s->lse_target[r] = row[targets[r] - v0];
+    }
 }
 
 int cks_llama_head_nll(cks_llama_state *s, float *x, const int32_t *targets, int64_t n, float *nll)
 {
-    const int64_t V = s->cfg.vocab;
-    const float *lg = cks_llama_head_logits(s, x, n);
-    if (!lg)
-        return CKS_ENOMEM;
-        /* -log_softmax(logits)[t] = logsumexp(logits) - logits[t] */
-#pragma omp parallel for num_threads(s->nthreads) schedule(static)
+    const cks_llama_config *c = &s->cfg;
+    int err;
+    rmsnorm(x, x, s->final_norm, n, c->dim, c->eps, s->nthreads);
+    for (int64_t r = 0; r < n; r++) {
+        s->lse_max[r] = -INFINITY;
+        s->lse_sum[r] = 0;
+        s->lse_target[r] = NAN;
+    }
+    /* logits in column blocks that stay in cache, each folded into an online logsumexp */
+    for (int64_t v0 = 0; v0 < c->vocab; v0 += s->vblock) {
+        int64_t nb = c->vocab - v0 < s->vblock ? c->vocab - v0 : s->vblock;
+        if ((err = cks_sgemm('N', 'T', n, nb, c->dim, 1.0f, x, c->dim, s->wbuf + v0 * c->dim,
+                             c->dim, 0.0f, s->logits, nb, s->nthreads)) != 0)
+            return err;
+        lse_fold(s, targets, n, v0, nb);
+    }
+    /* -log_softmax(logits)[t] = logsumexp(logits) - logits[t] */
     for (int64_t r = 0; r < n; r++)
-        nll[r] = (float)(cks_vlogsumexp(lg + r * V, V) - (double)lg[r * V + targets[r]]);
+        nll[r] = (float)((double)s->lse_max[r] + log(s->lse_sum[r]) - (double)s->lse_target[r]);
     return 0;
 }
 
@@ -492,15 +525,8 @@ int cks_llama_logits(const cks_llama_weights *w, const int32_t *ids, int64_t n, 
             goto done;
     }
     cks_llama_load_head(s, w);
-    for (int64_t r = 0; r < n; r += s->head_rows) {
-        int64_t k = n - r < s->head_rows ? n - r : s->head_rows;
-        const float *b = cks_llama_head_logits(s, x + r * c->dim, k);
-        if (!b) {
-            err = CKS_ENOMEM;
-            goto done;
-        }
-        memcpy(lg + (size_t)r * (size_t)c->vocab, b, (size_t)k * (size_t)c->vocab * sizeof *lg);
-    }
+    if ((err = cks_llama_head_logits(s, x, n, lg)) != 0)
+        goto done;
     *out = lg;
     lg = NULL;
 done:

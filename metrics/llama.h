@@ -100,7 +100,8 @@ typedef struct {
     int64_t max_rows;  /* rows per batch (>= the longest window) */
     int64_t max_win;   /* longest window */
     int64_t mlp_rows;  /* rows per MLP block */
-    int64_t head_rows; /* rows per logits block */
+    int64_t head_rows; /* rows per lm_head block */
+    int64_t vblock;    /* logits columns per block */
     int64_t qblock;    /* query rows per attention block */
     int nthreads;
     float *wbuf;           /* one layer widened, or the lm_head: max of the two */
@@ -113,7 +114,10 @@ typedef struct {
     float *att;            /* (max_rows, n_heads*head_dim) attention output */
     float *hb;             /* (mlp_rows, 2*hidden) gate|up */
     float *scores;         /* (nthreads, qblock, max_win) attention probabilities */
-    float *logits;         /* (head_rows, vocab) */
+    float *logits;         /* (head_rows, vblock) one block of logits */
+    float *lse_max;        /* (head_rows) running max of each row's logits */
+    double *lse_sum;       /* (head_rows) running sum of exp(logit - max) */
+    float *lse_target;     /* (head_rows) the target's logit */
     int32_t *pos;          /* (max_rows) position of each row in its window */
     double t_attention;    /* seconds spent in attention so far (benchmarks) */
 } cks_llama_state;
@@ -141,14 +145,15 @@ int cks_llama_layer_forward(cks_llama_state *s, float *x, const cks_llama_window
 /* Widens the final norm and the lm_head into the state (replaces the loaded layer). */
 void cks_llama_load_head(cks_llama_state *s, const cks_llama_weights *w);
 
-/* Logits of n <= head_rows rows of the final residual stream x (n, dim), which are
- * normalised in place by the final RMSNorm. Returns a pointer to (n, vocab) logits inside
- * the state (valid until the next call), or NULL with CKS_ENOMEM set. */
-const float *cks_llama_head_logits(cks_llama_state *s, float *x, int64_t n);
+/* Logits of n rows of the final residual stream x (n, dim), which are normalised in
+ * place by the final RMSNorm, into out (n, vocab). Returns 0 or CKS_ENOMEM. */
+int cks_llama_head_logits(cks_llama_state *s, float *x, int64_t n, float *out);
 
 /* Negative log-probabilities of targets[i] under the logits of row i, for n <= head_rows
- * rows of the final residual stream x (normalised in place): -log_softmax(logits)[target],
- * as float. Returns 0 or CKS_ENOMEM. */
+ * rows of the final residual stream x (normalised in place): -log_softmax(logits)[target]
+ * = logsumexp(logits) - logits[target], as float. The logits are made vblock columns at a
+ * time and folded into an online logsumexp (max in float, sum in double), so the full
+ * (rows, vocab) matrix never exists. Returns 0 or CKS_ENOMEM. */
 int cks_llama_head_nll(cks_llama_state *s, float *x, const int32_t *targets, int64_t n, float *nll);
 
 /* One sequence, token-major convenience for tests and small inputs: the (n, vocab)

@@ -51,7 +51,7 @@ CKS_CLONES void cks_vexp(float *x, int64_t n)
         x[i] = exp_one(x[i]);
 }
 
-CKS_CLONES static float vmax(const float *x, int64_t n)
+CKS_CLONES float cks_vmax(const float *x, int64_t n)
 {
     float m = x[0];
 #pragma omp simd reduction(max : m)
@@ -81,7 +81,7 @@ CKS_CLONES static double exp_shift_sum(const float *x, float *y, int64_t n, floa
 
 CKS_CLONES void cks_vsoftmax(float *x, int64_t n)
 {
-    float m = vmax(x, n);
+    float m = cks_vmax(x, n);
     double sum = exp_shift_sum(x, x, n, m);
     float inv = (float)(1.0 / sum);
 #pragma omp simd
@@ -98,9 +98,8 @@ CKS_CLONES void cks_vswiglu(float *g, const float *u, int64_t n)
     }
 }
 
-CKS_CLONES double cks_vlogsumexp(const float *x, int64_t n)
+CKS_CLONES double cks_vsumexp(const float *x, int64_t n, float m)
 {
-    float m = vmax(x, n);
     double total = 0;
     for (int64_t b = 0; b < n; b += EXP_BLOCK) {
         int64_t k = n - b < EXP_BLOCK ? n - b : EXP_BLOCK;
@@ -110,5 +109,11 @@ CKS_CLONES double cks_vlogsumexp(const float *x, int64_t n)
             s += exp_one(x[b + i] - m);
         total += s;
     }
-    return (double)m + log(total);
+    return total;
+}
+
+double cks_vlogsumexp(const float *x, int64_t n)
+{
+    float m = cks_vmax(x, n);
+    return (double)m + log(cks_vsumexp(x, n, m));
 }

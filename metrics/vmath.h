@@ -20,6 +20,12 @@ void cks_vsoftmax(float *x, int64_t n);
 /* g[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u  (LLaMA's SwiGLU, act_fn(gate) * up). */
 void cks_vswiglu(float *g, const float *u, int64_t n);
 
+/* max of x[0..n), n >= 1 (NaN elements are skipped; they reach the sums below). */
+float cks_vmax(const float *x, int64_t n);
+
+/* sum(exp(x[i] - m)) for i < n: terms in float, summed in double blocks. */
+double cks_vsumexp(const float *x, int64_t n, float m);
+
 /* log(sum(exp(x[0..n)))) in double: max subtracted, terms exp'd in float, summed in
  * double. n >= 1; x is not modified. */
 double cks_vlogsumexp(const float *x, int64_t n);

@@ -32,12 +32,10 @@ static unsigned next_id(unsigned *s, int vocab)
 }
 
 /* Writes the three token files and reads them back through cks_tokfile_read. */
-static void pfx_open(pfx *p, cks_dtype dt)
+static void pfx_open_model(pfx *p, const cks_fx_model *mm)
 {
-    cks_fx_model m;
+    cks_fx_model m = *mm;
     unsigned s = 11;
-    lfx_model_default(&m);
-    m.dtype = dt;
     lfx_open(&p->f, &m, "ppl");
     snprintf(p->jsonl, sizeof p->jsonl, "%s/mixed.jsonl", p->f.tmp);
     snprintf(p->raw16, sizeof p->raw16, "%s/long.u16", p->f.tmp);
@@ -69,6 +67,14 @@ static void pfx_open(pfx *p, cks_dtype dt)
     assert_int_equal(cks_tokfile_read(&p->sets[2], p->raw32, "short", CKS_TOKFILE_AUTO), 0);
     assert_int_equal(p->sets[0].ndocs, NDOCS);
     assert_int_equal(p->sets[0].line[3], 5); /* after the blank line */
+}
+
+static void pfx_open(pfx *p, cks_dtype dt)
+{
+    cks_fx_model m;
+    lfx_model_default(&m);
+    m.dtype = dt;
+    pfx_open_model(p, &m);
 }
 
 static void pfx_close(pfx *p)
@@ -197,6 +203,21 @@ static void test_ppl__matches_pytorch_past_max_pos_forced(void **state)
     static const setting c = {200, 100, 0}; /* ctx > max_position_embeddings = 128 */
     pfx p;
     pfx_open(&p, CKS_DT_F32);
+    check_settings(&p, &c, 1);
+    pfx_close(&p);
+}
+
+/* A vocabulary of 9000 (> the 4096-column logits block): the online logsumexp across
+ * blocks, targets in every block. */
+static void test_ppl__matches_pytorch_large_vocab(void **state)
+{
+    static const setting c = {32, 16, 1};
+    cks_fx_model m;
+    pfx p;
+    lfx_model_default(&m);
+    m.vocab = 9000;
+    m.layers = 1;
+    pfx_open_model(&p, &m);
     check_settings(&p, &c, 1);
     pfx_close(&p);
 }
@@ -364,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_ppl__matches_pytorch_f32),
         cmocka_unit_test(test_ppl__matches_pytorch_bf16),
         cmocka_unit_test(test_ppl__matches_pytorch_past_max_pos_forced),
+        cmocka_unit_test(test_ppl__matches_pytorch_large_vocab),
         cmocka_unit_test(test_ppl__scratch_file_same_as_memory),
         cmocka_unit_test(test_ppl__rejects_bad_options),
         cmocka_unit_test(test_ppl__rejects_ids_past_vocab),
