@@ -40,6 +40,8 @@ typedef struct {
     double seconds;
     int64_t rows, scored;
     long maxrss_kb;
+    double cpu;     /* user + system seconds of the child */
+    double load[2]; /* 1-minute load average before and after */
     double nll;
     cks_ppl_stats st;
     int ok;
@@ -143,8 +145,10 @@ static run_result run(const options *o, const char *dir, int threads)
 {
     run_result r = {0};
     int pfd[2];
+    double before = -1;
     if (pipe(pfd) != 0)
         return r;
+    getloadavg(&before, 1);
     pid_t pid = fork();
     if (pid == 0) {
         close(pfd[0]);
@@ -158,6 +162,10 @@ static run_result run(const options *o, const char *dir, int threads)
     struct rusage ru;
     wait4(pid, &st, 0, &ru);
     r.maxrss_kb = ru.ru_maxrss;
+    r.cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+            ru.ru_stime.tv_usec * 1e-6;
+    r.load[0] = before;
+    getloadavg(&r.load[1], 1);
     return r;
 }
 
@@ -327,9 +335,11 @@ int main(int argc, char **argv)
                        (double)best.rows / best.seconds, (double)best.scored / best.seconds, gf,
                        peak, gf / peak, best.seconds);
                 printf("       phases (s): embed %.2f, widen %.2f, layers %.2f (attention "
-                       "%.2f), lm_head %.2f\n",
+                       "%.2f), lm_head %.2f; CPU %.2f s (%.1f rows per CPU-second); load "
+                       "%.2f -> %.2f\n",
                        best.st.t_embed, best.st.t_widen, best.st.t_layers, best.st.t_attention,
-                       best.st.t_head);
+                       best.st.t_head, best.cpu, (double)best.rows / best.cpu, best.load[0],
+                       best.load[1]);
                 fflush(stdout);
             }
         }
