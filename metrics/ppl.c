@@ -218,9 +218,29 @@ static void dontneed(const ctx *c, const cks_tensor *t)
     cks_map_dontneed(cks_weights_file(c->cw, t->file), t->data, t->nbytes);
 }
 
+/* Maps a tensor's pages now (wait) or starts reading them in the background. */
+static void willneed(const ctx *c, const cks_tensor *t, int wait)
+{
+    cks_map_willneed(cks_weights_file(c->cw, t->file), t->data, t->nbytes, wait);
+}
+
+/* The tensors of layer l, in the order they are widened. */
+static int layer_tensors(const ctx *c, int64_t l, const cks_tensor **ts)
+{
+    const cks_llama_layer_views *v = &c->w.layers[l];
+    const cks_tensor *all[] = {v->attn_norm, v->mlp_norm, v->wq,   v->wk,    v->wv,
+                               v->wo,        v->w_gate,   v->w_up, v->w_down};
+    memcpy(ts, all, sizeof all);
+    return (int)(sizeof all / sizeof all[0]);
+}
+
 static void embed_all(ctx *c)
 {
-    const int nt = c->st->nthreads;
+    const cks_tensor *ts[16];
+    const int nts = layer_tensors(c, 0, ts), nt = c->st->nthreads;
+    for (int i = 0; i < nts; i++) /* layer 0 comes from disk while the rows are embedded */
+        willneed(c, ts[i], 0);
+    willneed(c, c->w.embed, 1);
     for (int64_t i = 0; i < c->p.nwin; i++) {
         const pwin *w = &c->p.win[i];
         int64_t n;
@@ -233,29 +253,38 @@ static void embed_all(ctx *c)
     dontneed(c, c->w.embed);
 }
 
+/* Every batch through layer 0, then layer 1, ...: each layer's weights are mapped in,
+ * widened once and released; the next layer's are read from disk in the background
+ * meanwhile. */
 static int run_layers(ctx *c)
 {
-    const cks_llama_layer_views *v;
-    cks_llama_window *lw = c->lw;
+    const cks_tensor *ts[16];
     int err;
     for (int64_t l = 0; l < c->w.cfg.n_layers; l++) {
         if (c->o->progress)
             c->o->progress(c->o->progress_ctx, l, c->w.cfg.n_layers);
         double t0 = omp_get_wtime();
+        int nt = layer_tensors(c, l, ts);
+        for (int i = 0; i < nt; i++)
+            willneed(c, ts[i], 1);
         cks_llama_load_layer(c->st, &c->w, l);
-        c->t_widen += omp_get_wtime() - t0;
-        v = &c->w.layers[l];
-        const cks_tensor *ts[] = {v->attn_norm, v->wq,     v->wk,   v->wv,    v->wo,
-                                  v->mlp_norm,  v->w_gate, v->w_up, v->w_down};
-        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        for (int i = 0; i < nt; i++)
             dontneed(c, ts[i]);
+        if (l + 1 < c->w.cfg.n_layers) {
+            nt = layer_tensors(c, l + 1, ts);
+            for (int i = 0; i < nt; i++)
+                willneed(c, ts[i], 0);
+        } else {
+            willneed(c, c->w.lm_head, 0);
+        }
+        c->t_widen += omp_get_wtime() - t0;
         for (int64_t b = 0; b < c->p.nbatch; b++) {
             const pbatch *pb = &c->p.batch[b];
             for (int64_t i = 0; i < pb->count; i++) {
-                lw[i].row = c->p.win[pb->first + i].row - pb->row;
-                lw[i].n = c->p.win[pb->first + i].n;
+                c->lw[i].row = c->p.win[pb->first + i].row - pb->row;
+                c->lw[i].n = c->p.win[pb->first + i].n;
             }
-            if ((err = cks_llama_layer_forward(c->st, cks_rowstore_row(c->rs, pb->row), lw,
+            if ((err = cks_llama_layer_forward(c->st, cks_rowstore_row(c->rs, pb->row), c->lw,
                                                pb->count)) != 0)
                 return err;
             cks_rowstore_release(c->rs, pb->row, pb->rows);
@@ -283,6 +312,7 @@ static int run_head(ctx *c, cks_ppl_result *out)
         return cks_error_set(CKS_ENOMEM, "out of memory");
     if (c->o->progress)
         c->o->progress(c->o->progress_ctx, c->w.cfg.n_layers, c->w.cfg.n_layers);
+    willneed(c, c->w.lm_head, 1);
     cks_llama_load_head(c->st, &c->w);
     dontneed(c, c->w.final_norm);
     dontneed(c, c->w.lm_head);
