@@ -71,7 +71,7 @@ done:
 int cks_map_adopt(cks_map **out, const void *data, size_t size, void (*release)(void *ctx),
                   void *ctx, const char *display)
 {
-    cks_map *m;
+    cks_map *m = NULL;
     int err = map_new(&m, display ? display : "(buffer)");
     if (err) {
         if (release)
@@ -118,8 +118,8 @@ int cks_read_file(const char *path, size_t limit, char **out, size_t *len)
     char *buf = NULL;
     struct stat st;
     if (fd < 0)
-        return cks_error_set(errno == ENOENT ? CKS_ENOTFOUND : CKS_EIO, "%s: cannot open: %s",
-                             path, strerror(errno));
+        return cks_error_set(errno == ENOENT ? CKS_ENOTFOUND : CKS_EIO, "%s: cannot open: %s", path,
+                             strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         err = cks_error_set(CKS_EIO, "%s: not a readable regular file", path);
         goto done;

@@ -59,9 +59,9 @@ static int kind_rank(cks_kind k)
 {
     /* within a layer: the order HF modules run in */
     static const int rank[CKS_KIND_COUNT] = {
-        [CKS_KIND_ATTN_NORM] = 0, [CKS_KIND_Q] = 1,    [CKS_KIND_K] = 2,
-        [CKS_KIND_V] = 3,         [CKS_KIND_O] = 4,    [CKS_KIND_MLP_NORM] = 5,
-        [CKS_KIND_GATE] = 6,      [CKS_KIND_UP] = 7,   [CKS_KIND_DOWN] = 8,
+        [CKS_KIND_ATTN_NORM] = 0, [CKS_KIND_Q] = 1,           [CKS_KIND_K] = 2,
+        [CKS_KIND_V] = 3,         [CKS_KIND_O] = 4,           [CKS_KIND_MLP_NORM] = 5,
+        [CKS_KIND_GATE] = 6,      [CKS_KIND_UP] = 7,          [CKS_KIND_DOWN] = 8,
         [CKS_KIND_EMBED] = 0,     [CKS_KIND_FINAL_NORM] = 10, [CKS_KIND_LM_HEAD] = 11,
         [CKS_KIND_OTHER] = 12,
     };
@@ -92,7 +92,8 @@ static int cmp_tensor(const void *pa, const void *pb)
 
 void cks_tensor_list_sort(cks_tensor_list *l)
 {
-    qsort(l->items, l->count, sizeof *l->items, cmp_tensor);
+    if (l->count > 1)
+        qsort(l->items, l->count, sizeof *l->items, cmp_tensor);
     /* names[] only owns the strings; its order does not matter */
 }
 
@@ -115,8 +116,8 @@ int cks_tensor_check_extent(cks_dtype dt, int ndim, const int64_t *shape, size_t
 }
 
 static const char *const kind_names[CKS_KIND_COUNT] = {
-    "q", "k", "v", "o", "gate", "up", "down", "attn_norm", "mlp_norm",
-    "embed", "final_norm", "lm_head", "other",
+    "q",         "k",        "v",     "o",          "gate",    "up",    "down",
+    "attn_norm", "mlp_norm", "embed", "final_norm", "lm_head", "other",
 };
 
 const char *cks_kind_name(cks_kind k)
