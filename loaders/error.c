@@ -43,19 +43,33 @@ void cks_error_clear(void)
 const char *cks_error_name(int code)
 {
     switch (code) {
-    case CKS_OK: return "ok";
-    case CKS_ENOTFOUND: return "not found";
-    case CKS_EFORMAT: return "format error";
-    case CKS_EIO: return "I/O error";
-    case CKS_ENOMEM: return "out of memory";
-    case CKS_EINVAL: return "invalid argument";
-    case CKS_ELIMIT: return "limit exceeded";
-    case CKS_EUNSUPPORTED: return "unsupported";
-    case CKS_EINCOMPLETE: return "incomplete";
-    case CKS_EEXISTS: return "exists";
-    case CKS_EINTR: return "interrupted";
-    case CKS_EFAILCHECK: return "check failed";
-    case CKS_ITEROVER: return "end of iteration";
-    default: return "error";
+    case CKS_OK:
+        return "ok";
+    case CKS_ENOTFOUND:
+        return "not found";
+    case CKS_EFORMAT:
+        return "format error";
+    case CKS_EIO:
+        return "I/O error";
+    case CKS_ENOMEM:
+        return "out of memory";
+    case CKS_EINVAL:
+        return "invalid argument";
+    case CKS_ELIMIT:
+        return "limit exceeded";
+    case CKS_EUNSUPPORTED:
+        return "unsupported";
+    case CKS_EINCOMPLETE:
+        return "incomplete";
+    case CKS_EEXISTS:
+        return "exists";
+    case CKS_EINTR:
+        return "interrupted";
+    case CKS_EFAILCHECK:
+        return "check failed";
+    case CKS_ITEROVER:
+        return "end of iteration";
+    default:
+        return "error";
     }
 }

@@ -9,7 +9,7 @@
 typedef struct cks_map {
     const unsigned char *data; /* NULL only when size == 0 */
     size_t size;
-    const char *display;       /* name used in messages ("branch:path" or a file path) */
+    const char *display; /* name used in messages ("branch:path" or a file path) */
     /* private */
     void *base;
     size_t maplen;

@@ -75,10 +75,9 @@ static int add_blob(list_ctx *lc, const char *rel, const git_oid *id)
                 goto done;
             int present = stat(obj, &st) == 0;
             if (present && (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != p.size)) {
-                err = cks_error_set(CKS_EFORMAT,
-                                    "%s: LFS object %s has %lld bytes, its pointer says %llu",
-                                    display, obj, (long long)st.st_size,
-                                    (unsigned long long)p.size);
+                err = cks_error_set(
+                    CKS_EFORMAT, "%s: LFS object %s has %lld bytes, its pointer says %llu", display,
+                    obj, (long long)st.st_size, (unsigned long long)p.size);
                 goto done;
             }
             err = cks_file_vec_push(lc->out, rel, p.size, 1, present, p.oid, obj);
@@ -101,8 +100,8 @@ static int walk_tree(list_ctx *lc, git_tree *tree, const char *prefix, int depth
     for (size_t i = 0; i < n; i++) {
         const git_tree_entry *e = git_tree_entry_byindex(tree, i);
         char rel[4096];
-        int len = snprintf(rel, sizeof rel, "%s%s%s", prefix, *prefix ? "/" : "",
-                           git_tree_entry_name(e));
+        int len =
+            snprintf(rel, sizeof rel, "%s%s%s", prefix, *prefix ? "/" : "", git_tree_entry_name(e));
         if (len < 0 || (size_t)len >= sizeof rel)
             continue;
         git_filemode_t mode = git_tree_entry_filemode(e);
@@ -212,8 +211,7 @@ static int add_branches(cks_source *s, git_impl *g)
             } else {
                 const char *slash = strchr(short_name, '/');
                 if (slash)
-                    snprintf(remote, sizeof remote, "%.*s", (int)(slash - short_name),
-                             short_name);
+                    snprintf(remote, sizeof remote, "%.*s", (int)(slash - short_name), short_name);
             }
             size_t rl = strlen(remote);
             if (rl == 0 || strncmp(short_name, remote, rl) != 0 || short_name[rl] != '/')

@@ -32,16 +32,16 @@ typedef enum {
 } cks_kind;
 
 typedef struct {
-    const char *name;   /* borrowed from the list's string storage */
+    const char *name; /* borrowed from the list's string storage */
     cks_dtype dtype;
-    int ndim;           /* 0..CKS_MAX_DIMS; a 0-d tensor has numel 1 */
+    int ndim; /* 0..CKS_MAX_DIMS; a 0-d tensor has numel 1 */
     int64_t shape[CKS_MAX_DIMS];
-    int64_t numel;      /* product of shape, checked */
-    const void *data;   /* first byte, inside a mapping; may be unaligned */
-    size_t nbytes;      /* numel * dtype size */
-    int layer;          /* from the name, -1 when none */
-    cks_kind kind;      /* from the name */
-    int file;           /* index of the file holding it, in its producer's file table */
+    int64_t numel;    /* product of shape, checked */
+    const void *data; /* first byte, inside a mapping; may be unaligned */
+    size_t nbytes;    /* numel * dtype size */
+    int layer;        /* from the name, -1 when none */
+    cks_kind kind;    /* from the name */
+    int file;         /* index of the file holding it, in its producer's file table */
 } cks_tensor;
 
 /* A growable list of views with owned names. Readers append; consumers index. */

@@ -26,8 +26,7 @@ static const struct {
 } formats[] = {
     {CKS_FORMAT_SAFETENSORS, "model.safetensors.index.json", "model.safetensors",
      cks_safetensors_parse},
-    {CKS_FORMAT_PYTORCH, "pytorch_model.bin.index.json", "pytorch_model.bin",
-     pytorch_unavailable},
+    {CKS_FORMAT_PYTORCH, "pytorch_model.bin.index.json", "pytorch_model.bin", pytorch_unavailable},
 };
 
 const char *cks_format_name(cks_format f)
@@ -72,8 +71,9 @@ static int from_index(const cks_ckpt *c, cks_format f, const char *index, cks_we
         return err;
     for (size_t i = 0; i < ix.nfiles; i++) {
         if (cks_ckpt_find_file(c, ix.files[i]) < 0) {
-            err = cks_error_set(CKS_ENOTFOUND, "%s: names shard '%s', which is not in the "
-                                               "checkpoint",
+            err = cks_error_set(CKS_ENOTFOUND,
+                                "%s: names shard '%s', which is not in the "
+                                "checkpoint",
                                 display, ix.files[i]);
             cks_shard_index_release(&ix);
             return err;
@@ -160,18 +160,17 @@ void cks_weights_free(cks_weights *w)
     free(w);
 }
 
-static int check_index(const cks_weights *w, const cks_weight_files *wf,
-                       const cks_shard_index *ix, const char *display)
+static int check_index(const cks_weights *w, const cks_weight_files *wf, const cks_shard_index *ix,
+                       const char *display)
 {
     for (size_t i = 0; i < ix->ntensors; i++) {
         long t = cks_tensor_list_find(&w->tensors, ix->tensors[i]);
         if (t < 0)
-            return cks_error_set(CKS_EFORMAT, "%s: tensor '%s' is not in its shard '%s'",
-                                 display, ix->tensors[i], wf->files[ix->file_of[i]]);
+            return cks_error_set(CKS_EFORMAT, "%s: tensor '%s' is not in its shard '%s'", display,
+                                 ix->tensors[i], wf->files[ix->file_of[i]]);
         if ((size_t)w->tensors.items[t].file != ix->file_of[i])
             return cks_error_set(CKS_EFORMAT, "%s: tensor '%s' is in '%s', the index says '%s'",
-                                 display, ix->tensors[i],
-                                 wf->files[w->tensors.items[t].file],
+                                 display, ix->tensors[i], wf->files[w->tensors.items[t].file],
                                  wf->files[ix->file_of[i]]);
     }
     return 0;

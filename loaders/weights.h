@@ -19,9 +19,9 @@ const char *cks_format_name(cks_format f);
 
 typedef struct {
     cks_format format;
-    char **files;  /* weight files, relative paths, sorted */
+    char **files; /* weight files, relative paths, sorted */
     size_t nfiles;
-    char *index;   /* the index file's path, or NULL */
+    char *index; /* the index file's path, or NULL */
 } cks_weight_files;
 
 /* The format a checkpoint's file names announce, without reading anything. */

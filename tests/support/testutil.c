@@ -15,8 +15,8 @@ void cks_assert_close_impl(double got, double want, double rtol, double atol, co
         return;
     if (!(fabs(got - want) <= atol + rtol * fabs(want)) && got != want) {
         char msg[512];
-        snprintf(msg, sizeof msg, "%s = %.17g, expected %.17g (rtol %g, atol %g)", expr, got,
-                 want, rtol, atol);
+        snprintf(msg, sizeof msg, "%s = %.17g, expected %.17g (rtol %g, atol %g)", expr, got, want,
+                 rtol, atol);
         print_error("%s\n", msg);
         _fail(file, line);
     }

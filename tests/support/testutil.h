@@ -10,9 +10,8 @@
 #include <cmocka.h>
 
 /* Fails unless |got - want| <= atol + rtol * |want| (NaN equals NaN). */
-#define assert_close(got, want, rtol, atol)                                                 \
-    cks_assert_close_impl((double)(got), (double)(want), (rtol), (atol), #got, __FILE__,     \
-                          __LINE__)
+#define assert_close(got, want, rtol, atol) \
+    cks_assert_close_impl((double)(got), (double)(want), (rtol), (atol), #got, __FILE__, __LINE__)
 void cks_assert_close_impl(double got, double want, double rtol, double atol, const char *expr,
                            const char *file, int line);
 
