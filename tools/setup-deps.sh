@@ -3,7 +3,7 @@
 # already installed. Run as root (or with sudo available). No other network is used.
 set -eu
 
-PACKAGES="build-essential cmake pkg-config git git-lfs
+PACKAGES="build-essential cmake pkg-config git git-lfs clang-format
 libgit2-dev libhdf5-dev hdf5-tools libgsl-dev libopenblas-dev liblapacke-dev libdnnl-dev
 libjansson-dev libcmocka-dev gnuplot-nox
 python3 python3-numpy python3-h5py python3-scipy python3-torch python3-sentencepiece"
