@@ -228,6 +228,10 @@ int cmd_inspect(int argc, char **argv)
         }
         n++;
     }
+    if ((err = cks_weights_check(w)) != 0) {
+        status = cli_fail("inspect", err);
+        goto done;
+    }
     if (o.tensors && n == 0) {
         status =
             cli_fail("inspect", cks_error_set(CKS_ENOTFOUND, "no tensor matches '%s'", o.tensors));

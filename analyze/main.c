@@ -1,6 +1,9 @@
 /* ckptscope: dispatches subcommands (table below) and owns process-wide setup. */
-#include "cmd.h"
 #include "cli.h"
+#include "cmd.h"
+#include "map.h"
+
+#include "error.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -45,6 +48,9 @@ int main(int argc, char **argv)
         printf("ckptscope %s\n", CKS_VERSION);
         return cli_finish("version", 0);
     }
+    /* a checkpoint file that shrinks while mapped must fail that checkpoint, not the run */
+    if (cks_map_guard_install() != 0)
+        return cli_fail("main", CKS_EIO);
     for (size_t i = 0; i < NCOMMANDS; i++) {
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].fn(argc - 1, argv + 1);

@@ -249,6 +249,16 @@ const cks_tensor_list *cks_weights_tensors(const cks_weights *w)
     return &w->tensors;
 }
 
+int cks_weights_check(const cks_weights *w)
+{
+    for (size_t i = 0; i < w->nmaps; i++) {
+        int err = cks_map_check(w->maps[i]);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
 const cks_map *cks_weights_file(const cks_weights *w, int file)
 {
     return file >= 0 && (size_t)file < w->nmaps ? w->maps[file] : NULL;

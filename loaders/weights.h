@@ -42,6 +42,10 @@ void cks_weights_free(cks_weights *w);
 
 cks_format cks_weights_format(const cks_weights *w);
 const cks_tensor_list *cks_weights_tensors(const cks_weights *w);
+/* 0, or CKS_EIO naming the file when one of the weight files faulted while being read
+ * (see cks_map_check): call it after computing from the views, before trusting results. */
+int cks_weights_check(const cks_weights *w);
+
 /* The mapped file a tensor lives in (t->file), e.g. for cks_map_dontneed. */
 const cks_map *cks_weights_file(const cks_weights *w, int file);
 

@@ -496,6 +496,51 @@ static void test_git__reading_never_writes(void **state)
     cks_tmpdir_remove(root);
 }
 
+/* A weight file truncated while mapped: reading past the new end raises SIGBUS, which
+ * the guard absorbs; the checkpoint reports the file as changed instead of crashing. */
+static void test_weights__file_truncated_while_mapped(void **state)
+{
+    char *root = cks_tmpdir_new("sigbus"), dir[4200], path[4400];
+    enum { N = 1 << 18 };
+    float *x = malloc(N * sizeof *x);
+    for (int i = 0; i < N; i++)
+        x[i] = (float)i;
+    cks_fx_st_tensor t = {
+        "model.layers.0.mlp.up_proj.weight", CKS_DT_F32, 2, {512, 512}, x, N * sizeof *x};
+    size_t n;
+    unsigned char *buf = cks_fx_safetensors(&t, 1, &n);
+    snprintf(dir, sizeof dir, "%s/ckpt_001", root);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    cks_write_file(path, buf, n);
+    assert_int_equal(cks_map_guard_install(), 0);
+    cks_source *s;
+    cks_ckpt *c;
+    cks_weights *w;
+    open_ok(&s, root, NULL);
+    assert_int_equal(cks_ckpt_open(&c, s, 0), 0);
+    assert_int_equal(cks_weights_open(&w, c), 0);
+    assert_int_equal(cks_weights_check(w), 0);
+    assert_int_equal(truncate(path, (off_t)(n / 4)), 0);
+    const cks_tensor *v = &cks_weights_tensors(w)->items[0];
+    volatile double sum = 0;
+    for (int64_t i = 0; i < v->numel; i += 1024) {
+        float f;
+        memcpy(&f, (const char *)v->data + 4 * i, 4);
+        sum += f;
+    }
+    cks_error_clear();
+    assert_int_equal(cks_weights_check(w), CKS_EIO);
+    assert_non_null(strstr(cks_error_last(), "model.safetensors"));
+    assert_non_null(strstr(cks_error_last(), "changed"));
+    cks_weights_free(w);
+    cks_ckpt_free(c);
+    cks_source_free(s);
+    free(buf);
+    free(x);
+    cks_tmpdir_remove(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_weights__rejects_bad_indexes),
         cmocka_unit_test(test_config__missing_and_bad),
         cmocka_unit_test(test_git__reading_never_writes),
+        cmocka_unit_test(test_weights__file_truncated_while_mapped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
