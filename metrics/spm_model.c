@@ -38,7 +38,7 @@ enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 enum { MT_UNIGRAM = 1, MT_BPE = 2, MT_WORD = 3, MT_CHAR = 4 };
 
 typedef struct {
-    const uint8_t *p, *end, *base;
+    const uint8_t *p, *end, *base, *file_end;
     const char *display;
     const char *what; /* the message being read, for errors */
 } pb;
@@ -99,6 +99,12 @@ static int pb_len(pb *r, uint32_t field, pb *sub)
     if (rc)
         return rc;
     size_t left = (size_t)(r->end - r->p);
+    if (n > left && r->end == r->file_end)
+        return cks_error_set(CKS_EFORMAT,
+                             "%s: truncated protobuf: field %u at byte %zu (in %s) has length "
+                             "%llu but the file ends %zu bytes later",
+                             r->display, field, (size_t)(at - r->base), r->what,
+                             (unsigned long long)n, left);
     if (n > left)
         return cks_error_set(CKS_EFORMAT,
                              "%s: field %u at byte %zu has length %llu, past the end of %s "
@@ -423,7 +429,8 @@ int cks_tokenizer_load_spm(cks_tokenizer **out, const void *data, size_t len, co
     memset(&s, 0, sizeof s);
     s.model_type = MT_UNIGRAM;
     s.add_dummy_prefix = s.remove_extra_ws = s.escape_ws = 1;
-    pb r = {data, (const uint8_t *)data + len, data, t->display, "the ModelProto"};
+    const uint8_t *d = data;
+    pb r = {d, d + len, d, d + len, t->display, "the ModelProto"};
     int rc = read_model(&r, t, &s);
     if (!rc)
         rc = check_spec(t, &s);
