@@ -109,7 +109,19 @@ static int hf_word(const cks_tokenizer *t, tok_work *w, const char *s, size_t le
         return rc;
     size_t n = 0, unk_start = 0, unk_len = 0;
     int pending = 0;
+    size_t seg = 0;
     for (size_t pos = 0; pos < len;) {
+        if (tok_word_start(t, s, pos, seg)) {
+            /* No merge crosses a word start; "▁" is a known token, so a pending unk would
+             * be flushed right here anyway. */
+            if (pending)
+                add_sym(w, &n, t->unk_id, unk_start, unk_len);
+            pending = 0;
+            if ((rc = run_syms(t, w, s, n)))
+                return rc;
+            n = 0;
+            seg = pos;
+        }
         size_t cl = tok_utf8_len(s + pos, len - pos);
         int32_t id = tok_strmap_get(&t->normal, &t->pieces, s + pos, cl);
         int bytes_ok = t->byte_fallback;
@@ -142,6 +154,7 @@ static int hf_word(const cks_tokenizer *t, tok_work *w, const char *s, size_t le
             if ((rc = run_syms(t, w, s, n)))
                 return rc;
             n = 0;
+            seg = pos;
         }
     }
     if (pending)

@@ -136,6 +136,9 @@ struct cks_tokenizer {
     /* Bytes (< 0x80) that no merge can cross, where the text is cut into independent
      * segments to bound working memory (see tok_barriers). */
     uint8_t barrier[128];
+    /* No piece has U+2581 after another character: the text can also be cut before every
+     * U+2581 that follows a different character (at word starts). */
+    int cut_space;
 
     /* SentencePiece */
     float *score;
@@ -199,6 +202,14 @@ typedef int (*tok_pair_fn)(const cks_tokenizer *t, tok_work *w, const char *s, c
  * highest priority, ties to the leftmost, as sentencepiece's bpe_model.cc and tokenizers'
  * Word::merge_all do. Afterwards the live symbols are linked from index 0. */
 int tok_bpe(const cks_tokenizer *t, tok_work *w, const char *s, size_t n, tok_pair_fn pair);
+
+/* 1 when s[i] starts a U+2581 that follows a different character after segment start b. */
+static inline int tok_word_start(const cks_tokenizer *t, const char *s, size_t i, size_t b)
+{
+    return t->cut_space && i >= b + 3 && (uint8_t)s[i] == 0xE2 && (uint8_t)s[i + 1] == 0x96 &&
+           (uint8_t)s[i + 2] == 0x81 &&
+           !((uint8_t)s[i - 3] == 0xE2 && (uint8_t)s[i - 2] == 0x96 && (uint8_t)s[i - 1] == 0x81);
+}
 
 /* ---- format-specific parts ---- */
 

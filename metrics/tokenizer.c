@@ -52,6 +52,7 @@ void tok_barriers(cks_tokenizer *t, const uint8_t *merge_part)
     if (t->has_unused) {
         /* UNUSED pieces are re-split with state of the whole text: no cutting. */
         memset(t->barrier, 0, sizeof t->barrier);
+        t->cut_space = 0;
         return;
     }
     for (int32_t i = 0; i < t->pieces.n; i++) {
@@ -63,6 +64,19 @@ void tok_barriers(cks_tokenizer *t, const uint8_t *merge_part)
         for (uint32_t k = 0; k < t->pieces.len[i]; k++)
             if ((uint8_t)p[k] < 128)
                 ok[(uint8_t)p[k]] = 0;
+    }
+    /* Word starts: every U+2581 inside a mergeable piece follows another U+2581. */
+    t->cut_space = t->kind == TOK_HF || t->escape_ws;
+    if (t->kind == TOK_HF && tok_strmap_get(&t->normal, &t->pieces, kSpace, 3) < 0)
+        t->cut_space = 0; /* its unk / byte handling would differ at the cut */
+    for (int32_t i = 0; i < t->pieces.n && t->cut_space; i++) {
+        const char *p = tok_str(&t->pieces, i);
+        uint32_t len = t->pieces.len[i];
+        if (len <= 3 || tok_strmap_get(&t->normal, &t->pieces, p, len) != i)
+            continue;
+        for (uint32_t k = 3; k + 3 <= len; k++)
+            if (memcmp(p + k, kSpace, 3) == 0 && memcmp(p + k - 3, kSpace, 3) != 0)
+                t->cut_space = 0;
     }
     for (int b = 0; b < 128; b++) {
         if (ok[b] && merge_part) {
@@ -402,6 +416,9 @@ static int spm_encode(const cks_tokenizer *t, tok_work *w, const char *text, siz
         if (c < 128 && t->barrier[c]) {
             rc = spm_segment(t, w, s + b, i + 1 - b);
             b = i + 1;
+        } else if (tok_word_start(t, s, i, b)) {
+            rc = spm_segment(t, w, s + b, i - b);
+            b = i;
         }
     }
     if (!rc && b < n)

@@ -150,6 +150,12 @@ static void test_tokenizer__no_dummy_prefix_merged_spec_matches_sentencepiece(vo
     check_model("small_nodummy");
 }
 
+/* Pieces with "▁" after other characters: the text is not cut at word starts. */
+static void test_tokenizer__pieces_across_words_match_sentencepiece(void **state)
+{
+    check_model("nows");
+}
+
 static void test_tokenizer__llama_matches_sentencepiece(void **state)
 {
     char *p = cks_shared_data("tokenizers/llama/tokenizer.model");
@@ -199,6 +205,11 @@ static void test_tokenizer__hf_legacy_json_matches_reference(void **state)
     check_hf("small.tokenizer.json");
 }
 
+static void test_tokenizer__hf_pieces_across_words_match_reference(void **state)
+{
+    check_hf("nows.tokenizer.json");
+}
+
 static void test_tokenizer__hf_metaspace_json_matches_reference(void **state)
 {
     check_hf("small.metaspace.tokenizer.json");
@@ -207,10 +218,9 @@ static void test_tokenizer__hf_metaspace_json_matches_reference(void **state)
 /* tokenizer.json and tokenizer.model give the same ids, compared directly (not through the
  * reference file), for every text without added-token strings ("<s>" etc. are split out
  * as special tokens by Hugging Face, literal text to SentencePiece). */
-static void test_tokenizer__json_and_model_give_identical_ids(void **state)
+static void json_equals_model(const char *model, const char *json)
 {
-    char *pm = source_path("tests/data/tok/small.model");
-    char *pj = source_path("tests/data/tok/small.tokenizer.json");
+    char *pm = source_path(model), *pj = source_path(json);
     cks_tokenizer *m = load_path(pm), *j = load_path(pj);
     int compared = 0;
     for (size_t i = 0; i < json_array_size(corpus()); i++) {
@@ -221,7 +231,8 @@ static void test_tokenizer__json_and_model_give_identical_ids(void **state)
         encode(m, entry_text(i), &a, &na);
         encode(j, entry_text(i), &b, &nb);
         if (na != nb || (na && memcmp(a, b, na * sizeof *a) != 0))
-            fail_msg("text '%s': tokenizer.json and tokenizer.model differ", entry_name(i));
+            fail_msg("%s, text '%s': tokenizer.json and tokenizer.model differ", json,
+                     entry_name(i));
         for (size_t k = 0; k < na; k++)
             assert_string_equal(cks_tokenizer_piece(m, a[k]), cks_tokenizer_piece(j, b[k]));
         free(a);
@@ -233,6 +244,15 @@ static void test_tokenizer__json_and_model_give_identical_ids(void **state)
     cks_tokenizer_free(j);
     free(pm);
     free(pj);
+}
+
+/* tokenizer.json and tokenizer.model give the same ids, compared directly (not through the
+ * reference file), for every text without added-token strings ("<s>" etc. are split out
+ * as special tokens by Hugging Face, literal text to SentencePiece). */
+static void test_tokenizer__json_and_model_give_identical_ids(void **state)
+{
+    json_equals_model("tests/data/tok/small.model", "tests/data/tok/small.tokenizer.json");
+    json_equals_model("tests/data/tok/nows.model", "tests/data/tok/nows.tokenizer.json");
 }
 
 static void test_tokenizer__empty_text_gives_no_ids(void **state)
@@ -826,8 +846,10 @@ int main(void)
         cmocka_unit_test(test_tokenizer__user_defined_and_unk_runs_match_sentencepiece),
         cmocka_unit_test(test_tokenizer__unused_pieces_resplit_as_sentencepiece),
         cmocka_unit_test(test_tokenizer__no_dummy_prefix_merged_spec_matches_sentencepiece),
+        cmocka_unit_test(test_tokenizer__pieces_across_words_match_sentencepiece),
         cmocka_unit_test(test_tokenizer__llama_matches_sentencepiece),
         cmocka_unit_test(test_tokenizer__hf_legacy_json_matches_reference),
+        cmocka_unit_test(test_tokenizer__hf_pieces_across_words_match_reference),
         cmocka_unit_test(test_tokenizer__hf_metaspace_json_matches_reference),
         cmocka_unit_test(test_tokenizer__json_and_model_give_identical_ids),
         cmocka_unit_test(test_tokenizer__empty_text_gives_no_ids),

@@ -11,6 +11,9 @@ Writes into tests/data/tok/:
                      split_digits, identity normalization, no whitespace removal, vocab 500,
                      one thread). Trained only when missing or with --retrain; the committed
                      file is what the references are computed from.
+  nows.model         as small.model but trained with split_by_whitespace off, so pieces
+                     hold "▁" after other characters (no cutting of the text at word starts).
+  nows.tokenizer.json  nows.model converted like small.tokenizer.json.
   uds.model          user-defined and control symbols, no byte fallback (unknown runs
                      become one <unk>), remove_extra_whitespaces on.
   small_unused.model small.model with some pieces marked UNUSED (SentencePiece's
@@ -279,6 +282,11 @@ def main():
         train(small_path, vocab_size=500, byte_fallback=True, split_digits=True,
               add_dummy_prefix=True, remove_extra_whitespaces=False,
               allow_whitespace_only_pieces=True, character_coverage=0.9995)
+    nows_path = os.path.join(OUT, "nows.model")
+    if retrain or not os.path.exists(nows_path):
+        train(nows_path, vocab_size=500, byte_fallback=True, split_digits=True,
+              add_dummy_prefix=True, remove_extra_whitespaces=False, split_by_whitespace=False,
+              character_coverage=0.9995)
     if retrain or not os.path.exists(uds_path):
         train(uds_path, vocab_size=300, byte_fallback=False, character_coverage=0.98,
               user_defined_symbols=["<sep>", "[MASK]", "ab"], control_symbols=["<ctl>"],
@@ -306,7 +314,13 @@ def main():
     meta_path = os.path.join(OUT, "small.metaspace.tokenizer.json")
     write(meta_path, llama_tokenizer_json(sp_small, metaspace=True))
 
+    nows = read(nows_path)
+    sp_nows = processor(nows)
+    assert any(SPACE in p[1:].lstrip(SPACE) for p in map(sp_nows.id_to_piece,
+                                                          range(sp_nows.get_piece_size())))
+    write(os.path.join(OUT, "nows.tokenizer.json"), llama_tokenizer_json(sp_nows))
     models = {"small": model_entry(small_path, sp_small, small),
+              "nows": model_entry(nows_path, sp_nows, nows),
               "uds": model_entry(uds_path, processor(read(uds_path)), read(uds_path)),
               "small_unused": model_entry(unused_path, processor(unused), unused),
               "small_nodummy": model_entry(nodummy_path, sp_nodummy, nodummy)}
@@ -321,6 +335,7 @@ def main():
     else:
         print("make_tokenizer_refs: %s absent: no LLaMA references" % LLAMA, file=sys.stderr)
     hf = {"small.tokenizer.json": [hf_legacy_ids(sp_small, t) for _, t in CORPUS],
+          "nows.tokenizer.json": [hf_legacy_ids(sp_nows, t) for _, t in CORPUS],
           "small.metaspace.tokenizer.json": [hf_metaspace_ids(sp_nodummy, t) for _, t in CORPUS]}
     doc = {"generated_by": "tools/make_tokenizer_refs.py",
            "sentencepiece_version": spm.__version__,
