@@ -10,6 +10,9 @@
 #include <string.h>
 
 #define HF_MAX_NORM_STEPS 64
+/* Normalized text may grow (LLaMA's: 3n + 3 bytes) but not past 8n + 4096 bytes, so a
+ * chain of Replace steps cannot blow a text up exponentially. */
+#define HF_NORM_GROWTH 8
 
 void tok_hf_release(cks_tokenizer *t)
 {
@@ -29,12 +32,18 @@ static int hf_apply_norm(const cks_tokenizer *t, const char *s, size_t n, tok_bu
 {
     out->n = 0;
     int rc = tok_buf_put(out, s, n);
+    size_t limit = HF_NORM_GROWTH * n + 4096;
     for (int k = 0; k < t->nnorm && !rc; k++) {
         const tok_hf_norm *op = &t->norm[k];
         if (op->kind == HF_PREPEND) {
             /* Prepend touches only non-empty strings (tokenizers' normalizers/prepend.rs). */
             if (out->n == 0)
                 continue;
+            if (out->n + op->alen > limit)
+                return cks_error_set(CKS_ELIMIT,
+                                     "%s: the normalizer makes a text of %zu bytes more than %d "
+                                     "times longer",
+                                     t->display, n, HF_NORM_GROWTH);
             tmp->n = 0;
             if (!(rc = tok_buf_put(tmp, op->a, op->alen)))
                 rc = tok_buf_put(tmp, out->p, out->n);
@@ -42,6 +51,11 @@ static int hf_apply_norm(const cks_tokenizer *t, const char *s, size_t n, tok_bu
             tmp->n = 0;
             size_t i = 0;
             while (i < out->n && !rc) {
+                if (tmp->n > limit)
+                    return cks_error_set(CKS_ELIMIT,
+                                         "%s: the normalizer makes a text of %zu bytes more "
+                                         "than %d times longer",
+                                         t->display, n, HF_NORM_GROWTH);
                 if (out->n - i >= op->alen && memcmp(out->p + i, op->a, op->alen) == 0) {
                     rc = tok_buf_put(tmp, op->b, op->blen);
                     i += op->alen;

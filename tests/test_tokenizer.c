@@ -21,6 +21,7 @@
 /* ---- reference file ---- */
 
 static json_t *refs;
+static int load_hf_text(const char *json, cks_tokenizer **t);
 
 static char *source_path(const char *rel)
 {
@@ -203,6 +204,31 @@ static void check_hf(const char *file)
 static void test_tokenizer__hf_legacy_json_matches_reference(void **state)
 {
     check_hf("small.tokenizer.json");
+}
+
+static void test_tokenizer__hf_metaspace_split_json_matches_reference(void **state)
+{
+    check_hf("small.metasplit.tokenizer.json");
+}
+
+static void test_tokenizer__hf_ignore_merges_takes_whole_words(void **state)
+{
+    static const char doc[] = "{\"model\": {\"ignore_merges\": %s, \"vocab\": {\"a\": 0, "
+                              "\"b\": 1, \"ab\": 2, \"abb\": 3}, \"merges\": [\"a b\"]}}";
+    char buf[256];
+    int32_t want[2][2] = {{2, 1}, {3, -1}};
+    for (int k = 0; k < 2; k++) {
+        snprintf(buf, sizeof buf, doc, k ? "true" : "false");
+        cks_tokenizer *t;
+        int32_t *ids;
+        size_t n;
+        assert_int_equal(load_hf_text(buf, &t), 0);
+        assert_int_equal(cks_tokenizer_encode(t, "abb", 3, &ids, &n), 0);
+        assert_int_equal(n, k ? 1 : 2);
+        assert_memory_equal(ids, want[k], n * sizeof *ids);
+        free(ids);
+        cks_tokenizer_free(t);
+    }
 }
 
 static void test_tokenizer__hf_pieces_across_words_match_reference(void **state)
@@ -727,6 +753,27 @@ static void test_tokenizer__hf_unsupported_parts_are_refused(void **state)
     assert_non_null(strstr(cks_error_last(), "has id 0, which is 'a'"));
 }
 
+static void test_tokenizer__hf_normalizer_growth_is_bounded(void **state)
+{
+    char big[4200], doc[8192];
+    memset(big, 'a', 4100);
+    big[4100] = '\0';
+    snprintf(doc, sizeof doc,
+             "{\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \"a\"},"
+             " \"content\": \"%s\"}, \"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}}",
+             big);
+    cks_tokenizer *t;
+    assert_int_equal(load_hf_text(doc, &t), 0);
+    int32_t *ids = NULL;
+    size_t n;
+    assert_int_equal(cks_tokenizer_encode(t, "aaaa", 4, &ids, &n), CKS_ELIMIT);
+    assert_non_null(strstr(cks_error_last(), "more than 8 times longer"));
+    assert_int_equal(cks_tokenizer_encode(t, "a", 1, &ids, &n), 0); /* 4100 <= 8 + 4096 */
+    assert_int_equal(n, 4100);
+    free(ids);
+    cks_tokenizer_free(t);
+}
+
 /* Added tokens beyond model.vocab extend the id space and are split out of the text. */
 static void test_tokenizer__hf_added_tokens_extend_vocab(void **state)
 {
@@ -851,6 +898,8 @@ int main(void)
         cmocka_unit_test(test_tokenizer__hf_legacy_json_matches_reference),
         cmocka_unit_test(test_tokenizer__hf_pieces_across_words_match_reference),
         cmocka_unit_test(test_tokenizer__hf_metaspace_json_matches_reference),
+        cmocka_unit_test(test_tokenizer__hf_metaspace_split_json_matches_reference),
+        cmocka_unit_test(test_tokenizer__hf_ignore_merges_takes_whole_words),
         cmocka_unit_test(test_tokenizer__json_and_model_give_identical_ids),
         cmocka_unit_test(test_tokenizer__empty_text_gives_no_ids),
         cmocka_unit_test(test_tokenizer__invalid_utf8_is_refused_with_offset),
@@ -868,6 +917,7 @@ int main(void)
         cmocka_unit_test(test_tokenizer__hf_bad_merges_are_refused),
         cmocka_unit_test(test_tokenizer__hf_bad_vocab_is_refused),
         cmocka_unit_test(test_tokenizer__hf_unsupported_parts_are_refused),
+        cmocka_unit_test(test_tokenizer__hf_normalizer_growth_is_bounded),
         cmocka_unit_test(test_tokenizer__hf_added_tokens_extend_vocab),
         cmocka_unit_test(test_tokenizer__checkpoint_tokenizer_and_add_bos),
         cmocka_unit_test(test_tokenizer__config_add_bos_values),

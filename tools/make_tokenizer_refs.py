@@ -26,6 +26,8 @@ Writes into tests/data/tok/:
   small.metaspace.tokenizer.json  the same vocabulary and merges with the newer layout:
                      no normalizer, Metaspace pre-tokenizer (prepend_scheme "first",
                      split false), merges as ["a", "b"] pairs.
+  small.metasplit.tokenizer.json  the same with the older Metaspace: prepend_scheme
+                     "always", split true (every "▁" starts a word, encoded on its own).
   refs.json          the corpus and, per model, the ids SentencePiece gives for every entry
                      (sp.encode(text): no BOS). The LLaMA model from
                      ../shared/data/tokenizers/llama/tokenizer.model is included when present.
@@ -187,7 +189,7 @@ def mark_unused(model, ids):
     return bytes(out)
 
 
-def llama_tokenizer_json(sp, metaspace=False):
+def llama_tokenizer_json(sp, metaspace=False, scheme="first", split=False):
     """transformers' LlamaConverter + SentencePieceExtractor, without transformers."""
     n = sp.get_piece_size()
     pieces = [sp.id_to_piece(i) for i in range(n)]
@@ -214,7 +216,7 @@ def llama_tokenizer_json(sp, metaspace=False):
     if metaspace:
         doc["normalizer"] = None
         doc["pre_tokenizer"] = {"type": "Metaspace", "replacement": SPACE,
-                                "prepend_scheme": "first", "split": False}
+                                "prepend_scheme": scheme, "split": split}
         model["ignore_merges"] = False
         model["merges"] = [[a, b] for a, b, _ in merges]
     else:
@@ -256,14 +258,21 @@ def hf_legacy_ids(sp, text):
     return out
 
 
-def hf_metaspace_ids(sp_nodummy, text):
+def hf_metaspace_ids(sp_nodummy, text, scheme="first", split=False):
     out = []
     for off, p in split_added(text):
         if isinstance(p, int):
             out.append(p)
             continue
-        first = off == 0 and not p.startswith(" ") and not p.startswith(SPACE)
-        out.extend(sp_nodummy.encode((SPACE if first else "") + p))
+        q = p.replace(" ", SPACE)
+        if (scheme == "always" or (scheme == "first" and off == 0)) and not q.startswith(SPACE):
+            q = SPACE + q
+        words = [q]
+        if split:  # MergedWithNext: every mark starts a new word
+            starts = [0] + [i for i, c in enumerate(q) if c == SPACE and i > 0] + [len(q)]
+            words = [q[a:b] for a, b in zip(starts, starts[1:])]
+        for w in words:
+            out.extend(sp_nodummy.encode(w))
     return out
 
 
@@ -313,6 +322,8 @@ def main():
     write(legacy_path, llama_tokenizer_json(sp_small))
     meta_path = os.path.join(OUT, "small.metaspace.tokenizer.json")
     write(meta_path, llama_tokenizer_json(sp_small, metaspace=True))
+    write(os.path.join(OUT, "small.metasplit.tokenizer.json"),
+          llama_tokenizer_json(sp_small, metaspace=True, scheme="always", split=True))
 
     nows = read(nows_path)
     sp_nows = processor(nows)
@@ -336,7 +347,9 @@ def main():
         print("make_tokenizer_refs: %s absent: no LLaMA references" % LLAMA, file=sys.stderr)
     hf = {"small.tokenizer.json": [hf_legacy_ids(sp_small, t) for _, t in CORPUS],
           "nows.tokenizer.json": [hf_legacy_ids(sp_nows, t) for _, t in CORPUS],
-          "small.metaspace.tokenizer.json": [hf_metaspace_ids(sp_nodummy, t) for _, t in CORPUS]}
+          "small.metaspace.tokenizer.json": [hf_metaspace_ids(sp_nodummy, t) for _, t in CORPUS],
+          "small.metasplit.tokenizer.json": [hf_metaspace_ids(sp_nodummy, t, "always", True)
+                                             for _, t in CORPUS]}
     doc = {"generated_by": "tools/make_tokenizer_refs.py",
            "sentencepiece_version": spm.__version__,
            "corpus": [{"name": n, "text": t} for n, t in CORPUS],
