@@ -151,6 +151,11 @@ static void test_tokenizer__no_dummy_prefix_merged_spec_matches_sentencepiece(vo
     check_model("small_nodummy");
 }
 
+static void test_tokenizer__no_escape_whitespace_matches_sentencepiece(void **state)
+{
+    check_model("small_noescape");
+}
+
 /* Pieces with "▁" after other characters: the text is not cut at word starts. */
 static void test_tokenizer__pieces_across_words_match_sentencepiece(void **state)
 {
@@ -893,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_tokenizer__user_defined_and_unk_runs_match_sentencepiece),
         cmocka_unit_test(test_tokenizer__unused_pieces_resplit_as_sentencepiece),
         cmocka_unit_test(test_tokenizer__no_dummy_prefix_merged_spec_matches_sentencepiece),
+        cmocka_unit_test(test_tokenizer__no_escape_whitespace_matches_sentencepiece),
         cmocka_unit_test(test_tokenizer__pieces_across_words_match_sentencepiece),
         cmocka_unit_test(test_tokenizer__llama_matches_sentencepiece),
         cmocka_unit_test(test_tokenizer__hf_legacy_json_matches_reference),

@@ -20,6 +20,7 @@ Writes into tests/data/tok/:
                      set_vocabulary), which SentencePiece re-splits after merging.
   small_nodummy.model small.model with add_dummy_prefix off, given as a second
                      normalizer_spec record that protobuf merges into the first.
+  small_noescape.model  small.model with escape_whitespaces off, the same way.
   small.tokenizer.json  small.model converted to Hugging Face tokenizer.json with
                      transformers' LlamaConverter recipe ("legacy" normalizer: Prepend "▁"
                      + Replace " " -> "▁"; merges as "a b" strings).
@@ -318,6 +319,11 @@ def main():
     nodummy_path = os.path.join(OUT, "small_nodummy.model")
     write(nodummy_path, nodummy)
     sp_nodummy = processor(nodummy)
+    # escape_whitespaces off (field 5 = 0): spaces stay spaces.
+    patch = b"\x28\x00"
+    noescape = small + b"\x1a" + varint(len(patch)) + patch
+    noescape_path = os.path.join(OUT, "small_noescape.model")
+    write(noescape_path, noescape)
     legacy_path = os.path.join(OUT, "small.tokenizer.json")
     write(legacy_path, llama_tokenizer_json(sp_small))
     meta_path = os.path.join(OUT, "small.metaspace.tokenizer.json")
@@ -334,7 +340,8 @@ def main():
               "nows": model_entry(nows_path, sp_nows, nows),
               "uds": model_entry(uds_path, processor(read(uds_path)), read(uds_path)),
               "small_unused": model_entry(unused_path, processor(unused), unused),
-              "small_nodummy": model_entry(nodummy_path, sp_nodummy, nodummy)}
+              "small_nodummy": model_entry(nodummy_path, sp_nodummy, nodummy),
+              "small_noescape": model_entry(noescape_path, processor(noescape), noescape)}
     n_unused = sum(processor(unused).is_unused(i) for i in range(sp_small.get_piece_size()))
     assert n_unused == len(unused_ids) > 0
     models["small_unused"]["unused_pieces"] = n_unused
