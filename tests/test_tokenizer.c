@@ -863,6 +863,46 @@ static void test_tokenizer__checkpoint_tokenizer_and_add_bos(void **state)
     cks_tmpdir_remove(dir);
 }
 
+/* Real repositories keep tokenizer.model in Git LFS: read through the LFS object, and a
+ * missing object is CKS_EINCOMPLETE with the fetch command. */
+static void test_tokenizer__git_lfs_tokenizer_model(void **state)
+{
+    char *dir = cks_tmpdir_new("toklfs");
+    char repo[4096];
+    snprintf(repo, sizeof repo, "%s/repo", dir);
+    cks_fx_spec spec;
+    cks_fx_spec_default(&spec, dir);
+    char *cfg = cks_fx_config_json(&spec.model);
+    char *small = source_path("tests/data/tok/small.model"), *data = NULL;
+    size_t len;
+    assert_int_equal(cks_read_file(small, 1u << 20, &data, &len), 0);
+    cks_fx_file files[] = {{"config.json", cfg, strlen(cfg)}, {"tokenizer.model", data, len}};
+    const char *lfs[] = {"*.model", NULL};
+    assert_int_equal(cks_fx_git_commit(repo, 0, "refs/heads/ckpt_000", files, 2, lfs, 0, NULL), 0);
+    /* Other content (another oid), its LFS object not written. */
+    files[1].len = len - 1;
+    assert_int_equal(cks_fx_git_commit(repo, 0, "refs/heads/ckpt_001", files, 2, lfs, 1, NULL), 0);
+    cks_source *src = NULL;
+    cks_ckpt *c = NULL;
+    cks_tokenizer *t = NULL;
+    assert_int_equal(cks_source_open(&src, repo, NULL), 0);
+    assert_int_equal(cks_ckpt_open(&c, src, 0), 0);
+    assert_int_equal(cks_tokenizer_load_ckpt(&t, c), 0);
+    assert_int_equal(cks_tokenizer_vocab_size(t), 500);
+    cks_tokenizer_free(t);
+    cks_ckpt_free(c);
+    assert_int_equal(cks_ckpt_open(&c, src, 1), 0);
+    assert_int_equal(cks_tokenizer_load_ckpt(&t, c), CKS_EINCOMPLETE);
+    assert_non_null(
+        strstr(cks_error_last(), "lfs fetch origin ckpt_001 --include=tokenizer.model"));
+    cks_ckpt_free(c);
+    cks_source_free(src);
+    free(data);
+    free(small);
+    free(cfg);
+    cks_tmpdir_remove(dir);
+}
+
 static void test_tokenizer__config_add_bos_values(void **state)
 {
     int v = 7;
@@ -926,6 +966,7 @@ int main(void)
         cmocka_unit_test(test_tokenizer__hf_normalizer_growth_is_bounded),
         cmocka_unit_test(test_tokenizer__hf_added_tokens_extend_vocab),
         cmocka_unit_test(test_tokenizer__checkpoint_tokenizer_and_add_bos),
+        cmocka_unit_test(test_tokenizer__git_lfs_tokenizer_model),
         cmocka_unit_test(test_tokenizer__config_add_bos_values),
         cmocka_unit_test(test_tokenizer__load_bytes_detects_format),
     };
