@@ -529,8 +529,9 @@ int cks_tokenizer_load_ckpt(cks_tokenizer **out, const cks_ckpt *c)
         return rc;
     }
     const cks_ckpt_info *ci = cks_ckpt_info_of(c);
-    return cks_error_set(CKS_ENOTFOUND, "checkpoint %s has no tokenizer.model or tokenizer.json",
-                         ci->name);
+    return cks_error_set(CKS_ENOTFOUND,
+                         "%s@%s: the checkpoint has no tokenizer.model or tokenizer.json",
+                         cks_source_path(cks_ckpt_source(c)), ci->name);
 }
 
 int cks_tokenizer_config_add_bos(const char *json, size_t len, const char *display, int *out)

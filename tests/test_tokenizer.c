@@ -847,7 +847,7 @@ static void test_tokenizer__checkpoint_tokenizer_and_add_bos(void **state)
     cks_ckpt_free(c);
     assert_int_equal(cks_ckpt_open(&c, src, 1), 0);
     assert_int_equal(cks_tokenizer_load_ckpt(&t, c), CKS_ENOTFOUND);
-    assert_non_null(strstr(cks_error_last(), "checkpoint ckpt_001 has no tokenizer.model"));
+    assert_non_null(strstr(cks_error_last(), "@ckpt_001: the checkpoint has no tokenizer.model"));
     assert_int_equal(cks_tokenizer_ckpt_add_bos(c, &bos), CKS_EFORMAT);
     assert_non_null(strstr(cks_error_last(), "tokenizer_config.json"));
     assert_non_null(strstr(cks_error_last(), "not a boolean"));
