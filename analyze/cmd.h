@@ -9,5 +9,6 @@
 
 int cmd_list(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const struct {
 } commands[] = {
     {"list", cmd_list, "list the checkpoints of a source"},
     {"inspect", cmd_inspect, "per-tensor statistics of one checkpoint"},
+    {"tokenize", cmd_tokenize, "token ids and pieces of a text (built-in tokenizer)"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
