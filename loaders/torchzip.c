@@ -43,9 +43,9 @@ static uint64_t rd64(const unsigned char *p)
     return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32);
 }
 
-/* CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as zip stores it. */
-static uint32_t crc32_of(const unsigned char *p, uint64_t n)
+uint32_t cks_zip_crc32(const void *data, uint64_t n)
 {
+    const unsigned char *p = data;
     uint32_t table[256];
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
@@ -414,7 +414,7 @@ const cks_zip_entry *cks_torchzip_find(const cks_torchzip *z, const char *name)
 
 int cks_torchzip_check_crc(const cks_torchzip *z, const cks_zip_entry *e)
 {
-    if (crc32_of(e->data, e->size) != e->crc)
+    if (cks_zip_crc32(e->data, e->size) != e->crc)
         return cks_error_set(CKS_EFORMAT, "%s: entry '%s/%s' fails its CRC-32 check (damaged)",
                              z->map->display, z->prefix,
                              cks_printable((char[160]){0}, 160, e->name, strlen(e->name)));

@@ -85,6 +85,9 @@ void cks_torchzip_release(cks_torchzip *z);
 /* The entry "<archive>/<name>", or NULL. Borrowed from z. */
 const cks_zip_entry *cks_torchzip_find(const cks_torchzip *z, const char *name);
 
+/* CRC-32 as zip stores it (IEEE 802.3, reflected polynomial 0xEDB88320). */
+uint32_t cks_zip_crc32(const void *data, uint64_t n);
+
 /* Verifies an entry's bytes against its CRC-32 (reads them all: small entries only).
  * CKS_EFORMAT naming the entry on mismatch. */
 int cks_torchzip_check_crc(const cks_torchzip *z, const cks_zip_entry *e);
