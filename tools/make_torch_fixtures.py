@@ -296,15 +296,13 @@ class Evil:
 
 
 def make_good(out, expected):
-    model = TinyLlama(DIMS)
     for dt, tag in ((torch.float32, "f32"), (torch.float16, "f16"), (torch.bfloat16, "bf16")):
-        sd = model.to(dt).state_dict()
+        sd = TinyLlama(DIMS).to(dt).state_dict()  # a fresh model: Module.to works in place
         assert isinstance(sd, collections.OrderedDict) and hasattr(sd, "_metadata")
         torch.save(sd, f"{out}/llama_{tag}.bin")
         write_safetensors(f"{out}/llama_{tag}.safetensors", sd)
         expected[f"llama_{tag}.bin"] = describe(sd)
-    model = model.to(torch.float32)
-    sd = model.state_dict()
+    sd = TinyLlama(DIMS).state_dict()  # the same values as llama_f32.bin
     torch.save(sd, f"{out}/llama_f32_proto4.bin", pickle_protocol=4)
     expected["llama_f32_proto4.bin"] = describe(sd)
 
