@@ -68,20 +68,32 @@ static void format_dims(const int64_t *d, int n, char *buf, size_t cap)
         snprintf(buf + k, cap - k, "%s)", n == 1 ? "," : "");
 }
 
+/* Element count of the shape; -1 when it overflows int64 (an empty dimension makes it
+ * 0 whatever the others are). */
+static int64_t shape_numel(const cks_pk_tensor *r)
+{
+    int64_t n = 1;
+    for (int d = 0; d < r->ndim; d++)
+        if (r->shape[d] == 0)
+            return 0;
+    for (int d = 0; d < r->ndim; d++)
+        if (cks_mul_i64(n, r->shape[d], &n) != 0)
+            return -1;
+    return n;
+}
+
 /* Row-major contiguity as torch defines it (TensorImpl::compute_contiguous): a size-1
- * dimension's stride does not matter; an empty tensor is contiguous. */
-static int is_contiguous(const cks_pk_tensor *r)
+ * dimension's stride does not matter; an empty tensor is contiguous. Called once the
+ * element count is known to fit, so the running product cannot overflow. */
+static int is_contiguous(const cks_pk_tensor *r, int64_t numel)
 {
     int64_t expect = 1;
-    for (int d = r->ndim - 1; d >= 0; d--) {
-        if (r->shape[d] == 0)
-            return 1;
-    }
+    if (numel == 0)
+        return 1;
     for (int d = r->ndim - 1; d >= 0; d--) {
         if (r->shape[d] != 1 && r->stride[d] != expect)
             return 0;
-        if (cks_mul_i64(expect, r->shape[d], &expect) != 0)
-            return 0;
+        expect *= r->shape[d];
     }
     return 1;
 }
@@ -106,7 +118,8 @@ static int make_view(const cks_torchzip *z, const cks_pk_tensor *r, int file, ck
                              disp, r->key, (long long)r->storage_numel,
                              cks_dtype_name(r->storage_dtype), (unsigned long long)e->size);
     memset(t, 0, sizeof *t);
-    if (!is_contiguous(r)) {
+    int64_t numel = shape_numel(r);
+    if (numel >= 0 && !is_contiguous(r, numel)) {
         format_dims(r->shape, r->ndim, a, sizeof a);
         format_dims(r->stride, r->ndim, b, sizeof b);
         return cks_error_set(CKS_EUNSUPPORTED,
@@ -115,12 +128,11 @@ static int make_view(const cks_torchzip *z, const cks_pk_tensor *r, int file, ck
                              ".contiguous())",
                              disp, SHOW(r->name), a, b);
     }
-    int64_t numel = 1;
-    for (int d = 0; d < r->ndim; d++)
-        if (cks_mul_i64(numel, r->shape[d], &numel) != 0)
-            numel = -1; /* overflow: reported as running past the storage */
+    if (numel < 0)
+        return cks_error_set(CKS_EFORMAT, "%s: tensor '%s' has a shape of more than 2^63 elements",
+                             disp, SHOW(r->name));
     t->numel = numel;
-    if (numel < 0 || cks_mul_size((size_t)numel, es, &t->nbytes) != 0 ||
+    if (cks_mul_size((size_t)numel, es, &t->nbytes) != 0 ||
         cks_mul_size((size_t)r->offset, es, &end) != 0 || cks_add_size(end, t->nbytes, &end) != 0 ||
         end > e->size)
         return cks_error_set(CKS_EFORMAT,

@@ -341,6 +341,53 @@ static void test_torchbin__zip64_archive_past_4gib(void **state)
     cks_tmpdir_remove(dir);
 }
 
+/* An archive in memory with one storage of 12 floats and a tensor w of the given shape
+ * and stride (torch's opcode sequence, miniz's layout). */
+static int parse_shape(int ndim, const int64_t *shape, const int64_t *stride, cks_tensor_list *l)
+{
+    float data[12] = {0};
+    cks_fx_buf pk = {0};
+    size_t n;
+    cks_fx_put(&pk, "\x80\x02", 2);
+    cks_fx_pk_odict(&pk);
+    cks_fx_putc(&pk, '(');
+    cks_fx_pk_str(&pk, "w");
+    cks_fx_pk_tensor(&pk, "0", "FloatStorage", 12, 0, ndim, shape, stride);
+    cks_fx_put(&pk, "u.", 2);
+    cks_fx_zip_entry e[] = {
+        {"a/data.pkl", pk.p, pk.n}, {"a/data/0", data, sizeof data}, {"a/version", "3\n", 2}};
+    unsigned char *buf = cks_fx_torchzip_mem(e, 3, &n);
+    cks_map *m = NULL;
+    assert_int_equal(cks_map_adopt(&m, buf, n, free, buf, "mem.bin"), 0);
+    int rc = cks_torchbin_parse(m, 0, l);
+    cks_map_free(m);
+    cks_fx_buf_free(&pk);
+    return rc;
+}
+
+/* Shapes whose element count overflows are refused; a zero dimension makes a tensor
+ * empty whatever the others are; strides of size-1 dimensions do not matter (torch's
+ * is_contiguous rule). */
+static void test_torchbin__shape_edge_cases(void **state)
+{
+    cks_tensor_list l;
+    cks_tensor_list_init(&l);
+    const int64_t huge[3] = {1LL << 40, 1LL << 40, 4}, hs[3] = {4LL << 40, 4, 1};
+    assert_int_equal(parse_shape(3, huge, hs, &l), CKS_EFORMAT);
+    assert_non_null(strstr(cks_error_last(), "tensor 'w' has a shape of more than 2^63"));
+    const int64_t empty[3] = {1LL << 40, 0, 1LL << 40}, es[3] = {0, 1LL << 40, 1};
+    assert_int_equal(parse_shape(3, empty, es, &l), 0);
+    assert_int_equal(l.items[0].numel, 0);
+    const int64_t ones[3] = {3, 1, 4}, os[3] = {4, 99, 1};
+    assert_int_equal(parse_shape(3, ones, os, &l), 0);
+    assert_int_equal(l.items[1].numel, 12);
+    const int64_t bad[2] = {3, 4}, bs[2] = {4, 2};
+    assert_int_equal(parse_shape(2, bad, bs, &l), CKS_EUNSUPPORTED);
+    assert_non_null(strstr(cks_error_last(), "not contiguous (shape (3, 4), stride (4, 2))"));
+    assert_int_equal(l.count, 2);
+    cks_tensor_list_release(&l);
+}
+
 /* inspect's numbers: the same norms, bit for bit, from the .bin and from the same
  * tensors written as safetensors by the fixture script. */
 static void test_torchbin__same_norms_as_safetensors(void **state)
@@ -535,6 +582,7 @@ int main(void)
         cmocka_unit_test(test_torchbin__refuses_hostile_files),
         cmocka_unit_test(test_torchbin__truncations_and_byte_changes_are_safe),
         cmocka_unit_test(test_torchbin__zip64_archive_past_4gib),
+        cmocka_unit_test(test_torchbin__shape_edge_cases),
         cmocka_unit_test(test_torchbin__same_norms_as_safetensors),
         cmocka_unit_test(test_torchbin__reads_through_every_source),
     };
