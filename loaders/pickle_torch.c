@@ -191,7 +191,9 @@ static int rebuild_tensor(vm *v, gkind g, uint32_t args, uint32_t *out)
 {
     const pobj *a = &v->objs[args];
     uint32_t n = a->n, lo = g == G_REBUILD ? 4 : g == G_REBUILD_V2 ? 6 : 7;
-    const char *fn = globals[g == G_REBUILD ? 1 : g == G_REBUILD_V2 ? 2 : 3].name;
+    const char *fn = g == G_REBUILD      ? "_rebuild_tensor"
+                     : g == G_REBUILD_V2 ? "_rebuild_tensor_v2"
+                                         : "_rebuild_tensor_v3";
     if (n < lo || n > (g == G_REBUILD ? 4 : lo + 1))
         return cks_pkvm_fail(v, CKS_EFORMAT, "%s called with %u arguments", fn, n);
     const uint32_t *it = a->u.items;

@@ -476,7 +476,8 @@ static void test_pickle__refuses_bad_structure(void **state)
     expect_error(&b, CKS_EFORMAT, "SETITEMS with an odd number of items");
     PUT(&b, "\x80\x02]K\x01K\x02s.");
     expect_error(&b, CKS_EFORMAT, "SETITEM on a list");
-    PUT(&b, "\x80\x02}(K\x01" "e.");
+    PUT(&b, "\x80\x02}(K\x01"
+            "e.");
     expect_error(&b, CKS_EFORMAT, "APPEND on a dict");
     PUT(&b, "\x80\x02(K\x01u.");
     expect_error(&b, CKS_EFORMAT, "stack underflow");
