@@ -4,6 +4,8 @@
 #ifndef CKS_ERROR_H
 #define CKS_ERROR_H
 
+#include <stddef.h>
+
 enum {
     CKS_OK = 0,
     CKS_ERROR = -1,        /* generic failure */
@@ -33,6 +35,11 @@ int cks_error_prefix(int code, const char *fmt, ...) __attribute__((format(print
 const char *cks_error_last(void);
 
 void cks_error_clear(void);
+
+/* Copies n bytes of untrusted text (a name read from a file) into buf for a message:
+ * bytes outside printable ASCII become '?', and text longer than cap - 1 is cut and
+ * ends in "...". Returns buf. */
+const char *cks_printable(char *buf, size_t cap, const void *text, size_t n);
 
 /* Short name of a code ("format error", "not found", ...). */
 const char *cks_error_name(int code);

@@ -3,7 +3,7 @@
  * A view describes one tensor stored contiguously (row-major) in a mapped file: it
  * borrows its name and its bytes from whoever produced it (a cks_tensor_list, whose
  * files must stay mapped while the view is used). Format readers (safetensors.h,
- * torchzip.h) fill a cks_tensor_list; metric code reads views and widens blocks. */
+ * torchbin.h) fill a cks_tensor_list; metric code reads views and widens blocks. */
 #ifndef CKS_TENSOR_H
 #define CKS_TENSOR_H
 

@@ -3,6 +3,7 @@
 #include "error.h"
 #include "safetensors.h"
 #include "shard_index.h"
+#include "torchbin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +14,6 @@
 /* Format readers: append the tensors of one mapped file. */
 typedef int (*format_parse_fn)(const cks_map *m, int file, cks_tensor_list *out);
 
-static int pytorch_unavailable(const cks_map *m, int file, cks_tensor_list *out)
-{
-    return cks_error_set(CKS_EUNSUPPORTED, "%s: PyTorch .bin checkpoints are not readable yet",
-                         m->display);
-}
-
 static const struct {
     cks_format format;
     const char *index, *single;
@@ -26,7 +21,7 @@ static const struct {
 } formats[] = {
     {CKS_FORMAT_SAFETENSORS, "model.safetensors.index.json", "model.safetensors",
      cks_safetensors_parse},
-    {CKS_FORMAT_PYTORCH, "pytorch_model.bin.index.json", "pytorch_model.bin", pytorch_unavailable},
+    {CKS_FORMAT_PYTORCH, "pytorch_model.bin.index.json", "pytorch_model.bin", cks_torchbin_parse},
 };
 
 const char *cks_format_name(cks_format f)
