@@ -1,8 +1,11 @@
-/* dtype table and widening. F16 is widened through a 64K-entry table built once
- * (thread-safe via pthread_once) because it is the hot path for K2's fp16 weights. */
+/* dtype table and widening. F16 is the hot path for K2's fp16 weights: it is widened by
+ * the CPU's F16C instructions where present (runtime check), else through a 64K-entry
+ * table built once (thread-safe via pthread_once). BF16 is a shift, done 8 at a time with
+ * AVX2 where present. */
 #include "dtype.h"
 #include "error.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
@@ -12,13 +15,13 @@ static const struct {
     size_t size;
     int is_float;
 } table[CKS_DT_COUNT] = {
-    [CKS_DT_F32] = {"F32", 4, 1},    [CKS_DT_F16] = {"F16", 2, 1},
-    [CKS_DT_BF16] = {"BF16", 2, 1},  [CKS_DT_F64] = {"F64", 8, 1},
-    [CKS_DT_I8] = {"I8", 1, 0},      [CKS_DT_U8] = {"U8", 1, 0},
-    [CKS_DT_I16] = {"I16", 2, 0},    [CKS_DT_U16] = {"U16", 2, 0},
-    [CKS_DT_I32] = {"I32", 4, 0},    [CKS_DT_U32] = {"U32", 4, 0},
-    [CKS_DT_I64] = {"I64", 8, 0},    [CKS_DT_U64] = {"U64", 8, 0},
-    [CKS_DT_BOOL] = {"BOOL", 1, 0},  [CKS_DT_F8_E4M3] = {"F8_E4M3", 1, 0},
+    [CKS_DT_F32] = {"F32", 4, 1},         [CKS_DT_F16] = {"F16", 2, 1},
+    [CKS_DT_BF16] = {"BF16", 2, 1},       [CKS_DT_F64] = {"F64", 8, 1},
+    [CKS_DT_I8] = {"I8", 1, 0},           [CKS_DT_U8] = {"U8", 1, 0},
+    [CKS_DT_I16] = {"I16", 2, 0},         [CKS_DT_U16] = {"U16", 2, 0},
+    [CKS_DT_I32] = {"I32", 4, 0},         [CKS_DT_U32] = {"U32", 4, 0},
+    [CKS_DT_I64] = {"I64", 8, 0},         [CKS_DT_U64] = {"U64", 8, 0},
+    [CKS_DT_BOOL] = {"BOOL", 1, 0},       [CKS_DT_F8_E4M3] = {"F8_E4M3", 1, 0},
     [CKS_DT_F8_E5M2] = {"F8_E5M2", 1, 0},
 };
 
@@ -120,6 +123,56 @@ static void f16_table_build(void)
         f16_table[i] = cks_f16_to_f32((uint16_t)i);
 }
 
+/* bf16 -> f32 is the top half of the f32 bit pattern: zero-extend and shift, 8 at a time
+ * with AVX2 (runtime check), else one at a time */
+__attribute__((target("avx2"))) static void widen_bf16_avx2(const unsigned char *s, float *dst,
+                                                            size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + 2 * i)));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_slli_epi32(w, 16));
+    }
+    for (; i < n; i++) {
+        uint16_t b;
+        memcpy(&b, s + 2 * i, 2);
+        dst[i] = cks_bf16_to_f32(b);
+    }
+}
+
+static void widen_bf16_scalar(const unsigned char *s, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint16_t b;
+        memcpy(&b, s + 2 * i, 2);
+        dst[i] = cks_bf16_to_f32(b);
+    }
+}
+
+/* f16 -> f32 with F16C (vcvtph2ps is exact, subnormals, Inf and NaN included) */
+__attribute__((target("avx,f16c"))) static void widen_f16_f16c(const unsigned char *s, float *dst,
+                                                               size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 2 * i))));
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = cks_f16_to_f32(h);
+    }
+}
+
+static void widen_f16_table(const unsigned char *s, float *dst, size_t n)
+{
+    pthread_once(&f16_once, f16_table_build);
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = f16_table[h];
+    }
+}
+
 void cks_widen_f32(cks_dtype dt, const void *src, float *dst, size_t n)
 {
     const unsigned char *s = src;
@@ -135,20 +188,16 @@ void cks_widen_f32(cks_dtype dt, const void *src, float *dst, size_t n)
         }
         break;
     case CKS_DT_BF16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t b;
-            memcpy(&b, s + 2 * i, 2);
-            uint32_t bits = (uint32_t)b << 16;
-            memcpy(dst + i, &bits, 4);
-        }
+        if (__builtin_cpu_supports("avx2"))
+            widen_bf16_avx2(s, dst, n);
+        else
+            widen_bf16_scalar(s, dst, n);
         break;
     case CKS_DT_F16:
-        pthread_once(&f16_once, f16_table_build);
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, s + 2 * i, 2);
-            dst[i] = f16_table[h];
-        }
+        if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx"))
+            widen_f16_f16c(s, dst, n);
+        else
+            widen_f16_table(s, dst, n);
         break;
     default:
         for (size_t i = 0; i < n; i++)

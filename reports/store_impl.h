@@ -1,0 +1,35 @@
+/* Internals shared by store.c (file lifecycle, lock, transactions, attributes, HDF5
+ * errors) and store_data.c (checkpoints, tensors, datasets). Not a public header. */
+#ifndef CKS_STORE_IMPL_H
+#define CKS_STORE_IMPL_H
+
+#include "store.h"
+
+#include <hdf5.h>
+
+struct cks_store {
+    char *path, *tmp, *lock, *dir;
+    int lockfd; /* writer lock (flock on PATH.lock); -1 for readers */
+    int in_tx;  /* fid is PATH.tmp opened read-write */
+    hid_t fid;  /* PATH read-only between transactions; H5I_INVALID_HID when closed */
+    cks_store_hook hook;
+    void *hook_ctx;
+};
+
+/* Sets a message from fmt plus the innermost HDF5 error on the stack (then clears it). */
+int cks_store_h5err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* CKS_EINVAL unless a transaction is open. */
+int cks_store_need_tx(const cks_store *s, const char *what);
+/* A variable-length UTF-8 string type (close it). */
+hid_t cks_store_str_type(void);
+/* String attributes on an open object; read: CKS_ENOTFOUND (no message) when absent,
+ * CKS_EFORMAT when not a string or longer than limit. */
+int cks_store_attr_read(hid_t obj, const char *name, size_t limit, const char *display, char **out);
+int cks_store_attr_write(hid_t obj, const char *name, const char *value, const char *display);
+
+/* store_data.c: create the empty /checkpoints and /tensors; bring every row-indexed
+ * dataset to N rows (and tensor matrices to T columns) before a commit. */
+int cks_store_init_tables(cks_store *s);
+int cks_store_extend_all(cks_store *s);
+
+#endif
