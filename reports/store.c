@@ -62,6 +62,13 @@ int cks_store_h5err(int code, const char *fmt, ...)
 
 static void h5_quiet(void)
 {
+    /* HDF5 1.10 cannot recover a file whose close failed on a write error (ENOSPC): the
+     * file stays registered half-closed, and closing it again, or the library's atexit
+     * cleanup, crashes. A failed transaction's copy is simply dropped (its handle is never
+     * touched again), so the atexit cleanup must not run: every file we open is closed by
+     * us. This only takes effect before the library's first use, which is why it comes
+     * before anything else. */
+    H5dont_atexit();
     /* the library never prints: errors come back through cks_store_h5err */
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
@@ -72,6 +79,20 @@ int cks_store_need_tx(const cks_store *s, const char *what)
         return 0;
     return cks_error_set(CKS_EINVAL, "%s: %s needs a write transaction (cks_store_begin)", s->path,
                          what);
+}
+
+int cks_store_close_written(cks_store *s, hid_t d, const char *path, int err)
+{
+    if (H5Dclose(d) < 0 && !err)
+        err = cks_store_h5err(CKS_EIO, "%s: writing %s failed", s->path, path);
+    return err;
+}
+
+int cks_store_fail(cks_store *s, int err)
+{
+    if (err && s->in_tx)
+        s->tx_failed = 1;
+    return err;
 }
 
 hid_t cks_store_str_type(void)
@@ -208,8 +229,9 @@ int cks_store_set_attr(cks_store *s, const char *obj, const char *name, const ch
     char display[4200];
     snprintf(display, sizeof display, "%s:%s", s->path, obj);
     err = cks_store_attr_write(o, name, value, display);
-    H5Oclose(o);
-    return err;
+    if (H5Oclose(o) < 0 && !err)
+        err = cks_store_h5err(CKS_EIO, "%s: writing %s failed", s->path, obj);
+    return cks_store_fail(s, err);
 }
 
 /* ---- files ---- */
@@ -633,6 +655,7 @@ int cks_store_begin(cks_store *s)
         return err;
     }
     s->in_tx = 1;
+    s->tx_failed = 0;
     return 0;
 }
 
@@ -643,6 +666,7 @@ void cks_store_abort(cks_store *s)
     close_fid(s);
     unlink(s->tmp);
     s->in_tx = 0;
+    s->tx_failed = 0;
     if (open_ro(s) != 0)
         H5Eclear2(H5E_DEFAULT);
 }
@@ -652,6 +676,11 @@ int cks_store_commit(cks_store *s)
     int err = cks_store_need_tx(s, "commit");
     if (err)
         return err;
+    if (s->tx_failed) {
+        err = cks_error_set(CKS_EIO, "%s: a write of this transaction failed; it was dropped",
+                            s->path);
+        goto fail;
+    }
     if ((err = cks_store_extend_all(s)) != 0)
         goto fail;
     herr_t closed = H5Fclose(s->fid);

@@ -69,7 +69,7 @@ static int create_table(cks_store *s, const char *path, hid_t memtype, const cha
     else
         err = cks_store_attr_write(d, "description", description, s->path);
     if (d >= 0)
-        H5Dclose(d);
+        err = cks_store_close_written(s, d, path, err);
     H5Pclose(dcpl);
     H5Sclose(sp);
     H5Tclose(ft);
@@ -317,8 +317,8 @@ done:
     if (fs >= 0)
         H5Sclose(fs);
     if (d >= 0)
-        H5Dclose(d);
-    return err;
+        err = cks_store_close_written(s, d, path, err);
+    return cks_store_fail(s, err);
 }
 
 static int clear_row(cks_store *s, size_t row);
@@ -507,10 +507,10 @@ int cks_store_extend_all(cks_store *s)
                 err = cks_store_h5err(CKS_EIO, "%s: cannot extend %s", s->path, l.paths[i]);
         }
         if (d >= 0)
-            H5Dclose(d);
+            err = cks_store_close_written(s, d, l.paths[i], err);
     }
     ds_list_release(&l);
-    return err;
+    return cks_store_fail(s, err);
 }
 
 /* Writes NaN over one row of every row-indexed dataset that has it. */
@@ -553,11 +553,11 @@ static int clear_row(cks_store *s, size_t row)
         if (fs >= 0)
             H5Sclose(fs);
         if (d >= 0)
-            H5Dclose(d);
+            err = cks_store_close_written(s, d, l.paths[i], err);
     }
     free(nan);
     ds_list_release(&l);
-    return err;
+    return cks_store_fail(s, err);
 }
 
 int cks_store_exists(cks_store *s, const char *path)
@@ -703,8 +703,7 @@ int cks_store_write_row(cks_store *s, const char *path, size_t row, const double
         0)
         return err;
     err = write_at(s, path, d, 2, row, v, H5T_NATIVE_DOUBLE, n);
-    H5Dclose(d);
-    return err;
+    return cks_store_fail(s, cks_store_close_written(s, d, path, err));
 }
 
 int cks_store_write_row_f32(cks_store *s, const char *path, size_t row, const float *v, size_t n,
@@ -721,8 +720,7 @@ int cks_store_write_row_f32(cks_store *s, const char *path, size_t row, const fl
     if ((err = open_or_create(s, path, H5T_IEEE_F32LE, 2, n, axes, description, unit, &d)) != 0)
         return err;
     err = write_at(s, path, d, 2, row, v, H5T_NATIVE_FLOAT, n);
-    H5Dclose(d);
-    return err;
+    return cks_store_fail(s, cks_store_close_written(s, d, path, err));
 }
 
 int cks_store_write_series(cks_store *s, const char *path, size_t row, double v,
@@ -736,8 +734,7 @@ int cks_store_write_series(cks_store *s, const char *path, size_t row, double v,
         0)
         return err;
     err = write_at(s, path, d, 1, row, &v, H5T_NATIVE_DOUBLE, 1);
-    H5Dclose(d);
-    return err;
+    return cks_store_fail(s, cks_store_close_written(s, d, path, err));
 }
 
 /* ---- reading values ---- */

@@ -9,9 +9,10 @@
 
 struct cks_store {
     char *path, *tmp, *lock, *dir;
-    int lockfd; /* writer lock (flock on PATH.lock); -1 for readers */
-    int in_tx;  /* fid is PATH.tmp opened read-write */
-    hid_t fid;  /* PATH read-only between transactions; H5I_INVALID_HID when closed */
+    int lockfd;    /* writer lock (flock on PATH.lock); -1 for readers */
+    int in_tx;     /* fid is PATH.tmp opened read-write */
+    int tx_failed; /* a write of this transaction failed: it can only be aborted */
+    hid_t fid;     /* PATH read-only between transactions; H5I_INVALID_HID when closed */
     cks_store_hook hook;
     void *hook_ctx;
 };
@@ -20,6 +21,12 @@ struct cks_store {
 int cks_store_h5err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* CKS_EINVAL unless a transaction is open. */
 int cks_store_need_tx(const cks_store *s, const char *what);
+/* Closes a dataset that was written to. Its chunk cache is flushed here, so this is
+ * where a full disk shows up: ignoring it would commit a file without the data. Returns
+ * err, or the close failure when err is 0. */
+int cks_store_close_written(cks_store *s, hid_t d, const char *path, int err);
+/* Marks the open transaction failed when err != 0 (commit then refuses it); returns err. */
+int cks_store_fail(cks_store *s, int err);
 /* A variable-length UTF-8 string type (close it). */
 hid_t cks_store_str_type(void);
 /* String attributes on an open object; read: CKS_ENOTFOUND (no message) when absent,
