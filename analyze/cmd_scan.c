@@ -194,15 +194,13 @@ static int open_store(scan *sc)
     if (err == CKS_ENOTFOUND) {
         char *config = NULL, *abs = realpath(o->source, NULL);
         read_config(sc->src, sc->sel[0], &config);
-        cks_store_meta meta = {abs ? abs : o->source, config, NULL};
+        /* the families are a root attribute from the start: a file killed before its
+         * first checkpoint must still say what a resumed scan has to compute */
+        const char *attrs[] = {"metrics", sc->canon, NULL};
+        cks_store_meta meta = {abs ? abs : o->source, config, NULL, attrs};
         err = cks_store_create(&sc->store, o->output, &meta);
         free(config);
         free(abs);
-        if (err)
-            return err;
-        if ((err = cks_store_begin(sc->store)) == 0 &&
-            (err = cks_store_set_attr(sc->store, "/", "metrics", sc->canon)) == 0)
-            err = cks_store_commit(sc->store);
         return err;
     }
     if (err)
@@ -720,7 +718,10 @@ static int setup(scan *sc)
     if ((err = scan_groups_parse(sc->o.metrics ? sc->o.metrics : scan_default_metrics(), sc->groups,
                                  &sc->ngroups, sc->canon, sizeof sc->canon)) ||
         (err = cks_source_open(&sc->src, sc->o.source, sc->o.branches)) ||
-        (err = select_checkpoints(sc)) || (err = open_store(sc)) || (err = load_state(sc)))
+        (err = select_checkpoints(sc)) || (err = open_store(sc)))
+        return err;
+    test_point("opened", sc);
+    if ((err = load_state(sc)) != 0)
         return err;
     if (sc->o.ref && (err = cks_source_find(sc->src, sc->o.ref, &sc->ref_idx)) != 0)
         return cks_error_prefix(err, "--ref");

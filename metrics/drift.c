@@ -32,9 +32,10 @@ typedef struct {
     v8d dd, aa, bb, ab, mx;
 } lanes;
 
-static inline void step(lanes *L, v8d x, v8d y)
+/* by pointer: vector arguments by value would depend on the clone's ABI */
+static inline void step(lanes *L, const v8d *xp, const v8d *yp)
 {
-    v8d d = x - y;
+    v8d x = *xp, y = *yp, d = x - y;
     L->dd += d * d;
     L->aa += x * x;
     L->bb += y * y;
@@ -79,8 +80,10 @@ kernel_f32(const float *a, const float *b, size_t n, acc *s)
         memcpy(&a1, a + i + 8, 32);
         memcpy(&b0, b + i, 32);
         memcpy(&b1, b + i + 8, 32);
-        step(&L0, __builtin_convertvector(a0, v8d), __builtin_convertvector(b0, v8d));
-        step(&L1, __builtin_convertvector(a1, v8d), __builtin_convertvector(b1, v8d));
+        v8d x0 = __builtin_convertvector(a0, v8d), y0 = __builtin_convertvector(b0, v8d);
+        v8d x1 = __builtin_convertvector(a1, v8d), y1 = __builtin_convertvector(b1, v8d);
+        step(&L0, &x0, &y0);
+        step(&L1, &x1, &y1);
     }
     fold(s, &L0, &L1);
     for (; i < n; i++)
@@ -100,8 +103,8 @@ kernel_f64(const double *a, const double *b, size_t n, acc *s)
         memcpy(&a1, a + i + 8, 64);
         memcpy(&b0, b + i, 64);
         memcpy(&b1, b + i + 8, 64);
-        step(&L0, a0, b0);
-        step(&L1, a1, b1);
+        step(&L0, &a0, &b0);
+        step(&L1, &a1, &b1);
     }
     fold(s, &L0, &L1);
     for (; i < n; i++)

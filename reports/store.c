@@ -568,6 +568,9 @@ static int write_root(cks_store *s, const cks_store_meta *meta)
         (err = cks_store_attr_write(s->fid, "created_by",
                                     meta && meta->created_by ? meta->created_by : by, s->path)))
         return err;
+    for (const char *const *a = meta ? meta->attrs : NULL; a && a[0] && a[1]; a += 2)
+        if ((err = cks_store_attr_write(s->fid, a[0], a[1], s->path)) != 0)
+            return err;
     return cks_store_init_tables(s);
 }
 

@@ -58,6 +58,9 @@ typedef struct {
     const char *source;     /* the analysed source (path) */
     const char *config;     /* config.json text; NULL or "" when unknown */
     const char *created_by; /* NULL: "ckptscope <version>" */
+    /* NULL, or more root string attributes as name, value, ..., NULL: written with the
+     * rest, so they exist from the file's first appearance */
+    const char *const *attrs;
 } cks_store_meta;
 
 /* Creates a new, empty run file at path (no checkpoint, no tensor) and returns it open for

@@ -120,11 +120,22 @@ def same_file(a, b):
 
 
 def main(tests):
+    """Runs the tests named after the two tool paths on the command line (all when none
+    is named), and exits non-zero when one fails."""
+    import time
+    only = sys.argv[3:]
+    unknown = set(only) - {t.__name__ for t in tests}
+    if unknown:
+        print("FAIL: no such tests:", ", ".join(sorted(unknown)))
+        sys.exit(1)
     failed = 0
     for t in tests:
+        if only and t.__name__ not in only:
+            continue
+        t0 = time.time()
         try:
             t()
-            print("ok", t.__name__)
+            print("ok %s (%.1f s)" % (t.__name__, time.time() - t0))
         except Exception as e:  # report every failing test, then fail
             failed += 1
             print("FAIL", t.__name__, ":", e)

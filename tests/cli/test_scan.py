@@ -248,6 +248,7 @@ def test_resume_skips_and_redoes():
 
 KILL_POINTS = [
     # (point, n, checkpoints the file must hold, checkpoints reported finished)
+    ("opened", 1, 0, 0),      # the new file exists, nothing analysed yet
     ("tensor", 5, 0, 0),      # in the middle of the first checkpoint
     ("analysed", 2, 1, 1),    # second checkpoint computed, nothing written
     ("begin", 3, 2, 2),       # before the copy
