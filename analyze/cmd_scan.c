@@ -397,10 +397,14 @@ static void progress(scan *sc, size_t pos, const char *ckpt, const char *tensor,
                      double bytes, double t0)
 {
     double now = cli_now(), rate = bytes / (now - t0 + 1e-9);
-    double per = sc->analysed ? (now - sc->t_start) / ((double)sc->analysed + frac) : 0;
-    long eta = (long)(per * ((double)(sc->nsel - pos) - frac));
-    cli_progress_update(&sc->prog, "[%zu/%zu] %s %s  %.0f MB/s  ETA %ld:%02ld:%02ld", pos + 1,
-                        sc->nsel, ckpt, tensor, rate / 1e6, eta / 3600, eta / 60 % 60, eta % 60);
+    double done = (double)sc->analysed + frac; /* checkpoints' worth of analysis so far */
+    char eta[32] = "--:--:--";
+    if (done > 0.02) {
+        long left = (long)((now - sc->t_start) / done * ((double)(sc->nsel - pos) - frac));
+        snprintf(eta, sizeof eta, "%ld:%02ld:%02ld", left / 3600, left / 60 % 60, left % 60);
+    }
+    cli_progress_update(&sc->prog, "[%zu/%zu] %s %s  %.0f MB/s  ETA %s", pos + 1, sc->nsel, ckpt,
+                        tensor, rate / 1e6, eta);
 }
 
 typedef struct {
