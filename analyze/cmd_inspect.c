@@ -35,7 +35,7 @@ typedef struct {
 
 typedef struct {
     const cks_tensor *t;
-    int have; /* norms computed (float dtype) */
+    int have;      /* norms computed (float dtype) */
     cks_norms n;
 } result;
 
@@ -51,8 +51,8 @@ static json_t *norms_json(const result *r)
 {
     if (!r->have)
         return json_null();
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "fro", cks_json_number(r->n.fro), "rms",
-                     cks_json_number(r->n.rms), "mean", cks_json_number(r->n.mean), "std",
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "fro", cks_json_number(r->n.fro),
+                     "rms", cks_json_number(r->n.rms), "mean", cks_json_number(r->n.mean), "std",
                      cks_json_number(r->n.std), "absmax", cks_json_number(r->n.absmax), "nan",
                      (json_int_t)r->n.nan, "inf", (json_int_t)r->n.inf);
 }
@@ -74,15 +74,15 @@ static int emit_json(const cks_ckpt *c, const result *res, size_t n)
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         const cks_tensor *t = res[i].t;
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:o, s:i, s:s, s:o}", "name", t->name,
-                                             "dtype", cks_dtype_name(t->dtype), "shape",
-                                             shape_json(t), "layer", t->layer, "kind",
-                                             cks_kind_name(t->kind), "norms", norms_json(&res[i])));
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:o, s:i, s:s, s:o}", "name", t->name, "dtype",
+                           cks_dtype_name(t->dtype), "shape", shape_json(t), "layer", t->layer,
+                           "kind", cks_kind_name(t->kind), "norms", norms_json(&res[i])));
     }
-    json_t *doc = json_pack("{s:{s:s, s:I, s:o}, s:o, s:o}", "checkpoint", "name", ci->name, "step",
-                            (json_int_t)ci->step, "commit",
-                            ci->commit ? json_string(ci->commit) : json_null(), "config",
-                            config_json(c), "tensors", arr);
+    json_t *doc = json_pack(
+        "{s:{s:s, s:I, s:o}, s:o, s:o}", "checkpoint", "name", ci->name, "step",
+        (json_int_t)ci->step, "commit", ci->commit ? json_string(ci->commit) : json_null(),
+        "config", config_json(c), "tensors", arr);
     return cli_json_print(doc) == 0 ? 0 : CLI_USAGE;
 }
 
@@ -139,8 +139,8 @@ static void print_text(const cks_ckpt *c, const cks_config *cfg, const result *r
            (long long)cfg->num_key_value_heads, (long long)cfg->vocab_size,
            (long long)cfg->max_position_embeddings, cfg->rope_theta, cfg->rms_norm_eps,
            cfg->tie_word_embeddings ? "yes" : "no", cfg->torch_dtype[0] ? cfg->torch_dtype : "?");
-    printf("%-48s %-5s %-12s %12s %12s %12s %12s %12s %6s %6s\n", "TENSOR", "DTYPE", "SHAPE", "FRO",
-           "RMS", "MEAN", "STD", "ABSMAX", "NAN", "INF");
+    printf("%-48s %-5s %-12s %12s %12s %12s %12s %12s %6s %6s\n", "TENSOR", "DTYPE", "SHAPE",
+           "FRO", "RMS", "MEAN", "STD", "ABSMAX", "NAN", "INF");
     for (size_t i = 0; i < n; i++) {
         char shape[64];
         const cks_tensor *t = res[i].t;
@@ -170,21 +170,14 @@ static int parse_args(int argc, char **argv, options *o)
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 't':
-            o->tensors = optarg;
-            break;
+        case 't': o->tensors = optarg; break;
         case 'T':
             if (cli_parse_threads("inspect", optarg, &o->threads) != 0)
                 return CLI_USAGE;
             break;
-        case 'j':
-            o->json = 1;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return -1;
-        default:
-            return cli_usage_error("inspect", "unknown option");
+        case 'j': o->json = 1; break;
+        case 'h': fputs(usage_text, stdout); return -1;
+        default: return cli_usage_error("inspect", "unknown option");
         }
     }
     if (optind != argc - 1)
@@ -229,8 +222,8 @@ int cmd_inspect(int argc, char **argv)
         n++;
     }
     if (o.tensors && n == 0) {
-        status =
-            cli_fail("inspect", cks_error_set(CKS_ENOTFOUND, "no tensor matches '%s'", o.tensors));
+        status = cli_fail("inspect", cks_error_set(CKS_ENOTFOUND, "no tensor matches '%s'",
+                                                   o.tensors));
         goto done;
     }
     if (o.json)

@@ -1,9 +1,6 @@
 /* placeholder */
 #include "testutil.h"
-static void test_norms__builds(void **state)
-{
-    (void)state;
-}
+static void test_norms__builds(void **state) { (void)state; }
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_norms__builds)};
