@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BLOCK 2048      /* elements widened at a time: 8 KiB of f32, stays in L1 */
-#define CHUNK (1 << 20) /* elements per scheduling unit between threads */
+#define BLOCK 2048          /* elements widened at a time: 8 KiB of f32, stays in L1 */
+#define CHUNK (1 << 20)     /* elements per scheduling unit between threads */
 
 typedef struct {
     double s1, s2, amax;
@@ -142,8 +142,8 @@ int cks_norms_compute(const cks_tensor *t, int nthreads, cks_norms *out)
         r.fro = r.rms = r.mean = r.std = r.absmax = NAN;
     } else {
         double nn = (double)total.n;
-        double m1 = total.s1 / nn;            /* mean of (x - c) */
-        double var = total.s2 / nn - m1 * m1; /* shift-invariant */
+        double m1 = total.s1 / nn;               /* mean of (x - c) */
+        double var = total.s2 / nn - m1 * m1;     /* shift-invariant */
         if (var < 0)
             var = 0;
         r.mean = c + m1;

@@ -10,10 +10,10 @@
 #include <stdint.h>
 
 typedef struct {
-    double fro; /* sqrt(sum x^2) */
-    double rms; /* fro / sqrt(n) */
+    double fro;    /* sqrt(sum x^2) */
+    double rms;    /* fro / sqrt(n) */
     double mean;
-    double std; /* population standard deviation */
+    double std;    /* population standard deviation */
     double absmax;
     int64_t nan;
     int64_t inf;
