@@ -718,17 +718,21 @@ static int parse_args(int argc, char **argv, options *o)
 
 static int setup(scan *sc)
 {
+    size_t ref;
     int err;
-    if ((err = scan_groups_parse(sc->o.metrics ? sc->o.metrics : scan_default_metrics(), sc->groups,
-                                 &sc->ngroups, sc->canon, sizeof sc->canon)) ||
+    if ((err = scan_groups_parse(sc->o.metrics ? sc->o.metrics : scan_default_metrics(),
+                                 sc->groups, &sc->ngroups, sc->canon, sizeof sc->canon)) ||
         (err = cks_source_open(&sc->src, sc->o.source, sc->o.branches)) ||
-        (err = select_checkpoints(sc)) || (err = open_store(sc)))
+        (err = select_checkpoints(sc)))
+        return err;
+    /* a bad --ref is refused before a new run file is created */
+    if (sc->o.ref && (err = cks_source_find(sc->src, sc->o.ref, &ref)) != 0)
+        return cks_error_prefix(err, "--ref");
+    if ((err = open_store(sc)) != 0)
         return err;
     test_point("opened", sc);
     if ((err = load_state(sc)) != 0)
         return err;
-    if (sc->o.ref && (err = cks_source_find(sc->src, sc->o.ref, &sc->ref_idx)) != 0)
-        return cks_error_prefix(err, "--ref");
     return choose_ref(sc);
 }
 
