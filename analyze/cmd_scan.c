@@ -720,8 +720,8 @@ static int setup(scan *sc)
 {
     size_t ref;
     int err;
-    if ((err = scan_groups_parse(sc->o.metrics ? sc->o.metrics : scan_default_metrics(),
-                                 sc->groups, &sc->ngroups, sc->canon, sizeof sc->canon)) ||
+    if ((err = scan_groups_parse(sc->o.metrics ? sc->o.metrics : scan_default_metrics(), sc->groups,
+                                 &sc->ngroups, sc->canon, sizeof sc->canon)) ||
         (err = cks_source_open(&sc->src, sc->o.source, sc->o.branches)) ||
         (err = select_checkpoints(sc)))
         return err;

@@ -99,7 +99,7 @@ static int read_table(cks_store *s, const char *path, hid_t memtype, size_t recs
                       size_t *n, hid_t *space)
 {
     hid_t d = H5Dopen2(s->fid, path, H5P_DEFAULT), sp = H5I_INVALID_HID;
-    hsize_t dims[2];
+    hsize_t dims[2] = {0, 0};
     void *buf = NULL;
     int err = 0;
     if (d < 0 || (sp = H5Dget_space(d)) < 0) {
@@ -676,7 +676,7 @@ static int write_at(cks_store *s, const char *path, hid_t d, int rank, size_t ro
 
 static int check_row(cks_store *s, const char *path, size_t row)
 {
-    size_t n;
+    size_t n = 0;
     int err = cks_store_nrows(s, &n);
     if (err)
         return err;
@@ -692,7 +692,7 @@ int cks_store_write_row(cks_store *s, const char *path, size_t row, const double
                         const char *description, const char *unit)
 {
     size_t t;
-    hid_t d;
+    hid_t d = H5I_INVALID_HID;
     int err = cks_store_need_tx(s, "writing values");
     if (err || (err = check_row(s, path, row)) || (err = table_len(s, "/tensors", &t)))
         return err;
@@ -710,7 +710,7 @@ int cks_store_write_row_f32(cks_store *s, const char *path, size_t row, const fl
                             const char *axis, const char *description, const char *unit)
 {
     char axes[256];
-    hid_t d;
+    hid_t d = H5I_INVALID_HID;
     int err = cks_store_need_tx(s, "writing values");
     if (err || (err = check_row(s, path, row)))
         return err;
@@ -726,7 +726,7 @@ int cks_store_write_row_f32(cks_store *s, const char *path, size_t row, const fl
 int cks_store_write_series(cks_store *s, const char *path, size_t row, double v,
                            const char *description, const char *unit)
 {
-    hid_t d;
+    hid_t d = H5I_INVALID_HID;
     int err = cks_store_need_tx(s, "writing values");
     if (err || (err = check_row(s, path, row)))
         return err;
@@ -762,8 +762,8 @@ static int open_float(cks_store *s, const char *path, hid_t *d, hsize_t dims[2])
 
 int cks_store_shape(cks_store *s, const char *path, size_t *rows, size_t *cols)
 {
-    hid_t d;
-    hsize_t dims[2];
+    hid_t d = H5I_INVALID_HID;
+    hsize_t dims[2] = {0, 0};
     int err = open_float(s, path, &d, dims);
     if (err)
         return err;
@@ -791,8 +791,8 @@ static int read_block(cks_store *s, const char *path, hid_t d, hsize_t r0, hsize
 
 int cks_store_read_matrix(cks_store *s, const char *path, double **out, size_t *rows, size_t *cols)
 {
-    hid_t d;
-    hsize_t dims[2];
+    hid_t d = H5I_INVALID_HID;
+    hsize_t dims[2] = {0, 0};
     size_t cells;
     int err = open_float(s, path, &d, dims);
     if (err)
@@ -823,8 +823,8 @@ int cks_store_read_matrix(cks_store *s, const char *path, double **out, size_t *
 
 int cks_store_read_row(cks_store *s, const char *path, size_t row, double *out, size_t n)
 {
-    hid_t d;
-    hsize_t dims[2];
+    hid_t d = H5I_INVALID_HID;
+    hsize_t dims[2] = {0, 0};
     int err = open_float(s, path, &d, dims);
     if (err)
         return err;
@@ -839,8 +839,8 @@ int cks_store_read_row(cks_store *s, const char *path, size_t row, double *out, 
 
 int cks_store_read_column(cks_store *s, const char *path, size_t col, double *out, size_t n)
 {
-    hid_t d;
-    hsize_t dims[2];
+    hid_t d = H5I_INVALID_HID;
+    hsize_t dims[2] = {0, 0};
     int err = open_float(s, path, &d, dims);
     if (err)
         return err;
