@@ -34,9 +34,12 @@ hid_t cks_store_str_type(void);
 int cks_store_attr_read(hid_t obj, const char *name, size_t limit, const char *display, char **out);
 int cks_store_attr_write(hid_t obj, const char *name, const char *value, const char *display);
 
-/* store_data.c: create the empty /checkpoints and /tensors; bring every row-indexed
- * dataset to N rows (and tensor matrices to T columns) before a commit. */
+/* store_tables.c: create the empty /checkpoints and /tensors; the length of a table. */
 int cks_store_init_tables(cks_store *s);
+int cks_store_table_len(cks_store *s, const char *path, size_t *n);
+/* store_values.c: bring every row-indexed dataset to N rows (and tensor matrices to T
+ * columns) before a commit; write NaN over one row of every row-indexed dataset. */
 int cks_store_extend_all(cks_store *s);
+int cks_store_clear_row(cks_store *s, size_t row);
 
 #endif
