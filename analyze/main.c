@@ -16,6 +16,8 @@ static const struct {
     {"list", cmd_list, "list the checkpoints of a source"},
     {"inspect", cmd_inspect, "per-tensor statistics of one checkpoint"},
     {"tokenize", cmd_tokenize, "token ids and pieces of a text (built-in tokenizer)"},
+    {"diff", cmd_diff, "drift of every tensor between two checkpoints"},
+    {"scan", cmd_scan, "analyse every checkpoint into an HDF5 run file"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

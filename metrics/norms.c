@@ -10,6 +10,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define BLOCK 2048      /* elements widened at a time: 8 KiB of f32, stays in L1 */
@@ -292,6 +293,17 @@ static void kernel64(const double *x, size_t n, double c, acc *a)
     }
 }
 
+static void acc_add(acc *a, const acc *b)
+{
+    a->s1 += b->s1;
+    a->s2 += b->s2;
+    if (b->amax > a->amax)
+        a->amax = b->amax;
+    a->nan += b->nan;
+    a->inf += b->inf;
+    a->n += b->n;
+}
+
 static void run_chunk(const cks_tensor *t, int64_t lo, int64_t hi, double c, acc *a)
 {
     size_t es = cks_dtype_size(t->dtype);
@@ -350,27 +362,29 @@ int cks_norms_compute(const cks_tensor *t, int nthreads, cks_norms *out)
     if (nthreads < 1)
         nthreads = 1;
     if (nchunks < 2 || nthreads == 1) {
-        run_chunk(t, 0, n, c, &total);
+        /* the same chunk boundaries as the threaded path, so the sums match it bit for bit */
+        for (int64_t ci = 0; ci < (nchunks ? nchunks : 1); ci++) {
+            int64_t lo = ci * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+            acc part = {0};
+            run_chunk(t, lo, hi, c, &part);
+            acc_add(&total, &part);
+        }
     } else {
+        /* partial sums per chunk, added in chunk order: the result does not depend on the
+         * thread count or on which thread ran which chunk (a resumed scan must reproduce
+         * an uninterrupted one exactly) */
+        acc *part = calloc((size_t)nchunks, sizeof *part);
+        if (!part)
+            return cks_error_set(CKS_ENOMEM, "tensor '%s': out of memory", t->name);
         int nt = nthreads < nchunks ? nthreads : (int)nchunks;
-        acc part[256];
-        if (nt > 256)
-            nt = 256;
-        memset(part, 0, sizeof part);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
         for (int64_t ci = 0; ci < nchunks; ci++) {
             int64_t lo = ci * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
-            run_chunk(t, lo, hi, c, &part[omp_get_thread_num()]);
+            run_chunk(t, lo, hi, c, &part[ci]);
         }
-        for (int i = 0; i < nt; i++) {
-            total.s1 += part[i].s1;
-            total.s2 += part[i].s2;
-            if (part[i].amax > total.amax)
-                total.amax = part[i].amax;
-            total.nan += part[i].nan;
-            total.inf += part[i].inf;
-            total.n += part[i].n;
-        }
+        for (int64_t ci = 0; ci < nchunks; ci++)
+            acc_add(&total, &part[ci]);
+        free(part);
     }
     cks_norms r = {.nan = total.nan, .inf = total.inf, .count = total.n};
     if (total.n == 0) {
@@ -393,4 +407,31 @@ int cks_norms_compute(const cks_tensor *t, int nthreads, cks_norms *out)
     }
     *out = r;
     return 0;
+}
+
+static const cks_metric_info norms_metrics[] = {
+    {"fro", "Frobenius norm ||W||_F over the finite elements", NULL},
+    {"rms", "root mean square ||W||_F / sqrt(n) over the finite elements", NULL},
+    {"mean", "mean of the finite elements", NULL},
+    {"std", "population standard deviation of the finite elements", NULL},
+    {"absmax", "largest absolute finite element", NULL},
+    {"nan", "number of NaN elements", "elements"},
+    {"inf", "number of infinite elements", "elements"},
+};
+
+const cks_metric_info *cks_norms_metrics(size_t *count)
+{
+    *count = sizeof norms_metrics / sizeof norms_metrics[0];
+    return norms_metrics;
+}
+
+void cks_norms_values(const cks_norms *n, double *out)
+{
+    out[0] = n->fro;
+    out[1] = n->rms;
+    out[2] = n->mean;
+    out[3] = n->std;
+    out[4] = n->absmax;
+    out[5] = (double)n->nan;
+    out[6] = (double)n->inf;
 }
