@@ -12,5 +12,6 @@ int cmd_inspect(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 #endif
