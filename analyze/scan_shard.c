@@ -359,7 +359,7 @@ int scan_shard_run(scan *sc)
         }
         if (extend_done(sc, pos, prev)) {
             sc->skipped++;
-            scan_report(sc, pos, "complete in %s: left to it", sc->o.extend);
+            scan_report(sc, pos, "already in %s: left out of this part", sc->o.extend);
             continue;
         }
         int complete;
