@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char usage_text[] =
     "usage: ckptscope scan SOURCE -o RUN.h5 [--metrics LIST] [--branches GLOB]\n"
@@ -74,6 +75,10 @@ void scan_test_point(const char *point, void *ctx)
     scan *sc = ctx;
     if (sc->kill_count > 0 && strcmp(point, sc->kill_point) == 0 && --sc->kill_count == 0)
         raise(SIGKILL);
+    if (sc->tensor_delay_ms > 0 && strcmp(point, "tensor") == 0) {
+        struct timespec d = {sc->tensor_delay_ms / 1000, sc->tensor_delay_ms % 1000 * 1000000L};
+        nanosleep(&d, NULL);
+    }
 }
 
 static void test_hook_init(scan *sc)
@@ -85,6 +90,15 @@ static void test_hook_init(scan *sc)
     memcpy(sc->kill_point, v, (size_t)(colon - v));
     sc->kill_point[colon - v] = '\0';
     sc->kill_count = strtol(colon + 1, NULL, 10);
+}
+
+/* CKS_TEST_TENSOR_DELAY_MS=n: each tensor takes n ms longer, so that tests can interrupt
+ * a scan of a tiny fixture in the middle. */
+static void test_delay_init(scan *sc)
+{
+    const char *v = getenv("CKS_TEST_TENSOR_DELAY_MS");
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    sc->tensor_delay_ms = ms > 0 && ms < 10000 ? ms : 0;
 }
 
 /* ---- mapped checkpoints ---- */
@@ -476,6 +490,7 @@ int cmd_scan(int argc, char **argv)
     sigaction(SIGTERM, &sa, &old_term);
     scan_interrupted = 0;
     test_hook_init(&sc);
+    test_delay_init(&sc);
     cli_progress_init(&sc.prog, sc.o.quiet);
     sc.t_start = cli_now();
     if (scan_mpi_launched()) {

@@ -63,6 +63,7 @@ typedef struct {
     /* test hook: CKS_TEST_KILL_AT=point:n kills the process at the n-th point */
     char kill_point[32];
     long kill_count;
+    long tensor_delay_ms; /* CKS_TEST_TENSOR_DELAY_MS (tests that interrupt a scan) */
 } scan;
 
 /* The values of one checkpoint before they are written: one column per tensor of the

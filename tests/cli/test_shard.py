@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 
@@ -30,40 +29,12 @@ def tmp(name):
     return os.path.join(TMP, name)
 
 
-def lfs_object(repo, branch, path="model.safetensors"):
-    ptr = subprocess.run(["git", "-C", repo, "show", "%s:%s" % (branch, path)], capture_output=True,
-                         text=True, check=True).stdout
-    oid = re.search(r"oid sha256:([0-9a-f]{64})", ptr).group(1)
-    return os.path.join(repo, ".git", "lfs", "objects", oid[:2], oid[2:4], oid)
-
-
 def lfs_source(name):
-    """7 checkpoints through Git LFS: ckpt_006's object never written (--lfs-missing-from)
-    and ckpt_002's removed, so ckpt_003's previous complete checkpoint is ckpt_001, which
-    a shard must find by looking at its neighbours' files."""
-    src = tmp(name)
-    if not os.path.exists(src):
-        S.fixture(src, "--checkpoints", 7, "--lfs", "--lfs-missing-from", 6)
-        os.unlink(lfs_object(src, "ckpt_002"))
-    return src
+    return S.lfs_gap_source(tmp(name))
 
 
 def failed_source(name):
-    """A folder of 6 checkpoints where ckpt_003's weights are truncated (failed) and
-    ckpt_004 holds an extra tensor and lacks model.norm.weight (columns appended late)."""
-    src = tmp(name)
-    if os.path.exists(src):
-        return src
-    S.fixture(src, "--layout", "folder", "--checkpoints", 6)
-    st = os.path.join(src, "ckpt_003", "model.safetensors")
-    with open(st, "r+b") as f:
-        f.truncate(os.path.getsize(st) // 2)
-    p = os.path.join(src, "ckpt_004", "model.safetensors")
-    t = S.read_safetensors(p)
-    del t["model.norm.weight"]
-    t = {"zz.extra.weight": np.arange(12.0).reshape(3, 4), "aa.extra.bias": np.ones(5), **t}
-    S.write_safetensors(p, t)
-    return src
+    return S.failed_tensor_source(tmp(name))
 
 
 def scan(src, out, *extra, check=0):
@@ -85,9 +56,7 @@ def merge(parts, out, *extra, check=0):
     return S.run(["merge"] + parts + ["-o", out] + list(extra), check=check)
 
 
-def statuses(path):
-    with h5py.File(path, "r") as f:
-        return [s.decode() for s in f["checkpoints"]["status"]]
+statuses = S.statuses
 
 
 def test_parts_equal_single_scan():
@@ -272,22 +241,10 @@ def test_shard_rejections():
     shutil.copytree(src, moved, symlinks=True)
     p = tmp("moved-part.h5")
     scan(moved, p, "--shard", "0/2")
-    git_recommit(moved, "ckpt_004")
+    S.git_recommit(moved, "ckpt_004")
     _, _, e = scan(moved, p, "--resume", "--shard", "0/2", check=2)
     assert re.search(r"the checkpoints changed since %s was started \(ckpt_004 has commit '[0-9a-f]+' "
                      r"\(step 4\) in %s but '[0-9a-f]+'" % (re.escape(p), re.escape(p)), e), e
-
-
-def git_recommit(repo, branch):
-    g = ["git", "-C", repo]
-    tree = subprocess.run(g + ["rev-parse", branch + "^{tree}"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@t")
-    new = subprocess.run(g + ["commit-tree", tree, "-m", "re-upload"], capture_output=True, text=True,
-                         check=True, env=env).stdout.strip()
-    subprocess.run(g + ["update-ref", "refs/heads/" + branch, new], check=True)
-    return new
 
 
 def test_resume_killed_shard():
@@ -321,13 +278,13 @@ def test_extend_finished_run():
     # is fetched, ckpt_003 re-uploaded (new commit) and ckpt_005, ckpt_006 appear
     src = tmp("grow")
     S.fixture(src, "--checkpoints", 7, "--lfs")
-    obj = lfs_object(src, "ckpt_002")
+    obj = S.lfs_object(src, "ckpt_002")
     os.rename(obj, obj + ".away")
     old = tmp("grow-old.h5")
     scan(src, old, "--branches", "ckpt_00[0-4]")
     assert statuses(old) == ["complete", "complete", "incomplete", "complete", "complete"]
     os.rename(obj + ".away", obj)
-    git_recommit(src, "ckpt_004")
+    S.git_recommit(src, "ckpt_004")
     parts = []
     reported = []
     for i in range(3):
