@@ -324,3 +324,12 @@ int cks_lmeval_checkpoint(const cks_eval_result *r, const char *filename, char *
                          "pretrained=<path> in model_args); name it with --ckpt",
                          filename ? filename : "eval result");
 }
+
+int cks_lmeval_model(const cks_eval_result *r, char *out, size_t cap)
+{
+    char rev[1024];
+    if (!r->model_args || arg_value(r->model_args, "revision", rev, sizeof rev) != 0 ||
+        arg_value(r->model_args, "pretrained", out, cap) != 0)
+        return CKS_ENOTFOUND;
+    return 0;
+}
