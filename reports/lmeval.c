@@ -25,7 +25,8 @@ void cks_lmeval_release(cks_eval_result *r)
  * module writes (outside strings) into null, which jansson accepts. */
 static char *sanitize(const char *text, size_t len, size_t *outlen)
 {
-    char *out = malloc(len + 1);
+    /* "NaN" becomes the longer "null": the text grows by at most a third */
+    char *out = malloc(len + len / 3 + 2);
     size_t o = 0;
     int in_str = 0;
     if (!out)
