@@ -191,7 +191,8 @@ def read_safetensors_f32(data):
 
 
 def read_torch_bin_f32(path):
-    """A torch.save'd state dict (bf16 tensors) widened to f32 (exact)."""
+    """A torch.save'd state dict (bf16 tensors), from a path or file object, widened to f32
+    (exact)."""
     sd = torch.load(path, map_location="cpu")
     return {k: v.float() for k, v in sd.items()}
 
