@@ -19,5 +19,7 @@ last=$(git -C "$out/run" for-each-ref --format='%(refname:lstrip=3)' 'refs/remot
 set -x
 $ck list "$out/run"
 $ck inspect "$out/run@$last" --tensors 'model.layers.0.*'
+rm -f "$out/run.h5"
+$ck scan "$out/run" -o "$out/run.h5"
 set +x
 echo "demo: outputs in $out"
