@@ -15,7 +15,8 @@ static const char usage_text[] =
     "usage: ckptscope regress RUN.h5 [--at REF] [--baseline FILE] [--write-baseline FILE]\n"
     "                         [--junit FILE] [--markdown FILE] [--fail-on regression|warning]\n"
     "                         [--direction PATTERN=higher|lower|equal]...\n"
-    "                         [--tolerance [PATTERN=]SPEC]... [--no-previous] [--quiet]\n"
+    "                         [--tolerance [PATTERN=]SPEC]... [--include GLOB]...\n"
+    "                         [--no-previous] [--quiet]\n"
     "\n"
     "Judge every score in RUN.h5 (lm-eval scores evals/<task>/<metric>, built-in\n"
     "perplexity eval/<set>/{nll,ppl,bpb}) at one checkpoint against the previous complete\n"
@@ -43,6 +44,12 @@ static const char usage_text[] =
     "                        se:K (K standard errors of the difference; for proportions\n"
     "                        without a stderr but with n, the binomial error and Wilson\n"
     "                        score intervals, Newcombe's method). Default: se:2,rel:0.01\n"
+    "  --include GLOB        gate only the scores whose id matches GLOB (repeatable; '*'\n"
+    "                        crosses '/'). It may also name per-tensor values of the\n"
+    "                        [N, T] datasets, <path>/<tensor> (norms/fro/lm_head.weight),\n"
+    "                        which are never gated otherwise (reproducibility gates with\n"
+    "                        --direction 'norms/*=equal'). Baseline scores it does not\n"
+    "                        select are ignored\n"
     "  --no-previous         compare with the baseline only\n"
     "  --quiet               no summary line on stderr\n"
     "  -h, --help            this help\n"
@@ -67,6 +74,8 @@ typedef struct {
     cks_gate_dir_rule *dirs;
     cks_gate_tol_rule *tols;
     size_t ndirs, ntols;
+    const char **include;
+    size_t ninclude;
     int no_previous, quiet;
 } options;
 
@@ -134,6 +143,17 @@ static void options_release(options *o)
         free((char *)o->tols[i].pattern);
     free(o->dirs);
     free(o->tols);
+    free(o->include);
+}
+
+static int add_include(options *o, const char *glob)
+{
+    const char **p = realloc(o->include, (o->ninclude + 1) * sizeof *p);
+    if (!p)
+        return cli_fail("regress", cks_error_set(CKS_ENOMEM, "out of memory"));
+    o->include = p;
+    o->include[o->ninclude++] = glob;
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, options *o)
@@ -146,6 +166,7 @@ static int parse_args(int argc, char **argv, options *o)
                                          {"fail-on", required_argument, NULL, 'f'},
                                          {"direction", required_argument, NULL, 'd'},
                                          {"tolerance", required_argument, NULL, 't'},
+                                         {"include", required_argument, NULL, 'i'},
                                          {"no-previous", no_argument, NULL, 'n'},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"help", no_argument, NULL, 'h'},
@@ -185,6 +206,12 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case 't':
             if ((st = add_tol(o, optarg)) != 0)
+                return st;
+            break;
+        case 'i':
+            if (!*optarg)
+                return cli_usage_error("regress", "--include wants a GLOB");
+            if ((st = add_include(o, optarg)) != 0)
                 return st;
             break;
         case 'n':
@@ -251,7 +278,15 @@ static void summary_line(const options *o, const cks_gate_report *r)
 
 static int gate(const options *o, cks_store *s, const cks_baseline *b)
 {
-    cks_gate_options go = {o->at, o->dirs, o->ndirs, o->tols, o->ntols, b, o->no_previous};
+    cks_gate_options go = {.at = o->at,
+                           .dirs = o->dirs,
+                           .ndirs = o->ndirs,
+                           .tols = o->tols,
+                           .ntols = o->ntols,
+                           .baseline = b,
+                           .no_previous = o->no_previous,
+                           .include = o->include,
+                           .ninclude = o->ninclude};
     cks_gate_report r;
     int err = cks_gate_run(s, &go, &r);
     if (err)

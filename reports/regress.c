@@ -118,7 +118,11 @@ typedef struct {
     cks_store *s;
     size_t nrows, at, prev;
     metric_vec *v;
+    const char *const *include;
+    size_t ninclude;
 } loader;
+
+static int included(const loader *l, const char *id, int series);
 
 /* One score at path with its stderr series (may be absent) and sample-count series. */
 static int load_score(loader *l, const char *path, const char *se_path, const char *n_path,
@@ -184,6 +188,8 @@ static int load_group(loader *l, const char *group, int builtin)
                         : strcmp(nm, CKS_EVALS_NSAMPLES) == 0 || has_suffix(nm, "_stderr"))
                 continue;
             snprintf(path, sizeof path, "%s/%s", gpath, nm);
+            if (!included(l, path + 1, 1))
+                continue;
             /* per-token losses and other [N, K] datasets are not scores */
             if (cks_store_shape(l->s, path, &rows, &cols) != 0 || cols != 1) {
                 cks_error_clear();
@@ -198,6 +204,96 @@ static int load_group(loader *l, const char *group, int builtin)
         names = NULL;
     }
     cks_store_names_free(sets, nsets);
+    return err;
+}
+
+/* Whether a score is gated: all series when there is no --include, else the ids that
+ * match one of its globs. */
+static int included(const loader *l, const char *id, int series)
+{
+    if (l->ninclude == 0)
+        return series;
+    for (size_t i = 0; i < l->ninclude; i++)
+        if (fnmatch(l->include[i], id, 0) == 0)
+            return 1;
+    return 0;
+}
+
+/* One [N, T] dataset: a score per tensor column that --include names. */
+static int load_matrix(loader *l, const char *path, const cks_store_tensor *t, size_t nt)
+{
+    double *at = NULL, *prev = NULL;
+    size_t rows, cols;
+    int err = cks_store_shape(l->s, path, &rows, &cols);
+    if (err)
+        return err;
+    if (rows != l->nrows || cols > nt)
+        return cks_error_set(CKS_EFORMAT,
+                             "%s: %s is %zux%zu, the file has %zu checkpoints and "
+                             "%zu tensors",
+                             cks_store_path(l->s), path, rows, cols, l->nrows, nt);
+    if (!(at = malloc((cols + 1) * sizeof *at)) || !(prev = malloc((cols + 1) * sizeof *prev))) {
+        free(at);
+        return cks_error_set(CKS_ENOMEM, "out of memory");
+    }
+    if ((err = cks_store_read_row(l->s, path, l->at, at, cols)) == 0 && l->prev != SIZE_MAX)
+        err = cks_store_read_row(l->s, path, l->prev, prev, cols);
+    for (size_t c = 0; c < cols && !err; c++) {
+        char id[CKS_GATE_MAX_ID];
+        if ((size_t)snprintf(id, sizeof id, "%s/%s", path + 1, t[c].name) >= sizeof id ||
+            !included(l, id, 0))
+            continue;
+        cks_gate_metric *m = metric_add(l->v, id);
+        if (!m) {
+            err = cks_error_set(CKS_ENOMEM, "out of memory");
+            break;
+        }
+        m->in_run = 1;
+        m->dir_from = "none";
+        m->at.value = at[c];
+        m->prev.value = l->prev != SIZE_MAX ? prev[c] : NAN;
+    }
+    free(at);
+    free(prev);
+    return err;
+}
+
+/* Walks group for [N, T] datasets (axes "checkpoint,tensor"), depth-bounded. */
+static int load_matrices(loader *l, const char *group, const cks_store_tensor *t, size_t nt,
+                         int depth)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int err = cks_store_list(l->s, group, &names, &n);
+    if (err)
+        return err;
+    for (size_t i = 0; i < n && !err; i++) {
+        char path[CKS_GATE_MAX_ID], *axes = NULL;
+        size_t rows, cols;
+        snprintf(path, sizeof path, "%s/%s", strcmp(group, "/") ? group : "", names[i]);
+        if (depth == 0 && (strcmp(names[i], "evals") == 0 || strcmp(names[i], "eval") == 0 ||
+                           strcmp(names[i], "spectra") == 0))
+            continue; /* scores of their own, and eigenvalue rows */
+        if (cks_store_shape(l->s, path, &rows, &cols) != 0) {
+            char **sub = NULL;
+            size_t nsub = 0;
+            cks_error_clear(); /* a group, or not a float dataset */
+            if (depth < 8 && cks_store_list(l->s, path, &sub, &nsub) == 0) {
+                cks_store_names_free(sub, nsub);
+                err = load_matrices(l, path, t, nt, depth + 1);
+            } else {
+                cks_error_clear();
+            }
+            continue;
+        }
+        if (cks_store_get_attr(l->s, path, "axes", &axes) == 0 &&
+            strcmp(axes, "checkpoint,tensor") == 0)
+            err = load_matrix(l, path, t, nt);
+        else
+            cks_error_clear();
+        free(axes);
+    }
+    cks_store_names_free(names, n);
     return err;
 }
 
@@ -216,12 +312,16 @@ static const cks_baseline_metric *baseline_find(const cks_baseline *b, const cha
     return b ? bsearch(id, b->m, b->n, sizeof *b->m, cmp_base_id) : NULL;
 }
 
-/* Adds the baseline's scores the run file does not have. */
-static int add_baseline_only(metric_vec *v, const cks_baseline *b)
+/* Adds the baseline's scores the run file does not have (those --include selects). */
+static int add_baseline_only(const loader *l, metric_vec *v, const cks_baseline *b, size_t *ignored)
 {
     size_t have = v->n;
     for (size_t i = 0; b && i < b->n; i++) {
         int found = 0;
+        if (!included(l, b->m[i].id, 1)) {
+            (*ignored)++;
+            continue;
+        }
         for (size_t k = 0; k < have && !found; k++)
             found = strcmp(v->m[k].id, b->m[i].id) == 0;
         if (found)
@@ -386,6 +486,7 @@ int cks_gate_run(cks_store *s, const cks_gate_options *o, cks_gate_report *out)
     int err;
     memset(&r, 0, sizeof r);
     r.baseline = o->baseline;
+    r.no_previous = o->no_previous;
     if (!(r.run_path = strdup(cks_store_path(s))))
         return cks_error_set(CKS_ENOMEM, "out of memory");
     if ((err = cks_tolerance_parse(CKS_GATE_DEFAULT_TOL, &dflt)) || (err = read_identity(s, &r)) ||
@@ -393,17 +494,26 @@ int cks_gate_run(cks_store *s, const cks_gate_options *o, cks_gate_report *out)
         goto fail;
     if (o->baseline && (err = check_identity(&r, o->baseline)) != 0)
         goto fail;
-    loader l = {s, nrows, at, prev, &v};
+    loader l = {s, nrows, at, prev, &v, o->include, o->ninclude};
     if ((err = load_group(&l, CKS_EVALS_GROUP, 0)) || (err = load_group(&l, "/eval", 1)))
         goto fail;
+    if (o->ninclude) {
+        cks_store_tensor *t = NULL;
+        size_t nt = 0;
+        if ((err = cks_store_tensors(s, &t, &nt)) == 0)
+            err = load_matrices(&l, "/", t, nt, 0);
+        cks_store_tensors_free(t, nt);
+        if (err)
+            goto fail;
+    }
     if (v.n == 0) {
         err = cks_error_set(CKS_EINVAL,
-                            "%s holds no scores: import lm-eval results with 'ckptscope evals "
-                            "import', or scan with --metrics ppl",
-                            r.run_path);
+                            "%s holds no scores%s: import lm-eval results with 'ckptscope "
+                            "evals import', or scan with --metrics ppl",
+                            r.run_path, o->ninclude ? " that --include selects" : "");
         goto fail;
     }
-    if ((err = add_baseline_only(&v, o->baseline)) != 0)
+    if ((err = add_baseline_only(&l, &v, o->baseline, &r.base_ignored)) != 0)
         goto fail;
     qsort(v.m, v.n, sizeof *v.m, cmp_metric);
     r.m = v.m;

@@ -6,6 +6,9 @@
  *                           <metric>_stderr, sample count from n_samples
  *   eval/<set>/<metric>     the built-in perplexity (nll, ppl, bpb; any other 1-D series
  *                           there except the count "tokens", which is the sample count)
+ *   <path>/<tensor>         one tensor's value in an [N, T] dataset (norms/fro/lm_head.weight),
+ *                           only when an --include glob names it: weights statistics are
+ *                           not scores, but a reproducibility gate may pin them ("equal")
  * Per score, the direction is the first of: a --direction rule, the baseline's recorded
  * direction, the file's higher_is_better attribute (v0.4), the known-name table
  * (eval_metrics.h); else unknown. The tolerance is the first of: a --tolerance rule, the
@@ -77,6 +80,11 @@ typedef struct {
     size_t ntols;
     const cks_baseline *baseline; /* NULL: none */
     int no_previous;              /* compare with the baseline only */
+    /* NULL/0: every score series. Else only the ids matching one of these globs, which
+     * may also name per-tensor values of [N, T] datasets: <group>/<metric>/<tensor>,
+     * e.g. norms/fro/model.norm.weight (their direction is unknown unless given) */
+    const char *const *include;
+    size_t ninclude;
 } cks_gate_options;
 
 typedef struct {
@@ -103,10 +111,12 @@ typedef struct {
     json_t *config;         /* parsed config attribute or NULL */
     cks_gate_ckpt at, prev; /* prev.name NULL when there is no previous checkpoint */
     const cks_baseline *baseline;
+    int no_previous;    /* the previous checkpoint was not asked for */
     cks_gate_metric *m; /* sorted by id */
     size_t n;
     size_t prev_skipped; /* scores with no value at either checkpoint: not compared */
     size_t base_missing; /* scores of the run not in the baseline */
+    size_t base_ignored; /* scores of the baseline --include does not select */
     size_t count[2][4];  /* [previous, baseline][severity] */
 } cks_gate_report;
 

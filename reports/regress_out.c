@@ -214,13 +214,20 @@ static void md_header(const cks_gate_report *r, cks_severity fail_on, FILE *f)
         md_counts(f, r->count[1]);
     }
     fputc('\n', f);
-    if (!r->prev.name)
+    if (r->no_previous)
+        fputs("Compared with the baseline only (--no-previous).\n\n", f);
+    else if (!r->prev.name)
         fputs("No previous complete checkpoint: compared with the baseline only.\n\n", f);
     if (r->prev_skipped)
         fprintf(f,
                 "%zu scores have no value at either checkpoint and were not compared with "
                 "the previous one.\n\n",
                 r->prev_skipped);
+    if (r->base_ignored)
+        fprintf(f,
+                "%zu scores of the baseline are not selected by --include and were not "
+                "compared.\n\n",
+                r->base_ignored);
     if (r->base_missing)
         fprintf(f,
                 "%zu scores of the run file are not in the baseline and were not compared "

@@ -289,6 +289,14 @@ def test_pythia_other_pairs_and_baseline():
     j, md, _ = regress(run, "--baseline", base, "--no-previous", check=0)
     root, cases = junit(j)
     assert len(root.findall("testsuite")) == 1 and {k for k, _ in cases} == {"baseline"}
+    # --include selects scores by id; baseline scores it leaves out are counted
+    j, md, _ = regress(run, "--baseline", base, "--include", "evals/arc_*", check=0)
+    _, cases = junit(j)
+    assert sorted({s for _, s in cases}) == ["evals/arc_challenge/acc", "evals/arc_challenge/acc_norm",
+                                             "evals/arc_easy/acc", "evals/arc_easy/acc_norm"]
+    assert "168 scores of the baseline are not selected by --include" in md, md[:800]
+    _, _, err = S.run(["regress", run, "--include", "norms/*"], check=2)
+    assert "holds no scores that --include selects" in err, err
     # the baseline's recorded direction and tolerance are used unless an option overrides
     b["metrics"] = [dict(m, tolerance="abs:0") for m in b["metrics"]]
     with open(tmp("strict.json"), "w") as f:
