@@ -136,8 +136,10 @@ static void ckpt_list(cks_store *s, char *buf, size_t cap)
     cks_store_ckpts_free(c, n);
 }
 
-/* The model the files name (all the same), or "" when none does. */
-static int files_model(const char *const *files, const parsed_file *p, size_t n, const char **out)
+/* The model the files name (all the same), or "" when none does; *which: a file naming
+ * it. */
+static int files_model(const char *const *files, const parsed_file *p, size_t n, const char **out,
+                       size_t *which)
 {
     const char *model = "";
     size_t first = 0;
@@ -153,6 +155,7 @@ static int files_model(const char *const *files, const parsed_file *p, size_t n,
         first = i;
     }
     *out = model;
+    *which = first;
     return 0;
 }
 
@@ -231,6 +234,7 @@ int cks_evals_import(const char *path, const char *const *files, size_t nfiles, 
     parsed_file *p = NULL;
     cks_store *s = NULL;
     const char *model = "";
+    size_t model_file = 0;
     int err = 0, made = 0, evals_only = 1;
     if (nfiles == 0 || nfiles > CKS_EVALS_MAX_FILES)
         return cks_error_set(CKS_EINVAL, "between 1 and %d result files, not %zu",
@@ -241,7 +245,7 @@ int cks_evals_import(const char *path, const char *const *files, size_t nfiles, 
         return cks_error_set(CKS_ENOMEM, "out of memory");
     for (size_t i = 0; i < nfiles && !err; i++)
         err = parse_file(files[i], ckpt, &p[i]);
-    if (err || (err = files_model(files, p, nfiles, &model)) != 0)
+    if (err || (err = files_model(files, p, nfiles, &model, &model_file)) != 0)
         goto done;
     err = cks_store_open(&s, path, CKS_STORE_WRITE);
     if (err == CKS_ENOTFOUND) {
@@ -249,7 +253,7 @@ int cks_evals_import(const char *path, const char *const *files, size_t nfiles, 
         if ((err = create_store(&s, path, files[0], model)) != 0)
             goto done;
         made = 1;
-    } else if (err || (err = check_existing(s, model, files[0], &evals_only)) != 0) {
+    } else if (err || (err = check_existing(s, model, files[model_file], &evals_only)) != 0) {
         goto done;
     }
     if ((err = cks_store_begin(s)) != 0)
