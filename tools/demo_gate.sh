@@ -24,9 +24,11 @@ rm -rf "$out/demo" "$out/demo.h5"
 git clone -q examples/demo.bundle "$out/demo"
 
 if "$ck" scan --help | grep -q "here '[a-z,]*ppl"; then
+    # set names: the file stems, as examples/reference_losses.json (and so the baselines)
+    # name them
     "$ck" scan "$out/demo" -o "$out/demo.h5" --metrics norms,ppl --quiet \
-        --eval examples/heldout/jargon_heldout.txt examples/heldout/apache_license.txt \
-        examples/heldout/libgit2_log_c.txt
+        --eval examples/heldout/jargon_heldout.txt --eval examples/heldout/apache_license.txt \
+        --eval examples/heldout/libgit2_log_c.txt
     set -- --include 'norms/*' --include 'eval/*'
 else
     echo "demo_gate: this ckptscope has no ppl family yet: gating the weight norms only" >&2
