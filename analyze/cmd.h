@@ -13,5 +13,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_evals(int argc, char **argv);
+int cmd_regress(int argc, char **argv);
 
 #endif

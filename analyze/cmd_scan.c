@@ -54,6 +54,8 @@ static const char usage_text[] =
     "ones that cannot be read as 'failed' (the error on stderr); the scan goes on. Each\n"
     "checkpoint is saved atomically when it is reported finished: after a crash or kill,\n"
     "RUN.h5 holds every finished checkpoint and --resume completes the rest.\n"
+    "lm-eval result files eval_*.json at the top of a checkpoint are imported into\n"
+    "/evals with its row (see 'ckptscope evals --help'); unreadable ones are warnings.\n"
     "Started by mpirun or srun (a build with -DCKPTSCOPE_MPI=ON), rank 0 writes RUN.h5\n"
     "and hands checkpoints to the other ranks as they become free.\n"
     "\n"

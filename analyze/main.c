@@ -19,6 +19,9 @@ static const struct {
     {"diff", cmd_diff, "drift of every tensor between two checkpoints"},
     {"scan", cmd_scan, "analyse every checkpoint into an HDF5 run file"},
     {"merge", cmd_merge, "join the part files of a sharded scan into one run file"},
+    {"evals", cmd_evals, "import lm-eval-harness results into a run file"},
+    {"regress", cmd_regress,
+     "CI gate: judge a checkpoint's scores against the previous and a baseline"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -5,6 +5,7 @@
  * shards and the MPI coordinator all go through these. */
 #include "error.h"
 #include "scan.h"
+#include "scan_evals.h"
 #include "scan_shard.h"
 
 #include <math.h>
@@ -239,6 +240,7 @@ static int write_row(scan *sc, const cks_ckpt_info *ci, const char *status, cons
     if (err)
         return err;
     if ((err = cks_store_put_checkpoint(st, ci->name, ci->step, ci->commit, status, &row)) ||
+        (err = scan_evals_import(st, sc->src, ci->name, row, &sc->prog, NULL)) ||
         (err = write_values(sc, row, t)) ||
         (sc->shard && (err = scan_shard_write_prev(sc, row, t ? prev_pos : SIZE_MAX))))
         goto fail;

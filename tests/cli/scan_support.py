@@ -157,10 +157,18 @@ def lfs_gap_source(src):
 
 def failed_tensor_source(src):
     """A folder of 6 checkpoints where ckpt_003's weights are truncated (failed) and
-    ckpt_004 holds two extra tensors and lacks model.norm.weight (columns appended late)."""
+    ckpt_004 holds two extra tensors and lacks model.norm.weight (columns appended late).
+    Some checkpoints carry lm-eval files (eval_*.json, imported by scan into /evals): one
+    with a stderr, later ones without, one on the failed checkpoint."""
     if os.path.exists(src):
         return src
     fixture(src, "--layout", "folder", "--checkpoints", 6)
+    evals = {"ckpt_001": {"arc_challenge": {"acc": 0.30, "acc_stderr": 0.01}},
+             "ckpt_003": {"arc_challenge": {"acc": 0.32}},
+             "ckpt_004": {"arc_challenge": {"acc": 0.35}, "mmlu": {"acc": 0.41}}}
+    for name, results in evals.items():
+        with open(os.path.join(src, name, "eval_tasks.json"), "w") as f:
+            json.dump({"results": results}, f)
     st = os.path.join(src, "ckpt_003", "model.safetensors")
     with open(st, "r+b") as f:
         f.truncate(os.path.getsize(st) // 2)
