@@ -9,8 +9,10 @@ joining changes nothing.
 usage: test_shard.py CKPTSCOPE CKS_FIXTURE [TEST...]"""
 import os
 import re
+import resource
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 
@@ -193,6 +195,15 @@ def test_merge_refusals():
         lst = f.attrs["part_checkpoints"].replace('"ckpt_005"', '"ckpt_105"')
         f.attrs["part_checkpoints"] = lst
     refused([bad], "damaged part: it holds ckpt_005, which is not in its part_checkpoints")
+    # a full disk while merging (RLIMIT_FSIZE, SIGXFSZ ignored -> EFBIG): nothing appears
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, resource.RLIM_INFINITY))
+    p = subprocess.run([S.CKPTSCOPE, "merge"] + parts + ["-o", out], capture_output=True, text=True,
+                       preexec_fn=limit)
+    assert p.returncode == 2 and "File too large" in p.stderr, (p.returncode, p.stderr)
+    for leftover in (out, out + ".tmp", out + ".lock"):
+        assert not os.path.exists(leftover), leftover
     # usage
     _, _, e = S.run(["merge", parts[0]], check=2)
     assert "-o RUN.h5" in e
