@@ -138,10 +138,36 @@ def test_resume_replans_like_serial():
     assert "drop --shard" in err, err
 
 
+def test_setup_errors():
+    src = S.lfs_gap_source(tmp("lfs7"))
+    ref = single(src, "lfs7-single.h5")
+    # rank 0 cannot start (the file exists): one message, every rank stops, file unchanged
+    before = open(ref, "rb").read()
+    code, err = mpi(3, ["scan", src, "-o", ref] + ARGS)
+    assert code == 2 and err.count("exists: pass --resume") == 1, (code, err)
+    assert open(ref, "rb").read() == before
+    # a worker that sees other checkpoints than rank 0 (another mount, say): refused before
+    # anything is analysed (MPMD launch: the third rank is given another source)
+    other = tmp("git5")
+    if not os.path.exists(other):
+        S.fixture(other, "--checkpoints", 5)
+    out = tmp("mixed.h5")
+    e = dict(os.environ, **ENV)
+    p = subprocess.run([MPIEXEC, "--oversubscribe", "-n", "2", S.CKPTSCOPE, "scan", src, "-o", out,
+                        ":", "-n", "1", S.CKPTSCOPE, "scan", other, "-o", out], capture_output=True,
+                       text=True, env=e, timeout=120)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "rank 2: error: %s: this rank sees other checkpoints than rank 0 (5 vs 7)" % other in p.stderr, \
+        p.stderr
+    assert "a rank could not set up (its error is above); nothing was analysed" in p.stderr, p.stderr
+    with h5py.File(out, "r") as f:
+        assert S.names(f) == []
+
+
 if __name__ == "__main__":
     try:
         S.main([test_same_file_1_2_3_ranks, test_failing_rank, test_resume_after_kills,
-                test_interrupted_job, test_resume_replans_like_serial])
+                test_interrupted_job, test_resume_replans_like_serial, test_setup_errors])
     finally:
         if not os.environ.get("CKS_KEEP_TMP"):
             shutil.rmtree(TMP, ignore_errors=True)
