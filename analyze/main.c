@@ -18,6 +18,8 @@ static const struct {
     {"tokenize", cmd_tokenize, "token ids and pieces of a text (built-in tokenizer)"},
     {"diff", cmd_diff, "drift of every tensor between two checkpoints"},
     {"scan", cmd_scan, "analyse every checkpoint into an HDF5 run file"},
+    {"plot", cmd_plot, "draw the trend and spectrum plots of a run file (gnuplot)"},
+    {"report", cmd_report, "a checkpoint's report, or the whole run as one HTML page"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
