@@ -121,7 +121,7 @@ static int heatmap(plot_ctx *c, const plot_metric *m, const double *vals, const 
             plot_num(b, xlo[i]);
             cks_buf_puts(b, " ");
             plot_num(b, xhi[i]);
-            cks_buf_printf(b, " %d.5 %d.5 ", layer - 1, layer);
+            cks_buf_printf(b, " %g %g ", layer - 0.5, layer + 0.5);
             plot_num(b, z);
             cks_buf_puts(b, "\n");
         }

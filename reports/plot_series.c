@@ -33,6 +33,20 @@ static int any_finite(const double *v, size_t n)
     return 0;
 }
 
+/* 1 when path is a float series with one value per checkpoint. Anything else under /eval
+ * or /evals (a group, a [N, tokens] matrix such as token_nll) is not drawn as a line. */
+static int is_series(plot_ctx *c, const char *path)
+{
+    size_t rows, cols;
+    if (!cks_store_exists(c->v->store, path))
+        return 0;
+    if (cks_store_shape(c->v->store, path, &rows, &cols) != 0) {
+        cks_error_clear();
+        return 0;
+    }
+    return rows == c->v->n && cols == 1;
+}
+
 /* "/<a>/<b>/<c>" (NULL parts end it) as a new string. */
 static char *path3(const char *a, const char *b, const char *c)
 {
@@ -117,7 +131,7 @@ static int eval_metric(plot_ctx *c, char **sets, size_t nsets, const char *metri
         size_t cols;
         if (!path)
             return cks_error_set(CKS_ENOMEM, "out of memory");
-        if (!cks_store_exists(c->v->store, path)) {
+        if (!is_series(c, path)) {
             free(path);
             continue;
         }
@@ -201,10 +215,12 @@ static int task_series(plot_ctx *c, const char *task, series *s, size_t *n, char
             break;
         }
         snprintf(epath, elen, "%s_stderr", path);
-        err = cks_runview_read(c->v, path, 1, &y, &cols);
-        if (!err && cks_store_exists(c->v->store, epath))
-            err = cks_runview_read(c->v, epath, 1, &e, &cols);
-        if (!err && any_finite(y, c->v->n)) {
+        if (is_series(c, path)) {
+            err = cks_runview_read(c->v, path, 1, &y, &cols);
+            if (!err && is_series(c, epath))
+                err = cks_runview_read(c->v, epath, 1, &e, &cols);
+        }
+        if (!err && y && any_finite(y, c->v->n)) {
             s[(*n)++] = (series){strdup(names[i]), y, e};
             if (!*ypath)
                 *ypath = strdup(path);

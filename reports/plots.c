@@ -400,6 +400,8 @@ static int write_index(FILE *f, const cks_runview *v, const cks_plot_opts *o,
         drawn += l->item[i].file != NULL;
         if (l->item[i].file && (int)strlen(l->item[i].file) > width)
             width = (int)strlen(l->item[i].file);
+        if (width > 44) /* a longer name (an ESD's tensor) just pushes its own line */
+            width = 44;
     }
     for (int pass = 0; pass < 2; pass++) {
         cks_buf_printf(&b, "\n%s (%zu):\n", pass ? "skipped" : "drawn",
@@ -492,13 +494,13 @@ int cks_plots_draw(cks_runview *v, const cks_plot_opts *o, cks_plot_list *out)
         goto done;
     if ((err = write_index(index, v, o, out, c.xlog)))
         goto done;
-    if (c.drawn == 0)
+    if (o->strict) /* the family asked for says more than "nothing" */
+        err = check_strict(&c);
+    if (!err && c.drawn == 0)
         err = cks_error_set(CKS_ENOTFOUND,
                             "%s: nothing to draw: the run file holds none of /eval, /evals, "
                             "/norms, /drift, /spectral (see %s/%s)",
                             v->path, o->outdir, INDEX_FILE);
-    else if (o->strict)
-        err = check_strict(&c);
 done:
     if (index && fclose(index) != 0 && !err)
         err = cks_error_set(CKS_EIO, "%s/%s: %s", o->outdir, INDEX_FILE, strerror(errno));
