@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "error.h"
+#include "scan_evals.h"
 #include "scan_metrics.h"
 #include "store.h"
 #include "weights.h"
@@ -48,6 +49,8 @@ static const char usage_text[] =
     "ones that cannot be read as 'failed' (the error on stderr); the scan goes on. Each\n"
     "checkpoint is saved atomically when it is reported finished: after a crash or kill,\n"
     "RUN.h5 holds every finished checkpoint and --resume completes the rest.\n"
+    "lm-eval result files eval_*.json at the top of a checkpoint are imported into\n"
+    "/evals with its row (see 'ckptscope evals --help'); unreadable ones are warnings.\n"
     "\n"
     "Exit status: 0 when every checkpoint was analysed or skipped, incomplete ones\n"
     "included; 2 when a checkpoint failed (after the others are done), on bad usage or\n"
@@ -481,6 +484,7 @@ static int write_row(scan *sc, const cks_ckpt_info *ci, const char *status, cons
     if (err)
         return err;
     if ((err = cks_store_put_checkpoint(st, ci->name, ci->step, ci->commit, status, &row)) ||
+        (err = scan_evals_import(st, sc->src, ci->name, row, &sc->prog, NULL)) ||
         (t && (err = cks_store_add_tensors(st, t->cols, t->n, NULL))))
         goto fail;
     for (size_t g = 0; t && g < sc->ngroups; g++) {

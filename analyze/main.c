@@ -18,6 +18,9 @@ static const struct {
     {"tokenize", cmd_tokenize, "token ids and pieces of a text (built-in tokenizer)"},
     {"diff", cmd_diff, "drift of every tensor between two checkpoints"},
     {"scan", cmd_scan, "analyse every checkpoint into an HDF5 run file"},
+    {"evals", cmd_evals, "import lm-eval-harness results into a run file"},
+    {"regress", cmd_regress,
+     "CI gate: judge a checkpoint's scores against the previous and a baseline"},
     {"plot", cmd_plot, "draw the trend and spectrum plots of a run file (gnuplot)"},
     {"report", cmd_report, "a checkpoint's report, or the whole run as one HTML page"},
 };

@@ -132,7 +132,7 @@ static int append(vm *v, uint32_t o, const uint32_t *items, size_t k)
 /* Replaces stack[base, sp) by one tuple of those items. */
 static int make_tuple(vm *v, size_t base)
 {
-    uint32_t t;
+    uint32_t t = 0;
     int err = cks_pkvm_new(v, K_TUPLE, &t);
     if (!err)
         err = append(v, t, v->stack + base, v->sp - base);
@@ -218,7 +218,7 @@ static int op_string(vm *v, int lenbytes)
 
 static int push_scalar(vm *v, pkind kind, int64_t i, double f)
 {
-    uint32_t o;
+    uint32_t o = 0;
     int err = cks_pkvm_new(v, kind, &o);
     if (err)
         return err;

@@ -485,7 +485,7 @@ int cks_torchzip_open(const cks_map *m, cks_torchzip *out)
 {
     cks_torchzip z = {.map = m};
     zrec *recs = NULL;
-    zend e;
+    zend e = {0};
     int err;
     if ((err = find_end(m, &e)) != 0)
         return err;

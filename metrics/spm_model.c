@@ -71,7 +71,7 @@ static int pb_varint(pb *r, uint64_t *out)
 
 static int pb_key(pb *r, uint32_t *field, int *wire)
 {
-    uint64_t k;
+    uint64_t k = 0;
     const uint8_t *at = r->p;
     int rc = pb_varint(r, &k);
     if (rc)
@@ -93,7 +93,7 @@ static int pb_key(pb *r, uint32_t *field, int *wire)
 /* A length-delimited field: sets *sub to its bytes (within r) and advances r past it. */
 static int pb_len(pb *r, uint32_t field, pb *sub)
 {
-    uint64_t n;
+    uint64_t n = 0;
     const uint8_t *at = r->p;
     int rc = pb_varint(r, &n);
     if (rc)
@@ -162,8 +162,8 @@ static int read_trainer(pb *r, spm_spec *s)
 {
     r->what = "trainer_spec";
     while (r->p < r->end) {
-        uint32_t f;
-        int wt, rc;
+        uint32_t f = 0;
+        int wt = 0, rc;
         uint64_t v;
         pb sub;
         if ((rc = pb_key(r, &f, &wt)))
@@ -195,8 +195,8 @@ static int read_normalizer(pb *r, spm_spec *s)
 {
     r->what = "normalizer_spec";
     while (r->p < r->end) {
-        uint32_t f;
-        int wt, rc;
+        uint32_t f = 0;
+        int wt = 0, rc;
         uint64_t v;
         pb sub;
         if ((rc = pb_key(r, &f, &wt)))
@@ -234,8 +234,8 @@ static int read_piece(pb *r, cks_tokenizer *t, spm_spec *s)
     if (id >= CKS_TOK_MAX_PIECES)
         return cks_error_set(CKS_ELIMIT, "%s: more than %d pieces", r->display, CKS_TOK_MAX_PIECES);
     while (r->p < r->end) {
-        uint32_t f;
-        int wt, rc;
+        uint32_t f = 0;
+        int wt = 0, rc;
         pb sub;
         if ((rc = pb_key(r, &f, &wt)))
             return rc;
@@ -294,8 +294,8 @@ static int read_piece(pb *r, cks_tokenizer *t, spm_spec *s)
 static int read_model(pb *r, cks_tokenizer *t, spm_spec *s)
 {
     while (r->p < r->end) {
-        uint32_t f;
-        int wt, rc;
+        uint32_t f = 0;
+        int wt = 0, rc;
         pb sub;
         r->what = "the ModelProto";
         if ((rc = pb_key(r, &f, &wt)))

@@ -95,7 +95,7 @@ static int strs_blob(tok_strs *s, const char *p, size_t len, uint32_t *off)
 int tok_strs_add(tok_strs *s, const char *p, size_t len)
 {
     int rc = strs_grow(s, s->n + 1);
-    uint32_t off;
+    uint32_t off = 0;
     if (rc || (rc = strs_blob(s, p, len, &off)))
         return rc;
     s->off[s->n] = off;
@@ -113,7 +113,7 @@ int tok_strs_set(tok_strs *s, int32_t i, const char *p, size_t len)
         if (rc)
             return rc;
     }
-    uint32_t off;
+    uint32_t off = 0;
     int rc = strs_blob(s, p, len, &off);
     if (rc)
         return rc;

@@ -25,7 +25,8 @@ void cks_lmeval_release(cks_eval_result *r)
  * module writes (outside strings) into null, which jansson accepts. */
 static char *sanitize(const char *text, size_t len, size_t *outlen)
 {
-    char *out = malloc(len + 1);
+    /* "NaN" becomes the longer "null": the text grows by at most a third */
+    char *out = malloc(len + len / 3 + 2);
     size_t o = 0;
     int in_str = 0;
     if (!out)
@@ -323,4 +324,13 @@ int cks_lmeval_checkpoint(const cks_eval_result *r, const char *filename, char *
                          "%s: cannot tell which checkpoint it belongs to (no revision= or "
                          "pretrained=<path> in model_args); name it with --ckpt",
                          filename ? filename : "eval result");
+}
+
+int cks_lmeval_model(const cks_eval_result *r, char *out, size_t cap)
+{
+    char rev[1024];
+    if (!r->model_args || arg_value(r->model_args, "revision", rev, sizeof rev) != 0 ||
+        arg_value(r->model_args, "pretrained", out, cap) != 0)
+        return CKS_ENOTFOUND;
+    return 0;
 }

@@ -48,4 +48,10 @@ void cks_lmeval_release(cks_eval_result *r);
  * its last '/' to ".json"). CKS_ENOTFOUND when none applies. */
 int cks_lmeval_checkpoint(const cks_eval_result *r, const char *filename, char *out, size_t cap);
 
+/* The model a result belongs to, when model_args names it apart from the checkpoint: the
+ * "pretrained=<id>" of a result that also has "revision=" (a hub model id such as
+ * EleutherAI/pythia-v1.1-12b). CKS_ENOTFOUND (no message) otherwise: a pretrained= path
+ * that ends in the checkpoint folder does not name the model reliably. */
+int cks_lmeval_model(const cks_eval_result *r, char *out, size_t cap);
+
 #endif

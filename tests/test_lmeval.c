@@ -173,6 +173,23 @@ static void test_lmeval__python_nan_and_filters(void **state)
     cks_lmeval_release(&r);
 }
 
+/* Every "NaN" grows by a byte when it becomes "null": a file of nothing but NaN values
+ * must fit (ASan caught the sanitizer writing past its buffer). */
+static void test_lmeval__many_nans(void **state)
+{
+    char text[4096];
+    size_t k = (size_t)snprintf(text, sizeof text, "{\"results\": {\"t\": {\"a\":NaN");
+    for (int i = 0; i < 200; i++)
+        k += (size_t)snprintf(text + k, sizeof text - k, ",\"m%d\":NaN", i);
+    snprintf(text + k, sizeof text - k, "}}}");
+    cks_eval_result r;
+    assert_int_equal(cks_lmeval_parse(text, strlen(text), "nan.json", &r), 0);
+    assert_int_equal(r.count, 201);
+    for (size_t i = 0; i < r.count; i++)
+        assert_true(isnan(r.items[i].value));
+    cks_lmeval_release(&r);
+}
+
 static void expect_error(const char *text, int code, const char *needle)
 {
     cks_eval_result r;
@@ -210,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_lmeval__pythia_v03),
         cmocka_unit_test(test_lmeval__v04_same_numbers),
         cmocka_unit_test(test_lmeval__python_nan_and_filters),
+        cmocka_unit_test(test_lmeval__many_nans),
         cmocka_unit_test(test_lmeval__rejects_bad_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

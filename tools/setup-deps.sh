@@ -9,12 +9,14 @@ libjansson-dev libcmocka-dev gnuplot-nox
 python3 python3-numpy python3-h5py python3-scipy python3-torch python3-sentencepiece"
 
 # Extra groups: "--mpi" adds OpenMPI, "--browser" Chromium (HTML report test),
-# "--fuzz" clang and its runtime (libFuzzer).
+# "--fuzz" clang and its runtime (libFuzzer), "--train" the public-domain Jargon File that
+# tools/train_tiny.py trains the demo run on (only needed to remake examples/).
 for arg in "$@"; do
   case "$arg" in
     --mpi) PACKAGES="$PACKAGES libopenmpi-dev openmpi-bin libhdf5-openmpi-dev" ;;
     --browser) PACKAGES="$PACKAGES chromium" ;;
     --fuzz) PACKAGES="$PACKAGES clang libclang-rt-14-dev" ;;
+    --train) PACKAGES="$PACKAGES jargon-text" ;;
     *) echo "setup-deps.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
