@@ -193,8 +193,10 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* The metrics of one task as series (stderr when <metric>_stderr exists). */
-static int task_series(plot_ctx *c, const char *task, series *s, size_t *n, char **ypath)
+/* The metrics of one task as series (stderr when <metric>_stderr exists), each with the
+ * path of its dataset in paths[] (for its unit). n_samples, the document count that
+ * `evals import` keeps beside the scores, is not a score. */
+static int task_series(plot_ctx *c, const char *task, series *s, char **paths, size_t *n)
 {
     char *group = path3("evals", task, NULL), **names = NULL;
     size_t nn = 0;
@@ -203,7 +205,7 @@ static int task_series(plot_ctx *c, const char *task, series *s, size_t *n, char
     int err = cks_store_list(c->v->store, group, &names, &nn);
     free(group);
     for (size_t i = 0; i < nn && !err && *n < CKS_PLOT_MAX_LINES; i++) {
-        if (ends_with(names[i], "_stderr"))
+        if (ends_with(names[i], "_stderr") || strcmp(names[i], "n_samples") == 0)
             continue;
         char *path = path3("evals", task, names[i]), *epath = NULL;
         double *y = NULL, *e = NULL;
@@ -221,9 +223,9 @@ static int task_series(plot_ctx *c, const char *task, series *s, size_t *n, char
                 err = cks_runview_read(c->v, epath, 1, &e, &cols);
         }
         if (!err && y && any_finite(y, c->v->n)) {
+            paths[*n] = path;
             s[(*n)++] = (series){strdup(names[i]), y, e};
-            if (!*ypath)
-                *ypath = strdup(path);
+            path = NULL;
             y = e = NULL;
         }
         free(y);
@@ -232,6 +234,67 @@ static int task_series(plot_ctx *c, const char *task, series *s, size_t *n, char
         free(epath);
     }
     cks_store_names_free(names, nn);
+    return err;
+}
+
+/* One plot of the task's metrics that share unit (lm-eval's accuracies and perplexities
+ * differ by orders of magnitude: lambada_openai has both). */
+static int task_plot(plot_ctx *c, const char *task, const series *all, char **units, size_t n,
+                     size_t first, int several, const char *title)
+{
+    series s[CKS_PLOT_MAX_LINES];
+    size_t k = 0;
+    for (size_t i = first; i < n; i++)
+        if (strcmp(units[i], units[first]) == 0)
+            s[k++] = all[i];
+    cks_buf label;
+    char stem[200];
+    cks_buf_init(&label);
+    cks_buf_puts(&label, "eval scores of task ");
+    cks_buf_put_text(&label, task, 80, NULL);
+    cks_buf_puts(&label, " (band: +-1 standard error)");
+    snprintf(stem, sizeof stem, "evals_%s%s%s", task, several ? "_" : "",
+             several ? (units[first][0] ? units[first] : "other") : "");
+    plot_begin(c, stem, 960, 560, cks_buf_text(&label));
+    cks_buf_release(&label);
+    cks_buf_puts(&c->s, "set ylabel ");
+    cks_buf_puts(&label, "score");
+    if (units[first][0] && strcmp(units[first], "1") != 0) {
+        cks_buf_puts(&label, " [");
+        cks_buf_put_text(&label, units[first], 40, NULL);
+        cks_buf_puts(&label, "]");
+    }
+    plot_label(&c->s, cks_buf_text(&label));
+    cks_buf_puts(&c->s, "\n");
+    cks_buf_release(&label);
+    return draw_lines(c, s, k, wants_log(s, k, c->v->n, 10), "evals", title);
+}
+
+static int task_plots(plot_ctx *c, const char *task, const char *title)
+{
+    series s[CKS_PLOT_MAX_LINES];
+    char *paths[CKS_PLOT_MAX_LINES], *units[CKS_PLOT_MAX_LINES];
+    size_t n = 0, nu = 0;
+    int err = task_series(c, task, s, paths, &n);
+    for (size_t i = 0; i < n && !err; i++, nu++)
+        err = cks_runview_attr(c->v, paths[i], "unit", &units[i]);
+    if (!err && n == 0)
+        err = plot_skip(c, "evals", title, "no metric of the task holds a value");
+    int several = 0;
+    for (size_t i = 1; i < n && !err; i++)
+        several |= strcmp(units[i], units[0]) != 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        int seen = 0;
+        for (size_t k = 0; k < i; k++)
+            seen |= strcmp(units[k], units[i]) == 0;
+        if (!seen)
+            err = task_plot(c, task, s, units, n, i, several, title);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    for (size_t i = 0; i < nu; i++)
+        free(units[i]);
+    series_release(s, n);
     return err;
 }
 
@@ -244,36 +307,15 @@ int plot_evals(plot_ctx *c)
                          "the run file has no /evals group (import lm-eval results with "
                          "ckptscope evals import)");
     int err = cks_store_list(c->v->store, "/evals", &tasks, &ntasks);
-    size_t drawn = 0;
     for (size_t t = 0; t < ntasks && !err; t++) {
-        series s[CKS_PLOT_MAX_LINES];
-        size_t n = 0;
-        char *ypath = NULL, title[256], stem[160], name[96];
+        char title[256], name[96];
         cks_printable(name, sizeof name, tasks[t], strlen(tasks[t]));
         snprintf(title, sizeof title, "eval scores of task %s against step (band: +-1 stderr)",
                  name);
-        if (drawn == CKS_PLOT_MAX_TASKS) {
+        if (t >= CKS_PLOT_MAX_TASKS)
             err = plot_skip(c, "evals", title, "more than %d tasks", CKS_PLOT_MAX_TASKS);
-            continue;
-        }
-        err = task_series(c, tasks[t], s, &n, &ypath);
-        if (!err && n == 0)
-            err = plot_skip(c, "evals", title, "no metric of the task holds a value");
-        else if (!err) {
-            cks_buf label;
-            cks_buf_init(&label);
-            cks_buf_puts(&label, "eval scores of task ");
-            cks_buf_put_text(&label, tasks[t], 80, NULL);
-            cks_buf_puts(&label, " (band: +-1 standard error)");
-            snprintf(stem, sizeof stem, "evals_%s", tasks[t]);
-            plot_begin(c, stem, 960, 560, cks_buf_text(&label));
-            cks_buf_release(&label);
-            plot_axis_label(c, "y", ypath, "score");
-            err = draw_lines(c, s, n, 0, "evals", title);
-            drawn++;
-        }
-        series_release(s, n);
-        free(ypath);
+        else
+            err = task_plots(c, tasks[t], title);
     }
     cks_store_names_free(tasks, ntasks);
     return err;

@@ -288,12 +288,24 @@ void plot_step_axis(plot_ctx *c)
         cks_buf_puts(b, "set xlabel 'training step (log scale: 1 + step)'\n"
                         "set nonlinear x via log10(x + 1) inverse 10**x - 1\n"
                         "set xtics (");
-        /* 0, then 1-2-5 per decade up to the last step */
+        /* 0, then 1-2-5 per decade up to the last step (1 per decade past four decades,
+         * where 2 and 5 would crowd), written short: 20k, 1M */
         cks_buf_puts(b, "'0' 0");
+        int dense = hi < 1e4;
         for (double d = 1; d <= hi * 1.0001 && d < 1e18; d *= 10)
-            for (int m = 1; m <= 5; m += m == 1 ? 1 : 3)
-                if (m * d <= hi * 1.0001 && m * d >= lo)
-                    cks_buf_printf(b, ", '%.0f' %.0f", m * d, m * d);
+            for (int m = 1; m <= 5; m += m == 1 ? 1 : 3) {
+                double x = m * d;
+                char lbl[32];
+                if ((m > 1 && !dense) || x > hi * 1.0001 || x < lo)
+                    continue;
+                if (x >= 1e6)
+                    snprintf(lbl, sizeof lbl, "%gM", x / 1e6);
+                else if (x >= 1e4)
+                    snprintf(lbl, sizeof lbl, "%gk", x / 1e3);
+                else
+                    snprintf(lbl, sizeof lbl, "%g", x);
+                cks_buf_printf(b, ", '%s' %.0f", lbl, x);
+            }
         cks_buf_puts(b, ")\nunset mxtics\n");
         cks_buf_printf(b, "set xrange [%.10g:%.10g]\n", lo, hi * 1.05 + 1);
         return;

@@ -14,7 +14,7 @@
  *    "checkpoint": {"name", "step", "commit", "status", "analysed_at", "index"},
  *    "config": {...config.json...} | null,
  *    "eval": [{"set", <metric>: number|null, ...}],
- *    "evals": [{"task", "metrics": [{"name", "value", "stderr"}]}],
+ *    "evals": [{"task", "n_samples", "metrics": [{"name", "value", "stderr"}]}],
  *    "tensors": [{"name", "layer", "kind", "rows", "cols",
  *                 "norms": {...}, "drift_prev": {...}, "drift_ref": {...},
  *                 "spectral": {...}, "flags": [str...]}],

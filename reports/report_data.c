@@ -181,9 +181,18 @@ static int collect_series(rep *r, const char *group, int with_err, rep_series **
         e->name = strdup(sets[i]);
         if (!e->metric || !e->value || !e->err || !e->name)
             err = cks_error_set(CKS_ENOMEM, "out of memory");
+        e->n_samples = NAN;
         for (size_t m = 0; m < nn && !err; m++) {
             if (with_err && ends_with(names[m], "_stderr"))
                 continue;
+            if (with_err && strcmp(names[m], "n_samples") == 0) { /* a count, not a score */
+                char *p = join(gpath, names[m]);
+                int ok;
+                err = p ? series_value(r, p, &e->n_samples, &ok)
+                        : cks_error_set(CKS_ENOMEM, "out of memory");
+                free(p);
+                continue;
+            }
             char *p = join(gpath, names[m]), *ep = NULL;
             int ok = 0, eok;
             double val, ev = NAN;

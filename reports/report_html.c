@@ -163,7 +163,7 @@ int rep_html_body(const rep *r, cks_buf *b, const char *p)
         cks_buf_puts(b, "<p class=\"muted\">No held-out perplexity in the run file (/eval).</p>\n");
     }
     if (r->has_evals) {
-        rep_table_init(&t, 4, "llrr");
+        rep_table_init(&t, 5, "llrrr");
         rep_table_evals(r, &t);
         html_table(b, &t, 1, NULL, p, NULL);
         err = err ? err : t.err;

@@ -37,6 +37,7 @@ typedef struct {
     char **metric;
     double *value, *err; /* err: the <metric>_stderr series, NaN when absent */
     size_t n;
+    double n_samples; /* tasks: documents evaluated (/evals/<task>/n_samples), or NaN */
 } rep_series;
 
 typedef struct {
@@ -105,7 +106,7 @@ const char *rep_table_cell(const rep_table *t, size_t row, size_t col);
 void rep_table_header(const rep *r, rep_table *t);
 /* SET NLL PPL BPB TOKENS (5 columns). */
 void rep_table_eval(const rep *r, rep_table *t);
-/* TASK METRIC VALUE STDERR (4 columns). */
+/* TASK METRIC VALUE STDERR N (5 columns). */
 void rep_table_evals(const rep *r, rep_table *t);
 /* LAYER KIND SHAPE <cols...> FLAGS (ncols + 4 columns); row i + 1 is tensor r->order[i]. */
 void rep_table_tensors(const rep *r, rep_table *t, const rep_column *cols, size_t ncols);

@@ -131,8 +131,9 @@ static json_t *evals_json(const rep *r)
                                   json_pack("{s:o, s:o, s:o}", "name", jstr(r->evals[i].metric[m]),
                                             "value", cks_json_number(r->evals[i].value[m]),
                                             "stderr", cks_json_number(r->evals[i].err[m])));
-        json_array_append_new(
-            a, json_pack("{s:o, s:o}", "task", jstr(r->evals[i].name), "metrics", ms));
+        json_array_append_new(a,
+                              json_pack("{s:o, s:o, s:o}", "task", jstr(r->evals[i].name),
+                                        "n_samples", count(r->evals[i].n_samples), "metrics", ms));
     }
     return a;
 }

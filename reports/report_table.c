@@ -149,14 +149,15 @@ void rep_table_eval(const rep *r, rep_table *t)
 
 void rep_table_evals(const rep *r, rep_table *t)
 {
-    const char *head[] = {"TASK", "METRIC", "VALUE", "STDERR"};
+    const char *head[] = {"TASK", "METRIC", "VALUE", "STDERR", "N"};
     rep_table_add(t, head);
     for (size_t i = 0; i < r->nevals; i++)
         for (size_t m = 0; m < r->evals[i].n; m++) {
-            char v[32], e[32];
+            char v[32], e[32], n[32];
             rep_num(v, sizeof v, r->evals[i].value[m], 0);
             rep_num(e, sizeof e, r->evals[i].err[m], 0);
-            const char *row[] = {r->evals[i].name, r->evals[i].metric[m], v, e};
+            rep_num(n, sizeof n, r->evals[i].n_samples, 1);
+            const char *row[] = {r->evals[i].name, r->evals[i].metric[m], v, e, n};
             rep_table_add(t, row);
         }
 }

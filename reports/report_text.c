@@ -157,7 +157,7 @@ int rep_text(const rep *r, cks_buf *b)
     }
     if (!err && r->has_evals) {
         cks_buf_puts(b, "\neval scores (/evals):\n");
-        rep_table_init(&t, 4, "llrr");
+        rep_table_init(&t, 5, "llrrr");
         rep_table_evals(r, &t);
         table_text(&t, b, "  ");
         err = t.err;
@@ -208,7 +208,7 @@ int rep_markdown(const rep *r, cks_buf *b)
     }
     if (!err && r->has_evals) {
         cks_buf_puts(b, "\n## Eval scores\n\n");
-        rep_table_init(&t, 4, "llrr");
+        rep_table_init(&t, 5, "llrrr");
         rep_table_evals(r, &t);
         table_md(&t, b);
         err = t.err;

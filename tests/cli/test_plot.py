@@ -82,6 +82,8 @@ def evals_ops(R):
             if t == "arc_easy":
                 ops.append({"op": "series", "path": "/evals/%s/acc_norm_stderr" % t, "row": r,
                             "value": se})
+                ops.append({"op": "series", "path": "/evals/%s/n_samples" % t, "row": r,
+                            "value": 1000.0, "unit": "documents"})
     return ops
 
 
@@ -371,6 +373,8 @@ def test_report_json_matches_run_file():
         assert evals["held_b"]["tokens"] == 4096
         tasks = {t["task"]: {m["name"]: m for m in t["metrics"]} for t in doc["evals"]}
         assert tasks["piqa"]["acc_norm"]["stderr"] is None
+        assert sorted(tasks["arc_easy"]) == ["acc", "acc_norm"]  # n_samples is no score
+        assert [t["n_samples"] for t in doc["evals"]] == [1000, None]
         P.close(tasks["arc_easy"]["acc"]["stderr"], f["evals/arc_easy/acc_stderr"][row], 1e-12,
                 "stderr")
     # an incomplete checkpoint: every value null, never 0
@@ -691,6 +695,44 @@ def test_rejections():
         assert code == 0 and out.startswith("usage: ckptscope " + cmd)
 
 
+def test_pythia_evals():
+    """Real lm-eval results (Pythia-12B, 27 checkpoints, ../shared/data) imported with
+    `evals import`: the drawn scores and standard errors are the files' own numbers, read
+    here with json; lambada_openai's accuracy and perplexity get a plot each (log y for
+    the perplexity, which falls from ~1e7 to ~4)."""
+    data = os.environ.get("CKS_SHARED_DATA", os.path.join(SOURCE_DIR, "..", "shared", "data"))
+    files = sorted(glob.glob(os.path.join(data, "evals", "pythia-12b", "12b_step*.json")))
+    if not files:
+        print("skip: ../shared/data/evals/pythia-12b is absent")
+        return
+    run = tmp("pythia.h5")
+    P.run(["evals", "import", run] + files, check=0)
+    out = tmp("pythia-plots")
+    P.run(["plot", run, "-o", out, "--only", "evals", "--scripts"], check=0)
+    truth = {}
+    for f in files:
+        step = int(re.search(r"step(\d+)", f).group(1))
+        with open(f) as fh:
+            truth[step] = json.load(fh)["results"]
+    steps = sorted(truth)
+    drawn, _ = P.index_entries(out)
+    assert "evals_lambada_openai_fraction.png" in drawn
+    assert "evals_lambada_openai_perplexity.png" in drawn
+    with open(os.path.join(out, "evals_lambada_openai_perplexity.png.gp")) as fh:
+        text = fh.read()
+    assert "set logscale y" in text and "'100k' 100000" in text  # 1-10-100k step tics
+    for task, metric, gp in [("arc_easy", "acc_norm", "evals_arc_easy"),
+                             ("lambada_openai", "ppl", "evals_lambada_openai_perplexity")]:
+        f = os.path.join(out, gp + ".png.gp")
+        i = P.gp_titles(f).index(metric)
+        d = np.array(P.gp_blocks(f)["d%d" % i])
+        assert list(d[:, 0]) == steps
+        P.close(d[:, 1], [truth[s][task][metric] for s in steps], 1e-9, task)
+        P.close(d[:, 2], [truth[s][task][metric + "_stderr"] for s in steps], 1e-9, task + " se")
+    for f in drawn:
+        P.png_ok(os.path.join(out, f))
+
+
 # ---- the demo run ----
 
 def test_demo_run():
@@ -744,10 +786,11 @@ def main(tests):
 if __name__ == "__main__":
     try:
         main([test_plot_png_every_family, test_plot_svg_parses, test_plot_lines_match_run_file,
-                test_plot_heatmaps_match_run_file, test_plot_spectra_match_run_file,
-                test_report_json_matches_run_file, test_report_text_markdown_html,
-                test_trends_page_self_contained, test_hostile_names_draw_harmlessly,
-                test_hostile_folder_names_end_to_end, test_rejections, test_demo_run])
+              test_plot_heatmaps_match_run_file, test_plot_spectra_match_run_file,
+              test_report_json_matches_run_file, test_report_text_markdown_html,
+              test_trends_page_self_contained, test_pythia_evals,
+              test_hostile_names_draw_harmlessly, test_hostile_folder_names_end_to_end,
+              test_rejections, test_demo_run])
     finally:
         if not os.environ.get("CKS_KEEP_TMP"):
             shutil.rmtree(TMP, ignore_errors=True)
