@@ -106,45 +106,71 @@ static int cmp_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-/* The ESD of tensor column j at step position at. */
-static int esd_one(plot_ctx *c, size_t j, size_t at, const fit_row *fit)
+/* The positive eigenvalues stored for tensor column j at step position at, largest first:
+ * *lam (free it) holds *m of them. */
+static int esd_read(plot_ctx *c, const cks_store_tensor *t, size_t at, double **lam, size_t *m)
 {
-    const cks_runview *v = c->v;
-    const cks_store_tensor *t = &v->tensor[j];
-    const cks_store_ckpt *ck = cks_runview_ckpt(v, at);
-    char tname[128], cname[96], title[320], stem[200];
-    cks_printable(tname, sizeof tname, t->name, strlen(t->name));
-    cks_printable(cname, sizeof cname, ck->name, strlen(ck->name));
-    snprintf(title, sizeof title, "ESD of %s at %s (step %lld)", tname, cname, (long long)ck->step);
     char *esc = cks_store_escape_name(t->name), *path = NULL;
+    size_t k = 0;
     if (!esc || !(path = malloc(strlen(esc) + 10))) {
         free(esc);
         return cks_error_set(CKS_ENOMEM, "out of memory");
     }
     sprintf(path, "/spectra/%s", esc);
     free(esc);
-    double *lam = NULL;
-    size_t k = 0, m = 0;
-    int err = cks_runview_read_at(c->v, path, at, &lam, &k);
+    int err = cks_runview_read_at(c->v, path, at, lam, &k);
     free(path);
     if (err)
         return err;
+    *m = 0;
     for (size_t i = 0; i < k; i++)
-        if (isfinite(lam[i]) && lam[i] > 0)
-            lam[m++] = lam[i];
-    double r = (double)(t->rows < t->cols ? t->rows : t->cols);
+        if (isfinite((*lam)[i]) && (*lam)[i] > 0)
+            (*lam)[(*m)++] = (*lam)[i];
+    qsort(*lam, *m, sizeof **lam, cmp_desc);
+    return 0;
+}
+
+/* The fitted density (k/R)(α-1)/xmin (x/xmin)^-α from xmin to the largest eigenvalue, and
+ * the xmin marker. */
+static void esd_fit(cks_buf *b, double alpha, double xmin, double tail, double r, double xh)
+{
+    cks_buf_puts(b, "$f << EOD\n");
+    for (int i = 0; i < ESD_FIT_POINTS; i++) {
+        double x = xmin * pow(fmax(xh, xmin * 1.0001) / xmin, i / (ESD_FIT_POINTS - 1.0));
+        double p = (tail / r) * (alpha - 1) / xmin * pow(x / xmin, -alpha);
+        cks_buf_printf(b, "%.10g %.10g\n", x, p);
+    }
+    cks_buf_puts(b, "EOD\n");
+    cks_buf_printf(b,
+                   "set arrow 1 from %.10g, graph 0 to %.10g, graph 1 nohead lw 2 dt 2 "
+                   "lc rgb '#d62728' front\n",
+                   xmin, xmin);
+}
+
+/* The ESD of tensor column j at step position at. */
+static int esd_one(plot_ctx *c, size_t j, size_t at, const fit_row *fit)
+{
+    const cks_store_tensor *t = &c->v->tensor[j];
+    const cks_store_ckpt *ck = cks_runview_ckpt(c->v, at);
+    char tname[128], cname[96], title[320], stem[200];
+    cks_printable(tname, sizeof tname, t->name, strlen(t->name));
+    cks_printable(cname, sizeof cname, ck->name, strlen(ck->name));
+    snprintf(title, sizeof title, "ESD of %s at %s (step %lld)", tname, cname, (long long)ck->step);
+    double *lam = NULL, r = (double)(t->rows < t->cols ? t->rows : t->cols);
+    size_t m = 0;
+    int err = esd_read(c, t, at, &lam, &m);
+    if (err)
+        return err;
     if (m < 2 || !(r >= (double)m)) {
         free(lam);
         return plot_skip(c, "esd", title, "%zu positive eigenvalues stored for this checkpoint", m);
     }
-    qsort(lam, m, sizeof *lam, cmp_desc);
     double alpha = at_or_nan(fit->alpha, j), xmin = at_or_nan(fit->xmin, j);
     double tail = at_or_nan(fit->tail, j), ks = at_or_nan(fit->ks, j);
     int has_fit = isfinite(alpha) && alpha > 1 && isfinite(xmin) && xmin > 0 && tail >= 1;
 
-    cks_buf *b = &c->s;
+    cks_buf *b = &c->s, lbl;
     snprintf(stem, sizeof stem, "esd_%s", t->name);
-    cks_buf lbl;
     cks_buf_init(&lbl);
     cks_buf_puts(&lbl, "ESD of ");
     cks_buf_put_text(&lbl, t->name, 100, NULL);
@@ -157,42 +183,31 @@ static int esd_one(plot_ctx *c, size_t j, size_t at, const fit_row *fit)
                     "set xlabel 'eigenvalue of W^T W (squared singular value)'\n"
                     "set ylabel 'density: eigenvalues per unit, over all min(rows, cols)'\n"
                     "set key inside top right opaque box lc rgb '#cccccc'\n");
-    double ylo;
+    double ylo, xl = lam[m - 1], xh = lam[0];
     size_t bins = esd_histogram(b, lam, m, r, &ylo);
-    double xl = lam[m - 1], xh = lam[0];
+    free(lam);
     if (has_fit) {
+        esd_fit(b, alpha, xmin, tail, r, xh);
         xl = fmin(xl, xmin);
-        cks_buf_puts(b, "$f << EOD\n");
-        for (int i = 0; i < ESD_FIT_POINTS; i++) {
-            double x = xmin * pow(fmax(xh, xmin * 1.0001) / xmin, i / (ESD_FIT_POINTS - 1.0));
-            double p = (tail / r) * (alpha - 1) / xmin * pow(x / xmin, -alpha);
-            cks_buf_printf(b, "%.10g %.10g\n", x, p);
-        }
-        cks_buf_puts(b, "EOD\n");
-        cks_buf_printf(b,
-                       "set arrow 1 from %.10g, graph 0 to %.10g, graph 1 nohead lw 2 dt 2 "
-                       "lc rgb '#d62728' front\n",
-                       xmin, xmin);
     }
     cks_buf_printf(b, "set xrange [%.10g:%.10g]\nset yrange [%.10g:*]\n", xl / 1.3, xh * 1.3, ylo);
     plot_log_tics(b, "x", xl / 1.3, xh * 1.3);
+    if ((double)m < r)
+        cks_buf_printf(b,
+                       "set label 2 'the run file keeps the largest %zu of %.0f' at graph "
+                       "0.02, graph 0.04 tc rgb '#555555'\n",
+                       m, r);
     cks_buf_printf(b,
                    "plot $h using 1:2:3:4:5:6 with boxxyerror fs solid 1.0 border lc rgb "
-                   "'#1f4e79' fc rgb '#9ecae1' title '%s%zu eigenvalues, %zu bins (%s)'",
-                   (double)m < r ? "largest " : "", m, bins,
-                   (double)m < r ? "of min(rows, cols) in the run file" : "all");
-    if (has_fit) {
+                   "'#1f4e79' fc rgb '#9ecae1' title '%zu eigenvalues in %zu log bins'",
+                   m, bins);
+    if (has_fit)
         cks_buf_printf(b,
                        ", \\\n  $f using 1:2 with lines lw 2.5 dt 2 lc rgb '#d62728' title "
                        "'power law: alpha = %.3f, tail k = %.0f, KS D = %.3f', \\\n"
                        "  keyentry with lines lw 2 dt 2 lc rgb '#d62728' title 'xmin = %.4g'",
                        alpha, tail, ks, xmin);
-    }
-    cks_buf_puts(b, "\n");
-    free(lam);
-    if (!has_fit)
-        cks_buf_puts(b, "# no power-law fit at this checkpoint (fewer than 10 eigenvalues "
-                        "or no tail)\n");
+    cks_buf_puts(b, has_fit ? "\n" : "\n# no power-law fit at this checkpoint\n");
     return plot_finish(c, "esd", title);
 }
 

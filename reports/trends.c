@@ -250,87 +250,109 @@ static void num_cell(cks_buf *b, double x, int integer)
     cks_buf_printf(b, "<td class=\"r\">%s</td>", s);
 }
 
+/* The headline figures of the checkpoint table, per checkpoint in step order: medians
+ * over the matrices, NaN+Inf counts, perplexity of the first eval sets. */
+typedef struct {
+    double *med[3];    /* NULL when the run file lacks the metric */
+    double *nonfinite; /* NaN when no count is stored */
+    double *ppl[MAX_SETS_IN_TABLE];
+    const char *pname[MAX_SETS_IN_TABLE]; /* borrowed from sets */
+    size_t nppl;
+    char **sets;
+    size_t nsets;
+} headline;
+
+static const char *med_paths[3] = {"/drift/prev/rel_fro", "/drift/ref/rel_fro", "/spectral/alpha"};
+static const char *med_heads[3] = {"median drift (prev)", "median drift (ref)", "median alpha"};
+
+static void headline_release(headline *h)
+{
+    for (int k = 0; k < 3; k++)
+        free(h->med[k]);
+    for (size_t s = 0; s < h->nppl; s++)
+        free(h->ppl[s]);
+    free(h->nonfinite);
+    cks_store_names_free(h->sets, h->nsets);
+}
+
+static int headline_read(cks_runview *v, headline *h)
+{
+    int err = 0;
+    memset(h, 0, sizeof *h);
+    for (int k = 0; k < 3 && !err; k++)
+        err = matrix_medians(v, med_paths[k], &h->med[k]);
+    if (!err && !(h->nonfinite = malloc(v->n * sizeof *h->nonfinite)))
+        err = cks_error_set(CKS_ENOMEM, "out of memory");
+    for (size_t i = 0; !err && i < v->n; i++)
+        h->nonfinite[i] = NAN;
+    if (!err && !(err = row_sums(v, "/norms/nan", h->nonfinite)))
+        err = row_sums(v, "/norms/inf", h->nonfinite);
+    if (!err && cks_store_exists(v->store, "/eval"))
+        err = cks_store_list(v->store, "/eval", &h->sets, &h->nsets);
+    for (size_t s = 0; s < h->nsets && !err && h->nppl < MAX_SETS_IN_TABLE; s++) {
+        size_t n = strlen(h->sets[s]) + 16, rows, cols;
+        char *path = malloc(n);
+        if (!path)
+            return cks_error_set(CKS_ENOMEM, "out of memory");
+        snprintf(path, n, "/eval/%s/ppl", h->sets[s]);
+        if (cks_store_exists(v->store, path) &&
+            cks_store_shape(v->store, path, &rows, &cols) == 0 && cols == 1 &&
+            !(err = cks_runview_read(v, path, 1, &h->ppl[h->nppl], &cols)))
+            h->pname[h->nppl++] = h->sets[s];
+        if (!err) /* a set without a ppl series has no column */
+            cks_error_clear();
+        free(path);
+    }
+    return err;
+}
+
 /* One row per checkpoint in step order with its headline figures. */
 static int checkpoint_table(cks_runview *v, const rep *latest, cks_buf *b)
 {
-    static const char *med_paths[] = {"/drift/prev/rel_fro", "/drift/ref/rel_fro",
-                                      "/spectral/alpha"};
-    static const char *med_heads[] = {"median drift (prev)", "median drift (ref)", "median alpha"};
-    double *med[3] = {NULL, NULL, NULL}, *nonfinite = NULL, *ppl[MAX_SETS_IN_TABLE] = {NULL};
-    const char *pname[MAX_SETS_IN_TABLE];
-    char **sets = NULL;
-    size_t nsets = 0, nppl = 0;
-    int err = 0;
-    for (int k = 0; k < 3 && !err; k++)
-        err = matrix_medians(v, med_paths[k], &med[k]);
-    if (!err && !(nonfinite = malloc(v->n * sizeof *nonfinite)))
-        err = cks_error_set(CKS_ENOMEM, "out of memory");
-    for (size_t i = 0; !err && i < v->n; i++)
-        nonfinite[i] = NAN;
-    if (!err && !(err = row_sums(v, "/norms/nan", nonfinite)))
-        err = row_sums(v, "/norms/inf", nonfinite);
-    if (!err && cks_store_exists(v->store, "/eval"))
-        err = cks_store_list(v->store, "/eval", &sets, &nsets);
-    for (size_t s = 0; s < nsets && !err && nppl < MAX_SETS_IN_TABLE; s++) {
-        size_t n = strlen(sets[s]) + 16, cols;
-        char *path = malloc(n);
-        if (!path) {
-            err = cks_error_set(CKS_ENOMEM, "out of memory");
-            break;
-        }
-        snprintf(path, n, "/eval/%s/ppl", sets[s]);
-        if (cks_store_exists(v->store, path) &&
-            !(err = cks_runview_read(v, path, 1, &ppl[nppl], &cols)))
-            pname[nppl++] = sets[s];
-        free(path);
+    headline h;
+    int err = headline_read(v, &h);
+    if (err) {
+        headline_release(&h);
+        return err;
     }
-    if (!err) {
-        cks_buf_puts(b, "<div class=\"wide\"><table>\n<tr><th class=\"r\">step</th><th>checkpoint"
-                        "</th><th>status</th><th>commit</th>");
-        for (int k = 0; k < 3; k++)
-            if (med[k])
-                cks_buf_printf(b, "<th class=\"r\">%s</th>", med_heads[k]);
-        cks_buf_puts(b, "<th class=\"r\">NaN+Inf</th>");
-        for (size_t s = 0; s < nppl; s++) {
-            cks_buf_puts(b, "<th class=\"r\">ppl ");
-            rep_html_text(b, pname[s]);
-            cks_buf_puts(b, "</th>");
-        }
-        cks_buf_puts(b, "</tr>\n");
+    cks_buf_puts(b, "<div class=\"wide\"><table>\n<tr><th class=\"r\">step</th><th>checkpoint"
+                    "</th><th>status</th><th>commit</th>");
+    for (int k = 0; k < 3; k++)
+        if (h.med[k])
+            cks_buf_printf(b, "<th class=\"r\">%s</th>", med_heads[k]);
+    cks_buf_puts(b, "<th class=\"r\">NaN+Inf</th>");
+    for (size_t s = 0; s < h.nppl; s++) {
+        cks_buf_puts(b, "<th class=\"r\">ppl ");
+        rep_html_text(b, h.pname[s]);
+        cks_buf_puts(b, "</th>");
     }
-    for (size_t i = 0; !err && i < v->n; i++) {
+    cks_buf_puts(b, "</tr>\n");
+    for (size_t i = 0; i < v->n; i++) {
         const cks_store_ckpt *c = cks_runview_ckpt(v, i);
         int bad =
-            strcmp(c->status, "complete") != 0 || (isfinite(nonfinite[i]) && nonfinite[i] > 0);
-        cks_buf_printf(b, "<tr%s><td class=\"r\">%lld</td><td>", bad ? " class=\"flag\"" : "",
-                       (long long)c->step);
-        if (latest && i == latest->at)
-            cks_buf_puts(b, "<a href=\"#c-ckpt\">");
+            strcmp(c->status, "complete") != 0 || (isfinite(h.nonfinite[i]) && h.nonfinite[i] > 0);
+        int here = latest && i == latest->at;
+        char commit[16];
+        cks_buf_printf(b, "<tr%s><td class=\"r\">%lld</td><td>%s", bad ? " class=\"flag\"" : "",
+                       (long long)c->step, here ? "<a href=\"#c-ckpt\">" : "");
         rep_html_text(b, c->name);
-        cks_buf_printf(b, "%s</td><td>", latest && i == latest->at ? "</a>" : "");
+        cks_buf_printf(b, "%s</td><td>", here ? "</a>" : "");
         rep_html_text(b, c->status);
         cks_buf_puts(b, "</td><td><code>");
-        char commit[16];
         snprintf(commit, sizeof commit, "%.10s", c->commit[0] ? c->commit : "-");
         rep_html_text(b, commit);
         cks_buf_puts(b, "</code></td>");
         for (int k = 0; k < 3; k++)
-            if (med[k])
-                num_cell(b, med[k][i], 0);
-        num_cell(b, nonfinite[i], 1);
-        for (size_t s = 0; s < nppl; s++)
-            num_cell(b, ppl[s][i], 0);
+            if (h.med[k])
+                num_cell(b, h.med[k][i], 0);
+        num_cell(b, h.nonfinite[i], 1);
+        for (size_t s = 0; s < h.nppl; s++)
+            num_cell(b, h.ppl[s][i], 0);
         cks_buf_puts(b, "</tr>\n");
     }
-    if (!err)
-        cks_buf_puts(b, "</table></div>\n");
-    for (int k = 0; k < 3; k++)
-        free(med[k]);
-    for (size_t s = 0; s < nppl; s++)
-        free(ppl[s]);
-    free(nonfinite);
-    cks_store_names_free(sets, nsets);
-    return err;
+    cks_buf_puts(b, "</table></div>\n");
+    headline_release(&h);
+    return 0;
 }
 
 static void run_summary(const rep *r, cks_buf *b)
