@@ -12,7 +12,8 @@
 
 static const char usage_text[] =
     "usage: ckptscope plot RUN.h5 -o DIR [--format png|svg] [--only LIST] [--at REF]\n"
-    "                      [--tensors GLOB] [--scripts] [--timeout SEC] [--quiet]\n"
+    "                      [--tensors GLOB] [--scripts] [--threads N] [--timeout SEC]\n"
+    "                      [--quiet]\n"
     "\n"
     "Draw the plots of a run file (made by 'ckptscope scan') into DIR with gnuplot, and\n"
     "DIR/index.txt listing what was drawn and what was skipped, and why.\n"
@@ -37,6 +38,7 @@ static const char usage_text[] =
     "  --tensors GLOB    matrices whose ESD is drawn (default: q k v o gate up down of the\n"
     "                    middle layer, embed_tokens and lm_head; at most 64)\n"
     "  --scripts         also write each gnuplot script as DIR/<plot>.gp\n"
+    "  --threads N       gnuplots running at once (default: all CPUs)\n"
     "  --timeout SEC     give up on a gnuplot that takes longer than SEC seconds for one\n"
     "                    plot (default 60)\n"
     "  --quiet           no progress line\n"
@@ -55,12 +57,17 @@ typedef struct {
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'},  {"format", required_argument, NULL, 'f'},
-        {"only", required_argument, NULL, 'O'},    {"at", required_argument, NULL, 'a'},
-        {"tensors", required_argument, NULL, 't'}, {"scripts", no_argument, NULL, 's'},
-        {"timeout", required_argument, NULL, 'T'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {"only", required_argument, NULL, 'O'},
+                                         {"at", required_argument, NULL, 'a'},
+                                         {"tensors", required_argument, NULL, 't'},
+                                         {"scripts", no_argument, NULL, 's'},
+                                         {"timeout", required_argument, NULL, 'T'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"threads", required_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     int64_t secs;
     o->p.families = CKS_PLOT_ALL;
@@ -99,6 +106,10 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case 'q':
             o->quiet = 1;
+            break;
+        case 'j':
+            if (cli_parse_threads("plot", optarg, &o->p.jobs) != 0)
+                return CLI_USAGE;
             break;
         case 'h':
             fputs(usage_text, stdout);

@@ -15,7 +15,7 @@
 
 static const char usage_text[] =
     "usage: ckptscope report RUN.h5 [--at REF | --trends] [--format text|markdown|json|html]\n"
-    "                        [-o FILE] [--quiet]\n"
+    "                        [-o FILE] [--threads N] [--quiet]\n"
     "\n"
     "Report one checkpoint of a run file (made by 'ckptscope scan'): its status and config,\n"
     "held-out perplexity and imported eval scores, a table of every tensor (norms, drift\n"
@@ -30,6 +30,7 @@ static const char usage_text[] =
     "                    (needs gnuplot, Debian package gnuplot-nox)\n"
     "  --format F        text (default), markdown, json or html; --trends is html\n"
     "  -o, --output FILE write to FILE instead of stdout\n"
+    "  --threads N       gnuplots running at once for --trends (default: all CPUs)\n"
     "  --quiet           no progress line (--trends)\n"
     "  -h, --help        this help\n"
     "\n"
@@ -41,7 +42,7 @@ static const char usage_text[] =
 typedef struct {
     const char *run, *at, *output;
     cks_report_format format;
-    int trends, format_given, quiet;
+    int trends, format_given, quiet, threads;
 } options;
 
 static int parse_args(int argc, char **argv, options *o)
@@ -74,6 +75,10 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case 'q':
             o->quiet = 1;
+            break;
+        case 'j':
+            if (cli_parse_threads("report", optarg, &o->threads) != 0)
+                return CLI_USAGE;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -143,7 +148,7 @@ int cmd_report(int argc, char **argv)
     if ((err = cks_runview_open(&v, o.run)))
         goto fail;
     if (o.trends) {
-        cks_trends_opts t = {.progress = progress, .progress_ctx = &prog};
+        cks_trends_opts t = {.jobs = o.threads, .progress = progress, .progress_ctx = &prog};
         err = cks_report_trends(v, &t, &b);
         cli_progress_done(&prog);
     } else {

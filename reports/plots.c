@@ -354,10 +354,10 @@ int plot_finish(plot_ctx *c, const char *family, const char *title)
         c->o->progress(c->o->progress_ctx, c->drawn, c->file);
     if (c->o->keep_scripts && (err = keep_script(c)))
         return err;
-    err =
-        cks_gnuplot_run(c->gnuplot, c->o->outdir, c->s.data, c->s.len,
-                        c->o->timeout_ms > 0 ? c->o->timeout_ms : CKS_GNUPLOT_TIMEOUT_MS, c->file);
-    if (err)
+    char *script = c->s.data; /* the pool owns it from here */
+    size_t len = c->s.len;
+    cks_buf_init(&c->s);
+    if ((err = cks_gnuplot_pool_submit(c->pool, script, len, c->file)))
         return err;
     c->drawn++;
     return list_add(c->list, family, c->file, title, NULL);
@@ -482,6 +482,12 @@ static int draw_families(plot_ctx *c, size_t at)
     return err;
 }
 
+static int plot_jobs(const cks_plot_opts *o)
+{
+    long n = o->jobs > 0 ? o->jobs : sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > CKS_GNUPLOT_MAX_JOBS ? CKS_GNUPLOT_MAX_JOBS : (int)n;
+}
+
 int cks_plots_draw(cks_runview *v, const cks_plot_opts *o, cks_plot_list *out)
 {
     plot_ctx c = {.v = v, .o = o, .list = out};
@@ -502,7 +508,14 @@ int cks_plots_draw(cks_runview *v, const cks_plot_opts *o, cks_plot_list *out)
         goto done;
     out->at = at;
     c.xlog = want_step_log(v);
-    if ((err = draw_families(&c, at)))
+    if ((err = cks_gnuplot_pool_new(&c.pool, c.gnuplot, o->outdir, plot_jobs(o),
+                                    o->timeout_ms > 0 ? o->timeout_ms : CKS_GNUPLOT_TIMEOUT_MS)))
+        goto done;
+    err = draw_families(&c, at);
+    int waited = cks_gnuplot_pool_wait(c.pool); /* every submitted plot, even after an error */
+    if (!err)
+        err = waited;
+    if (err)
         goto done;
     if ((err = write_index(index, v, o, out, c.xlog)))
         goto done;
@@ -516,6 +529,7 @@ int cks_plots_draw(cks_runview *v, const cks_plot_opts *o, cks_plot_list *out)
 done:
     if (index && fclose(index) != 0 && !err)
         err = cks_error_set(CKS_EIO, "%s/%s: %s", o->outdir, INDEX_FILE, strerror(errno));
+    cks_gnuplot_pool_free(c.pool);
     cks_buf_release(&c.s);
     free(c.gnuplot);
     return err;

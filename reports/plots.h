@@ -52,6 +52,7 @@ typedef struct {
                             in the middle layer, plus embed and lm_head */
     const char *gnuplot; /* executable; NULL: "gnuplot" on PATH */
     int timeout_ms;      /* per plot; 0: CKS_GNUPLOT_TIMEOUT_MS */
+    int jobs;            /* gnuplots at once; 0: the online CPUs (at most 64) */
     int keep_scripts;    /* also write each gnuplot script as <plot>.gp */
     /* called before each plot is drawn (progress); may be NULL */
     void (*progress)(void *ctx, size_t done, const char *file);

@@ -4,6 +4,7 @@
 #ifndef CKS_PLOTS_IMPL_H
 #define CKS_PLOTS_IMPL_H
 
+#include "gnuplot_pool.h"
 #include "plots.h"
 #include "textbuf.h"
 
@@ -12,10 +13,11 @@
 typedef struct {
     cks_runview *v;
     const cks_plot_opts *o;
-    char *gnuplot;       /* executable path */
-    cks_plot_list *list; /* what was drawn and skipped */
-    cks_buf s;           /* the script being built */
-    char file[256];      /* file name of the plot being built */
+    char *gnuplot;          /* executable path */
+    cks_gnuplot_pool *pool; /* draws the finished scripts */
+    cks_plot_list *list;    /* what was drawn and skipped */
+    cks_buf s;              /* the script being built */
+    char file[256];         /* file name of the plot being built */
     size_t drawn;
     int xlog; /* steps on a log(1 + step) axis */
 } plot_ctx;
@@ -53,7 +55,8 @@ void plot_label(cks_buf *b, const char *s);
 void plot_axis_label(plot_ctx *c, const char *axis, const char *path, const char *metric);
 /* Line colour i of the house cycle, as a gnuplot rgb literal. */
 const char *plot_color(size_t i);
-/* Runs gnuplot on the script and records the plot (family, title) as drawn. */
+/* Hands the script to the gnuplot pool and records the plot (family, title) as drawn
+ * (a failure to draw it fails the whole cks_plots_draw). */
 int plot_finish(plot_ctx *c, const char *family, const char *title);
 /* Records a plot that was not drawn, with the reason (printf format). */
 int plot_skip(plot_ctx *c, const char *family, const char *title, const char *fmt, ...)

@@ -61,6 +61,7 @@ int cks_report_checkpoint(cks_runview *v, size_t at, cks_report_format format, c
 typedef struct {
     const char *gnuplot; /* executable; NULL: "gnuplot" on PATH */
     int timeout_ms;      /* per plot; 0: the default */
+    int jobs;            /* gnuplots at once; 0: the online CPUs */
     const char *tmpdir;  /* where plots are drawn before they are embedded; NULL: $TMPDIR
                             or /tmp. The folder made there is removed afterwards. */
     void (*progress)(void *ctx, size_t done, const char *file);

@@ -453,6 +453,7 @@ int cks_report_trends(cks_runview *v, const cks_trends_opts *o, cks_buf *out)
                        .families = CKS_PLOT_ALL,
                        .gnuplot = o->gnuplot,
                        .timeout_ms = o->timeout_ms,
+                       .jobs = o->jobs,
                        .progress = o->progress,
                        .progress_ctx = o->progress_ctx};
     cks_plot_list l;

@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "gnuplot.h"
+#include "gnuplot_pool.h"
 #include "runview.h"
 #include "textbuf.h"
 
@@ -195,6 +196,50 @@ static void test_gnuplot__stderr_flood_does_not_deadlock(void **state)
     cks_tmpdir_remove(dir);
 }
 
+static void test_gnuplot__pool_runs_jobs_at_once(void **state)
+{
+    /* four 0.5 s plots on four workers: about 0.5 s, not the 2 s of one after another
+     * (sleeping takes no CPU, so a busy machine does not change this) */
+    char *dir = cks_tmpdir_new("gp");
+    char *exe = fake(dir, "cat >/dev/null; sleep 0.5");
+    cks_gnuplot_pool *p;
+    assert_int_equal(cks_gnuplot_pool_new(&p, exe, dir, 4, 20000), 0);
+    double t0 = now();
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(cks_gnuplot_pool_submit(p, strdup("plot x\n"), 7, "job.png"), 0);
+    assert_int_equal(cks_gnuplot_pool_wait(p), 0);
+    double t = now() - t0;
+    assert_true(t >= 0.5 && t < 1.5);
+    cks_gnuplot_pool_free(p);
+    assert_int_equal(cks_gnuplot_pool_new(&p, exe, dir, 0, 20000), CKS_EINVAL);
+    free(exe);
+    cks_tmpdir_remove(dir);
+}
+
+static void test_gnuplot__pool_reports_first_failure(void **state)
+{
+    char *dir = cks_tmpdir_new("gp");
+    char *exe = fake(dir, "if grep -q FAIL; then echo 'bad plot' >&2; exit 1; fi");
+    cks_gnuplot_pool *p;
+    assert_int_equal(cks_gnuplot_pool_new(&p, exe, dir, 2, 20000), 0);
+    assert_int_equal(cks_gnuplot_pool_submit(p, strdup("fine\n"), 5, "a.png"), 0);
+    assert_int_equal(cks_gnuplot_pool_submit(p, strdup("FAIL\n"), 5, "b.png"), 0);
+    assert_int_equal(cks_gnuplot_pool_wait(p), CKS_ERROR);
+    assert_string_equal(cks_error_last(), "b.png: gnuplot failed (exit status 1): bad plot");
+    cks_error_clear();
+    /* later submissions are refused with the same error, their scripts freed (ASan) */
+    assert_int_equal(cks_gnuplot_pool_submit(p, strdup("fine\n"), 5, "c.png"), CKS_ERROR);
+    assert_non_null(strstr(cks_error_last(), "b.png"));
+    cks_gnuplot_pool_free(p);
+    /* freeing with queued jobs drops them */
+    assert_int_equal(cks_gnuplot_pool_new(&p, exe, dir, 1, 20000), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(cks_gnuplot_pool_submit(p, strdup("fine\n"), 5, "d.png"), 0);
+    cks_gnuplot_pool_free(p);
+    free(exe);
+    cks_tmpdir_remove(dir);
+}
+
 static void test_textbuf__base64_rfc4648(void **state)
 {
     const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
@@ -257,6 +302,8 @@ int main(void)
         cmocka_unit_test(test_gnuplot__hung_gnuplot_is_killed),
         cmocka_unit_test(test_gnuplot__early_exit_is_not_sigpipe),
         cmocka_unit_test(test_gnuplot__stderr_flood_does_not_deadlock),
+        cmocka_unit_test(test_gnuplot__pool_runs_jobs_at_once),
+        cmocka_unit_test(test_gnuplot__pool_reports_first_failure),
         cmocka_unit_test(test_textbuf__base64_rfc4648),
         cmocka_unit_test(test_textbuf__put_text_and_printf),
         cmocka_unit_test(test_runview__median),
