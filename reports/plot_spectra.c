@@ -118,7 +118,18 @@ static int esd_read(plot_ctx *c, const cks_store_tensor *t, size_t at, double **
     }
     sprintf(path, "/spectra/%s", esc);
     free(esc);
-    int err = cks_runview_read_at(c->v, path, at, lam, &k);
+    size_t rows, cols;
+    char pname[160];
+    int err = cks_store_shape(c->v->store, path, &rows, &cols);
+    if (!err && cols > CKS_PLOT_MAX_EIGS)
+        err =
+            cks_error_set(CKS_ELIMIT,
+                          "%s: /spectra of %s keeps %zu eigenvalues per "
+                          "checkpoint, more than %d",
+                          c->v->path, cks_printable(pname, sizeof pname, t->name, strlen(t->name)),
+                          cols, CKS_PLOT_MAX_EIGS);
+    if (!err)
+        err = cks_runview_read_at(c->v, path, at, lam, &k);
     free(path);
     if (err)
         return err;

@@ -25,9 +25,10 @@
 
 #include <stddef.h>
 
-#define CKS_PLOT_MAX_ESD   64  /* ESD plots drawn for one --tensors glob */
-#define CKS_PLOT_MAX_LINES 24  /* lines in one plot (eval sets, task metrics) */
-#define CKS_PLOT_MAX_TASKS 200 /* imported eval tasks drawn */
+#define CKS_PLOT_MAX_ESD   64        /* ESD plots drawn for one --tensors glob */
+#define CKS_PLOT_MAX_EIGS  (1 << 20) /* eigenvalues of one /spectra row (scan keeps 256) */
+#define CKS_PLOT_MAX_LINES 24        /* lines in one plot (eval sets, task metrics) */
+#define CKS_PLOT_MAX_TASKS 200       /* imported eval tasks drawn */
 
 typedef enum { CKS_PLOT_PNG = 0, CKS_PLOT_SVG = 1 } cks_plot_format;
 

@@ -111,9 +111,10 @@ static int collect_group(rep *r, int g)
             break;
         }
         err = cks_runview_read_at(v, path, r->at, &row, &cols);
+        char pp[256];
         if (!err && cols != v->nt)
             err = cks_error_set(CKS_EFORMAT, "%s: %s has %zu columns for %zu tensors", v->path,
-                                path, cols, v->nt);
+                                cks_printable(pp, sizeof pp, path, strlen(path)), cols, v->nt);
         if (!err) {
             memcpy(gr->vals + gr->n * v->nt, row, v->nt * sizeof *row);
             gr->names[gr->n++] = names[k];

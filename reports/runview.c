@@ -99,10 +99,10 @@ int cks_runview_read(cks_runview *v, const char *path, size_t want_cols, double 
     if (err)
         return err;
     if (rows != v->n || (want_cols && c != want_cols)) {
-        err =
-            cks_error_set(CKS_EFORMAT, "%s: %s is %zux%zu, but the run has %zu checkpoints%s%zu%s",
-                          v->path, path, rows, c, v->n, want_cols ? " and " : "",
-                          want_cols ? want_cols : 0, want_cols ? " columns are expected" : "");
+        char p[256]; /* dataset names come from the file */
+        err = cks_error_set(CKS_EFORMAT, "%s: %s is %zux%zu, but the run has %zu checkpoints%s",
+                            v->path, cks_printable(p, sizeof p, path, strlen(path)), rows, c, v->n,
+                            want_cols ? " (and one column per tensor or value)" : "");
         free(raw);
         return err;
     }
@@ -124,11 +124,13 @@ int cks_runview_read_at(cks_runview *v, const char *path, size_t i, double **out
     int err = cks_store_shape(v->store, path, &rows, &c);
     if (err)
         return err;
+    char p[256]; /* dataset names come from the file */
     if (rows != v->n)
         return cks_error_set(CKS_EFORMAT, "%s: %s has %zu rows, but the run has %zu checkpoints",
-                             v->path, path, rows, v->n);
+                             v->path, cks_printable(p, sizeof p, path, strlen(path)), rows, v->n);
     if (c > CKS_STORE_MAX_CELLS)
-        return cks_error_set(CKS_ELIMIT, "%s: %s has %zu columns, more than %u", v->path, path, c,
+        return cks_error_set(CKS_ELIMIT, "%s: %s has %zu columns, more than %u", v->path,
+                             cks_printable(p, sizeof p, path, strlen(path)), c,
                              CKS_STORE_MAX_CELLS);
     double *row = malloc((c ? c : 1) * sizeof *row);
     if (!row)

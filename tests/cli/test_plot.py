@@ -648,6 +648,21 @@ def test_rejections():
     expect_fail(["plot", nd, "-o", tmp("o5"), "--only", "eval"], "no eval plot can be drawn")
     expect_fail(["plot", nd, "-o", tmp("o6"), "--only", "evals"], "no /evals group")
     P.run(["plot", nd, "-o", tmp("o7"), "--only", "heatmap,median"], check=0)
+    # a run file whose datasets disagree with its tables, or are too large to draw
+    bad = tmp("badshape.h5")
+    shutil.copy(R.path, bad)
+    with h5py.File(bad, "r+") as f:
+        del f["norms/rms"]
+        f["norms/rms"] = np.zeros((3, 5))
+        del f["spectra/lm_head.weight"]
+        f.create_dataset("spectra/lm_head.weight", shape=(len(R.names), 2**21), dtype="f4",
+                         chunks=(1, 4096))  # a few KiB on disk, 8 MiB per row in memory
+    expect_fail(["plot", bad, "-o", tmp("o14"), "--only", "heatmap"],
+                "/norms/rms is 3x5, but the run has 7 checkpoints")
+    expect_fail(["report", bad], "/norms/rms has 3 rows, but the run has 7 checkpoints")
+    expect_fail(["plot", bad, "-o", tmp("o15"), "--only", "esd", "--tensors", "lm_head.weight"],
+                "/spectra of lm_head.weight keeps 2097152 eigenvalues per checkpoint, more than "
+                "1048576")
     # output folders that cannot be written
     afile = tmp("afile")
     with open(afile, "w") as f:
