@@ -103,6 +103,7 @@ static int heatmap(plot_ctx *c, const plot_metric *m, const double *vals, const 
                    "tc rgb '#666666'\n",
                    v->nlayers - 1, v->nlayers > 16 ? (v->nlayers + 15) / 16 : 1, MISSING_GREY);
     plot_axis_label(c, "cb", m->path, m->label);
+    plot_description(c, m->path);
     if (logc) {
         cks_buf_puts(b, "set logscale cb\nset format cb '%g'\nset cbrange [");
         plot_num(b, poslo);

@@ -361,6 +361,7 @@ static int median_plot(plot_ctx *c, const plot_metric *m, const char *title)
         snprintf(stem, sizeof stem, "median_%s", m->stem);
         plot_begin(c, stem, 960, 560, title);
         plot_axis_label(c, "y", m->path, m->label);
+        plot_description(c, m->path);
         cks_buf_puts(&c->s, "set key title 'kind (tensors)'\n");
         err = draw_lines(c, s, n, wants_log(s, n, v->n, 30), "median", title);
     }

@@ -243,6 +243,7 @@ void plot_begin(plot_ctx *c, const char *stem, int width, int height, const char
                     "set grid back lc rgb '#dddddd' lw 1 dt 1\n"
                     "set key outside right top vertical Left reverse samplen 2 spacing 1.1\n"
                     "set title ");
+    snprintf(c->title, sizeof c->title, "%s", title);
     plot_label(b, title);
     cks_buf_puts(b, "\n");
 }
@@ -329,6 +330,21 @@ void plot_axis_label(plot_ctx *c, const char *axis, const char *path, const char
     plot_label(&c->s, cks_buf_text(&label));
     cks_buf_puts(&c->s, "\n");
     cks_buf_release(&label);
+}
+
+void plot_description(plot_ctx *c, const char *path)
+{
+    char *d = NULL;
+    if (cks_runview_attr(c->v, path, "description", &d) == 0 && d[0]) {
+        /* "\n" is gnuplot's own escape in a double-quoted constant: no data in it */
+        cks_buf_puts(&c->s, "set title ");
+        plot_label(&c->s, c->title);
+        cks_buf_puts(&c->s, ".\"\\n\".");
+        plot_label(&c->s, d);
+        cks_buf_puts(&c->s, "\n");
+    }
+    cks_error_clear();
+    free(d);
 }
 
 /* Writes <plot>.gp beside the plot (--scripts). */

@@ -18,6 +18,7 @@ typedef struct {
     cks_plot_list *list;    /* what was drawn and skipped */
     cks_buf s;              /* the script being built */
     char file[256];         /* file name of the plot being built */
+    char title[512];        /* its title (as given, quoted when written) */
     size_t drawn;
     int xlog; /* steps on a log(1 + step) axis */
 } plot_ctx;
@@ -53,6 +54,9 @@ void plot_num(cks_buf *b, double x);
 void plot_label(cks_buf *b, const char *s);
 /* "metric [unit]" for an axis, from the dataset's unit attribute. */
 void plot_axis_label(plot_ctx *c, const char *axis, const char *path, const char *metric);
+/* The dataset's description attribute (what the metric is) as a second title line;
+ * nothing when it has none. */
+void plot_description(plot_ctx *c, const char *path);
 /* Line colour i of the house cycle, as a gnuplot rgb literal. */
 const char *plot_color(size_t i);
 /* Hands the script to the gnuplot pool and records the plot (family, title) as drawn
