@@ -3,7 +3,7 @@
 # Then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 set -eu
 cd "$(dirname "$0")/.."
-tools/setup-deps.sh
+tools/setup-deps.sh --browser  # Chromium: the HTML trends page test (label browser)
 cmake --preset dev >/dev/null
 cmake --build --preset dev -j "$(nproc)"
 ctest --preset dev
