@@ -15,5 +15,7 @@ int cmd_scan(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_evals(int argc, char **argv);
 int cmd_regress(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

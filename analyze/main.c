@@ -22,6 +22,8 @@ static const struct {
     {"evals", cmd_evals, "import lm-eval-harness results into a run file"},
     {"regress", cmd_regress,
      "CI gate: judge a checkpoint's scores against the previous and a baseline"},
+    {"plot", cmd_plot, "draw the trend and spectrum plots of a run file (gnuplot)"},
+    {"report", cmd_report, "a checkpoint's report, or the whole run as one HTML page"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

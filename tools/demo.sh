@@ -21,5 +21,8 @@ $ck list "$out/run"
 $ck inspect "$out/run@$last" --tensors 'model.layers.0.*'
 rm -f "$out/run.h5"
 $ck scan "$out/run" -o "$out/run.h5"
+$ck plot "$out/run.h5" -o "$out/plots"
+$ck report "$out/run.h5"
+$ck report "$out/run.h5" --trends -o "$out/trends.html"
 set +x
 echo "demo: outputs in $out"

@@ -5,10 +5,12 @@
 # (ctest label mpi); CKS_SKIP_MPI=1 leaves it out.
 set -eu
 cd "$(dirname "$0")/.."
+# --browser: Chromium for the HTML trends page test (label browser); --mpi: OpenMPI for
+# the MPI build below
 if [ "${CKS_SKIP_MPI:-0}" != 1 ]; then
-  tools/setup-deps.sh --mpi
+  tools/setup-deps.sh --browser --mpi
 else
-  tools/setup-deps.sh
+  tools/setup-deps.sh --browser
 fi
 cmake --preset dev >/dev/null
 cmake --build --preset dev -j "$(nproc)"
