@@ -18,6 +18,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "token ids and pieces of a text (built-in tokenizer)"},
     {"diff", cmd_diff, "drift of every tensor between two checkpoints"},
     {"scan", cmd_scan, "analyse every checkpoint into an HDF5 run file"},
+    {"merge", cmd_merge, "join the part files of a sharded scan into one run file"},
     {"evals", cmd_evals, "import lm-eval-harness results into a run file"},
     {"regress", cmd_regress,
      "CI gate: judge a checkpoint's scores against the previous and a baseline"},

@@ -234,6 +234,57 @@ int cks_store_set_attr(cks_store *s, const char *obj, const char *name, const ch
     return cks_store_fail(s, err);
 }
 
+typedef struct {
+    char **names;
+    size_t n, cap;
+    int err;
+} attr_list;
+
+static herr_t attr_one(hid_t obj, const char *name, const H5A_info_t *info, void *op)
+{
+    attr_list *l = op;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        char **p = realloc(l->names, cap * sizeof *p);
+        if (!p) {
+            l->err = cks_error_set(CKS_ENOMEM, "out of memory");
+            return -1;
+        }
+        l->names = p;
+        l->cap = cap;
+    }
+    if (!(l->names[l->n] = strdup(name))) {
+        l->err = cks_error_set(CKS_ENOMEM, "out of memory");
+        return -1;
+    }
+    l->n++;
+    return 0;
+}
+
+int cks_store_attr_names(cks_store *s, const char *obj, char ***names, size_t *n)
+{
+    attr_list l = {NULL, 0, 0, 0};
+    hsize_t idx = 0;
+    hid_t o = H5Oopen(s->fid, obj, H5P_DEFAULT);
+    if (o < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return cks_error_set(CKS_ENOTFOUND, "%s: no object %s", s->path, obj);
+    }
+    herr_t r = H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_one, &l);
+    H5Oclose(o);
+    if (r < 0) {
+        int err = l.err ? l.err
+                        : cks_store_h5err(CKS_EFORMAT, "%s: cannot list the attributes of %s",
+                                          s->path, obj);
+        H5Eclear2(H5E_DEFAULT);
+        cks_store_names_free(l.names, l.n);
+        return err;
+    }
+    *names = l.names;
+    *n = l.n;
+    return 0;
+}
+
 /* ---- files ---- */
 
 static hid_t fapl_new(void)
@@ -574,7 +625,9 @@ static int write_root(cks_store *s, const cks_store_meta *meta)
     return cks_store_init_tables(s);
 }
 
-int cks_store_create(cks_store **out, const char *path, const cks_store_meta *meta)
+/* Creates PATH.tmp with the root attributes and empty tables, left open in a
+ * transaction; nothing is at path yet. */
+static int create_tmp(cks_store **out, const char *path, const cks_store_meta *meta)
 {
     cks_store *s = NULL;
     int err;
@@ -598,26 +651,47 @@ int cks_store_create(cks_store **out, const char *path, const cks_store_meta *me
         goto fail_tmp;
     }
     s->in_tx = 1; /* writes below go through the transaction checks */
-    err = write_root(s, meta);
-    s->in_tx = 0;
-    if (err)
+    s->fresh = 1;
+    if ((err = write_root(s, meta)) != 0)
         goto fail_tmp;
+    *out = s;
+    return 0;
+fail_tmp:
+    s->in_tx = 0;
+    close_fid(s);
+    unlink(s->tmp);
+fail:
+    cks_store_free(s);
+    return err;
+}
+
+int cks_store_create_tx(cks_store **out, const char *path, const cks_store_meta *meta)
+{
+    return create_tmp(out, path, meta);
+}
+
+int cks_store_create(cks_store **out, const char *path, const cks_store_meta *meta)
+{
+    cks_store *s = NULL;
+    int err = create_tmp(&s, path, meta);
+    if (err)
+        return err;
+    s->in_tx = 0;
+    s->fresh = 0;
     herr_t closed = H5Fclose(s->fid);
     s->fid = H5I_INVALID_HID;
     if (closed < 0) {
         err = cks_store_h5err(CKS_EIO, "%s: cannot write %s", path, s->tmp);
-        goto fail_tmp;
+        goto fail;
     }
     if ((err = publish(s, 1)) != 0)
-        goto fail_tmp;
+        goto fail;
     if ((err = open_ro(s)) != 0)
         goto fail;
     *out = s;
     return 0;
-fail_tmp:
-    close_fid(s);
-    unlink(s->tmp);
 fail:
+    unlink(s->tmp);
     cks_store_free(s);
     return err;
 }
@@ -670,6 +744,8 @@ void cks_store_abort(cks_store *s)
     unlink(s->tmp);
     s->in_tx = 0;
     s->tx_failed = 0;
+    if (s->fresh) /* a cks_store_create_tx file: nothing was ever at PATH */
+        return;
     if (open_ro(s) != 0)
         H5Eclear2(H5E_DEFAULT);
 }
@@ -693,12 +769,15 @@ int cks_store_commit(cks_store *s)
         goto fail;
     }
     s->in_tx = 0;
-    if ((err = publish(s, 0)) != 0) {
+    if ((err = publish(s, s->fresh)) != 0) {
         unlink(s->tmp);
+        if (s->fresh)
+            return err; /* nothing to reopen; the handle can only be freed */
         unchanged(s, err);
         open_ro(s);
         return err;
     }
+    s->fresh = 0;
     if ((err = open_ro(s)) != 0)
         return err;
     hook(s, "committed");

@@ -68,6 +68,13 @@ typedef struct {
  * file appears atomically (nothing at path until it is complete). */
 int cks_store_create(cks_store **out, const char *path, const cks_store_meta *meta);
 
+/* Creates a new run file at path inside a write transaction: the caller writes rows and
+ * values, and nothing appears at path until cks_store_commit, which publishes the whole
+ * file atomically (CKS_EEXISTS if path appeared meanwhile). cks_store_free or an abort
+ * before the commit leaves no file behind. Used where a half-written file must never be
+ * seen, as `merge` does. */
+int cks_store_create_tx(cks_store **out, const char *path, const cks_store_meta *meta);
+
 /* Opens an existing run file. CKS_STORE_WRITE also takes the writer lock (CKS_EEXISTS when
  * held) and removes a PATH.tmp left by a killed writer. A file that is not HDF5, not a
  * ckptscope run file (attribute format) or of another format_version is CKS_EFORMAT with a
@@ -102,6 +109,9 @@ void cks_store_set_hook(cks_store *s, cks_store_hook fn, void *ctx);
 int cks_store_get_attr(cks_store *s, const char *obj, const char *name, char **out);
 /* Creates or replaces a string attribute (in a transaction). */
 int cks_store_set_attr(cks_store *s, const char *obj, const char *name, const char *value);
+/* Names of the attributes of object obj, sorted (free with cks_store_names_free).
+ * CKS_ENOTFOUND when obj does not exist. */
+int cks_store_attr_names(cks_store *s, const char *obj, char ***names, size_t *n);
 
 /* ---- checkpoints: the rows ---- */
 
@@ -127,6 +137,10 @@ int cks_store_nrows(cks_store *s, size_t *n);
  * row-indexed dataset are reset to NaN (a re-analysis starts clean). *row receives it. */
 int cks_store_put_checkpoint(cks_store *s, const char *name, int64_t step, const char *commit,
                              const char *status, size_t *row);
+/* The same with a given analysed_at (NULL: now): `merge` keeps when each row was
+ * analysed. */
+int cks_store_put_checkpoint_at(cks_store *s, const char *name, int64_t step, const char *commit,
+                                const char *status, const char *analysed_at, size_t *row);
 
 /* ---- tensors: the columns of [N, T] datasets ---- */
 
@@ -138,6 +152,8 @@ typedef struct {
 } cks_store_tensor;
 
 int cks_store_tensors(cks_store *s, cks_store_tensor **out, size_t *n);
+/* Number of columns T. */
+int cks_store_ntensors(cks_store *s, size_t *n);
 void cks_store_tensors_free(cks_store_tensor *t, size_t n);
 /* Adds the tensors whose names are not columns yet (in a transaction), in the order given,
  * and writes each one's column index into cols[i] (NULL: not wanted). Existing names keep
@@ -171,6 +187,10 @@ int cks_store_read_matrix(cks_store *s, const char *path, double **out, size_t *
 int cks_store_read_row(cks_store *s, const char *path, size_t row, double *out, size_t n);
 /* One column into out[n]; n must equal the dataset's rows. */
 int cks_store_read_column(cks_store *s, const char *path, size_t col, double *out, size_t n);
+/* Paths of every row-indexed dataset (those whose "axes" begin with "checkpoint"), in
+ * name order, depth first ("/drift/prev/cos", ..., "/norms/fro", ...). Free with
+ * cks_store_names_free. */
+int cks_store_row_datasets(cks_store *s, char ***paths, size_t *n);
 /* Names of the members of a group (datasets and groups), sorted. Free with
  * cks_store_names_free. */
 int cks_store_list(cks_store *s, const char *group, char ***names, size_t *n);

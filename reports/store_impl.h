@@ -12,6 +12,7 @@ struct cks_store {
     int lockfd;    /* writer lock (flock on PATH.lock); -1 for readers */
     int in_tx;     /* fid is PATH.tmp opened read-write */
     int tx_failed; /* a write of this transaction failed: it can only be aborted */
+    int fresh;     /* cks_store_create_tx: PATH does not exist until the first commit */
     hid_t fid;     /* PATH read-only between transactions; H5I_INVALID_HID when closed */
     cks_store_hook hook;
     void *hook_ctx;

@@ -318,8 +318,19 @@ done:
     return cks_store_fail(s, err);
 }
 
+int cks_store_ntensors(cks_store *s, size_t *n)
+{
+    return cks_store_table_len(s, "/tensors", n);
+}
+
 int cks_store_put_checkpoint(cks_store *s, const char *name, int64_t step, const char *commit,
                              const char *status, size_t *row)
+{
+    return cks_store_put_checkpoint_at(s, name, step, commit, status, NULL, row);
+}
+
+int cks_store_put_checkpoint_at(cks_store *s, const char *name, int64_t step, const char *commit,
+                                const char *status, const char *analysed_at, size_t *row)
 {
     int err = cks_store_need_tx(s, "recording a checkpoint");
     size_t at, n;
@@ -337,7 +348,8 @@ int cks_store_put_checkpoint(cks_store *s, const char *name, int64_t step, const
     time_t t = time(NULL);
     struct tm tm;
     strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-    ckpt_rec r = {(char *)name, step, (char *)(commit ? commit : ""), (char *)status, now};
+    ckpt_rec r = {(char *)name, step, (char *)(commit ? commit : ""), (char *)status,
+                  (char *)(analysed_at ? analysed_at : now)};
     hid_t mt = ckpt_mem_type();
     err = write_records(s, "/checkpoints", mt, &r, at, 1);
     H5Tclose(mt);

@@ -175,6 +175,18 @@ int cks_store_clear_row(cks_store *s, size_t row)
     return cks_store_fail(s, err);
 }
 
+int cks_store_row_datasets(cks_store *s, char ***paths, size_t *n)
+{
+    ds_list l;
+    int err = list_row_datasets(s, &l);
+    if (err)
+        return err;
+    free(l.matrix);
+    *paths = l.paths;
+    *n = l.n;
+    return 0;
+}
+
 int cks_store_exists(cks_store *s, const char *path)
 {
     /* H5Lexists needs every parent to exist: test each prefix */

@@ -633,6 +633,88 @@ static void test_store__read_only_folder(void **state)
     cks_tmpdir_remove(dir);
 }
 
+/* cks_store_create_tx: nothing at the path until the commit; an abort leaves nothing. */
+static void test_store__create_tx_appears_at_commit(void **state)
+{
+    char *dir = cks_tmpdir_new("store"), *path = path_in(dir, "NEW.h5");
+    char *tmp = path_in(dir, "NEW.h5.tmp"), *lock = path_in(dir, "NEW.h5.lock");
+    cks_store *s;
+    size_t row, n;
+    assert_int_equal(cks_store_create_tx(&s, path, &meta), 0);
+    assert_int_equal(cks_store_put_checkpoint(s, "a", 0, "", "complete", &row), 0);
+    assert_int_not_equal(access(path, F_OK), 0); /* not yet */
+    cks_store_free(s);                           /* aborts */
+    assert_int_not_equal(access(path, F_OK), 0);
+    assert_int_not_equal(access(tmp, F_OK), 0);
+    assert_int_not_equal(access(lock, F_OK), 0);
+    assert_int_equal(cks_store_create_tx(&s, path, &meta), 0);
+    assert_int_equal(cks_store_put_checkpoint(s, "a", 0, "", "complete", &row), 0);
+    assert_int_equal(cks_store_commit(s), 0);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(cks_store_nrows(s, &n), 0); /* open for reading after the commit */
+    assert_int_equal(n, 1);
+    assert_int_equal(cks_store_begin(s), 0); /* and further transactions work */
+    assert_int_equal(cks_store_put_checkpoint(s, "b", 1, "", "complete", &row), 0);
+    assert_int_equal(cks_store_commit(s), 0);
+    cks_store_free(s);
+    /* a path that exists is refused before anything is written */
+    assert_int_equal(cks_store_create_tx(&s, path, &meta), CKS_EEXISTS);
+    free(tmp);
+    free(lock);
+    free(path);
+    assert_no_open_hdf5();
+    cks_tmpdir_remove(dir);
+}
+
+/* Attribute names, the row-indexed datasets, the tensor count and a given analysed_at:
+ * what merge reads and writes. */
+static void test_store__listing_and_analysed_at(void **state)
+{
+    char *dir = cks_tmpdir_new("store"), *path = path_in(dir, "RUN.h5");
+    cks_store *s = two_by_two(path);
+    char **names = NULL;
+    size_t n = 0, row, t;
+    assert_int_equal(cks_store_attr_names(s, "/", &names, &n), 0);
+    const char *want[] = {"config", "created_by", "format", "format_version", "metrics", "source"};
+    assert_int_equal(n, 6);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(names[i], want[i]); /* sorted */
+    cks_store_names_free(names, n);
+    assert_int_equal(cks_store_attr_names(s, "/nowhere", &names, &n), CKS_ENOTFOUND);
+    assert_int_equal(cks_store_begin(s), 0);
+    assert_int_equal(cks_store_write_series(s, "/evals/arc/acc", 1, 0.5, "accuracy", NULL), 0);
+    float f[3] = {1, 2, 3};
+    assert_int_equal(cks_store_write_row_f32(s, "/spectra/t0", 0, f, 3, "rank", NULL, NULL), 0);
+    assert_int_equal(cks_store_set_attr(s, "/norms/fro", "ref", "a"), 0);
+    assert_int_equal(
+        cks_store_put_checkpoint_at(s, "c", 200, "", "failed", "2020-01-02T03:04:05Z", &row), 0);
+    assert_int_equal(cks_store_commit(s), 0);
+    assert_int_equal(cks_store_row_datasets(s, &names, &n), 0);
+    const char *paths[] = {"/evals/arc/acc", "/norms/fro", "/spectra/t0"};
+    assert_int_equal(n, 3); /* not /checkpoints nor /tensors */
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(names[i], paths[i]);
+    cks_store_names_free(names, n);
+    assert_int_equal(cks_store_attr_names(s, "/norms/fro", &names, &n), 0);
+    const char *dattrs[] = {"axes", "description", "ref"};
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(names[i], dattrs[i]);
+    cks_store_names_free(names, n);
+    assert_int_equal(cks_store_ntensors(s, &t), 0);
+    assert_int_equal(t, 2);
+    cks_store_ckpt *c;
+    assert_int_equal(cks_store_checkpoints(s, &c, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(c[2].analysed_at, "2020-01-02T03:04:05Z");
+    assert_string_equal(c[2].status, "failed");
+    cks_store_ckpts_free(c, n);
+    cks_store_free(s);
+    free(path);
+    assert_no_open_hdf5();
+    cks_tmpdir_remove(dir);
+}
+
 int main(void)
 {
     /* as the store does (see store.c): this binary also calls HDF5 directly, first */
@@ -648,6 +730,8 @@ int main(void)
         cmocka_unit_test(test_store__commit_points),
         cmocka_unit_test(test_store__escape_name),
         cmocka_unit_test(test_store__read_only_folder),
+        cmocka_unit_test(test_store__create_tx_appears_at_commit),
+        cmocka_unit_test(test_store__listing_and_analysed_at),
         /* last: they leave HDF5 holding a file it could not close */
         cmocka_unit_test(test_store__disk_full_tmpfs),
         cmocka_unit_test(test_store__disk_full_while_writing),

@@ -119,6 +119,67 @@ def same_file(a, b):
                 raise AssertionError("%s differs:\n%r\n%r" % (obj, da, db))
 
 
+def statuses(path):
+    with h5py.File(path, "r") as f:
+        return [s.decode() for s in f["checkpoints"]["status"]]
+
+
+def lfs_object(repo, branch, path="model.safetensors"):
+    """Where the LFS object of branch:path lives."""
+    ptr = subprocess.run(["git", "-C", repo, "show", "%s:%s" % (branch, path)], capture_output=True,
+                         text=True, check=True).stdout
+    oid = re.search(r"oid sha256:([0-9a-f]{64})", ptr).group(1)
+    return os.path.join(repo, ".git", "lfs", "objects", oid[:2], oid[2:4], oid)
+
+
+def git_recommit(repo, branch):
+    """Gives a branch a new commit with the same tree (its content is unchanged)."""
+    g = ["git", "-C", repo]
+    tree = subprocess.run(g + ["rev-parse", branch + "^{tree}"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
+    new = subprocess.run(g + ["commit-tree", tree, "-m", "re-upload"], capture_output=True, text=True,
+                         check=True, env=env).stdout.strip()
+    subprocess.run(g + ["update-ref", "refs/heads/" + branch, new], check=True)
+    return new
+
+
+def lfs_gap_source(src):
+    """7 checkpoints through Git LFS: ckpt_006's object never written (--lfs-missing-from)
+    and ckpt_002's removed, so ckpt_003's previous complete checkpoint is ckpt_001, which
+    a shard or an MPI rank must find by looking at its neighbours' files."""
+    if not os.path.exists(src):
+        fixture(src, "--checkpoints", 7, "--lfs", "--lfs-missing-from", 6)
+        os.unlink(lfs_object(src, "ckpt_002"))
+    return src
+
+
+def failed_tensor_source(src):
+    """A folder of 6 checkpoints where ckpt_003's weights are truncated (failed) and
+    ckpt_004 holds two extra tensors and lacks model.norm.weight (columns appended late).
+    Some checkpoints carry lm-eval files (eval_*.json, imported by scan into /evals): one
+    with a stderr, later ones without, one on the failed checkpoint."""
+    if os.path.exists(src):
+        return src
+    fixture(src, "--layout", "folder", "--checkpoints", 6)
+    evals = {"ckpt_001": {"arc_challenge": {"acc": 0.30, "acc_stderr": 0.01}},
+             "ckpt_003": {"arc_challenge": {"acc": 0.32}},
+             "ckpt_004": {"arc_challenge": {"acc": 0.35}, "mmlu": {"acc": 0.41}}}
+    for name, results in evals.items():
+        with open(os.path.join(src, name, "eval_tasks.json"), "w") as f:
+            json.dump({"results": results}, f)
+    st = os.path.join(src, "ckpt_003", "model.safetensors")
+    with open(st, "r+b") as f:
+        f.truncate(os.path.getsize(st) // 2)
+    p = os.path.join(src, "ckpt_004", "model.safetensors")
+    t = read_safetensors(p)
+    del t["model.norm.weight"]
+    t = {"zz.extra.weight": np.arange(12.0).reshape(3, 4), "aa.extra.bias": np.ones(5), **t}
+    write_safetensors(p, t)
+    return src
+
+
 def main(tests):
     """Runs the tests named after the two tool paths on the command line (all when none
     is named), and exits non-zero when one fails."""
