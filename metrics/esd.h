@@ -1,0 +1,29 @@
+/* Empirical spectral density of a weight matrix: the eigenvalues λ = σ² of WᵀW (DESIGN §3),
+ * computed in f64 through BLAS/LAPACK (OpenBLAS) from a tensor view in any float dtype.
+ * See esd.c for the method (Gram matrix of the smaller side + symmetric eigensolver) and
+ * the measurements behind it. */
+#ifndef CKS_ESD_H
+#define CKS_ESD_H
+
+#include "tensor.h"
+
+#include <stdint.h>
+
+/* The smaller side of a matrix is at most this: the Gram matrix takes side² doubles
+ * (2 GiB at 16384; K2's 8192 needs 512 MiB) and the eigensolver O(side³) time. */
+#define CKS_SPECTRAL_MAX_SIDE 16384
+
+/* 0 when t is a 2-D float matrix within CKS_SPECTRAL_MAX_SIDE; else CKS_EUNSUPPORTED or
+ * CKS_ELIMIT with the message set. Nothing is read or allocated. */
+int cks_esd_check(const cks_tensor *t);
+
+/* Writes the min(m, n) eigenvalues of WᵀW for the m×n tensor t into lambda[], ascending,
+ * and ||W||_F² (the trace, accumulated in f64) into *fro2. When W holds a NaN or an
+ * infinity, returns 0 with *fro2 = NaN and lambda[] unspecified: the spectrum is not
+ * defined. nthreads (<= 0: one) bounds the BLAS/LAPACK threads; the previous OpenBLAS
+ * thread count is restored. Errors: CKS_EUNSUPPORTED (not a 2-D float matrix),
+ * CKS_ELIMIT (smaller side above CKS_SPECTRAL_MAX_SIDE), CKS_ENOMEM, CKS_ERROR (LAPACK
+ * did not converge). Memory: side² + side·256 doubles besides LAPACK's workspace. */
+int cks_esd_compute(const cks_tensor *t, int nthreads, double *lambda, double *fro2);
+
+#endif
