@@ -36,36 +36,22 @@ const cks_metric_info *cks_spectral_metrics(size_t *count)
 
 double cks_spectral_value(const cks_spectral *s, size_t i)
 {
-    switch (i) {
-    case 0:
-        return s->sigma_max;
-    case 1:
-        return s->log_spectral_norm;
-    case 2:
-        return s->log_norm;
-    case 3:
-        return s->stable_rank;
-    case 4:
-        return s->entropy;
-    case 5:
-        return s->effective_rank;
-    case 6:
-        return s->alpha;
-    case 7:
-        return s->xmin;
-    case 8:
-        return s->ks;
-    case 9:
-        return s->tail > 0 ? (double)s->tail : NAN;
-    case 10:
-        return s->alpha_weighted;
-    case 11:
-        return (double)s->num_spikes;
-    case 12:
-        return s->mp_softrank;
-    default:
-        return NAN;
-    }
+    /* in the order of metrics[] */
+    const double v[] = {s->sigma_max,
+                        s->log_spectral_norm,
+                        s->log_norm,
+                        s->stable_rank,
+                        s->entropy,
+                        s->effective_rank,
+                        s->alpha,
+                        s->xmin,
+                        s->ks,
+                        s->tail > 0 ? (double)s->tail : NAN,
+                        s->alpha_weighted,
+                        isnan(s->sigma_max) ? NAN : (double)s->num_spikes,
+                        s->mp_softrank};
+    _Static_assert(sizeof v / sizeof v[0] == NMETRICS, "one value per metric");
+    return i < NMETRICS ? v[i] : NAN;
 }
 
 static void all_nan(cks_spectral *s)

@@ -53,7 +53,8 @@ const cks_metric_info *cks_spectral_metrics(size_t *count); /* in the order of D
  * - Info strings are static; unit is "" for dimensionless values. */
 
 /* Metric i (0 <= i < count, the order of cks_spectral_metrics) as a double, for writers of
- * one column per metric: tail and num_spikes as numbers, tail NaN when there is no fit. */
+ * one column per metric: tail and num_spikes as numbers; tail is NaN when there is no fit
+ * and num_spikes NaN when there is no spectrum (sigma_max NaN). NaN for i >= count. */
 double cks_spectral_value(const cks_spectral *s, size_t i);
 
 #endif
