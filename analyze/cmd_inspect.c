@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "error.h"
+#include "esd.h"
 #include "json.h"
 #include "norms.h"
 #include "spec.h"
@@ -273,6 +274,16 @@ int cmd_inspect(int argc, char **argv)
     if (!(res = calloc(tl->count ? tl->count : 1, sizeof *res))) {
         status = cli_fail("inspect", cks_error_set(CKS_ENOMEM, "out of memory"));
         goto done;
+    }
+    /* refuse a matrix over the spectral limits before any long computation */
+    for (size_t i = 0; o.spectral && i < tl->count; i++) {
+        const cks_tensor *t = &tl->items[i];
+        if ((!o.tensors || fnmatch(o.tensors, t->name, 0) == 0) && cks_tensor_is_matrix(t) &&
+            (err = cks_esd_check(t)) != 0) {
+            err = cks_error_prefix(err, "%s", cks_weights_file(w, t->file)->display);
+            status = cli_fail("inspect", err);
+            goto done;
+        }
     }
     for (size_t i = 0; i < tl->count; i++) {
         const cks_tensor *t = &tl->items[i];

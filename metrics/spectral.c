@@ -9,6 +9,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const cks_metric_info metrics[] = {
     {"sigma_max", "largest singular value of W", ""},
@@ -135,30 +136,25 @@ static int stats(double *x, int64_t n, int64_t rows, int64_t cols, double fro2, 
 /* Checks the eigenvalues, copies them ascending into *sorted (caller frees). */
 static int sorted_copy(const double *lambda, int64_t n, int64_t rows, int64_t cols, double **sorted)
 {
+    double l1 = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(lambda[i]))
+            return cks_error_set(CKS_EINVAL, "spectral statistics: eigenvalue %lld is %g",
+                                 (long long)i, lambda[i]);
+        if (lambda[i] > l1)
+            l1 = lambda[i];
+    }
+    double tol = l1 * (double)(rows > cols ? rows : cols) * DBL_EPSILON;
+    for (int64_t i = 0; i < n; i++)
+        if (lambda[i] < -tol)
+            return cks_error_set(CKS_EINVAL,
+                                 "spectral statistics: eigenvalue %lld is negative (%g)",
+                                 (long long)i, lambda[i]);
     double *x = malloc((n ? (size_t)n : 1) * sizeof *x);
     if (!x)
         return cks_error_set(CKS_ENOMEM, "spectral statistics: out of memory for %lld values",
                              (long long)n);
-    double l1 = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(lambda[i])) {
-            free(x);
-            return cks_error_set(CKS_EINVAL, "spectral statistics: eigenvalue %lld is %g",
-                                 (long long)i, lambda[i]);
-        }
-        x[i] = lambda[i];
-        if (x[i] > l1)
-            l1 = x[i];
-    }
-    double tol = l1 * (double)(rows > cols ? rows : cols) * DBL_EPSILON;
-    for (int64_t i = 0; i < n; i++) {
-        if (x[i] < -tol) {
-            free(x);
-            return cks_error_set(CKS_EINVAL,
-                                 "spectral statistics: eigenvalue %lld is negative (%g)",
-                                 (long long)i, x[i]);
-        }
-    }
+    memcpy(x, lambda, (size_t)n * sizeof *x);
     qsort(x, (size_t)n, sizeof *x, cmp_double);
     *sorted = x;
     return 0;
