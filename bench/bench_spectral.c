@@ -24,8 +24,6 @@
 #include <time.h>
 
 #define MAX_SHAPES 16
-/* must match esd.c: which eigensolver the library uses for a given side */
-#define TWO_STAGE_FROM 3072
 
 static double now(void)
 {
@@ -98,7 +96,7 @@ static double bare(const double *w64, int64_t m, int64_t n, double *g, double *l
     cblas_dsyrk(CblasColMajor, CblasLower, tall ? CblasNoTrans : CblasTrans, (int)p, (int)q, 1.0,
                 w64, (int)n, 0.0, g, (int)p);
     double t1 = now();
-    if (p >= TWO_STAGE_FROM)
+    if (p >= CKS_ESD_TWO_STAGE_FROM)
         LAPACKE_dsyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', (int)p, g, (int)p, lam);
     else
         LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'N', 'L', (int)p, g, (int)p, lam);
@@ -142,8 +140,8 @@ static void timing(int64_t m, int64_t n, cks_dtype dt, const int *threads, int n
         printf("%5lldx%-6lld %-4s %2d thr  compute %8.3f s   bare %8.3f s (dsyrk %7.3f + %s "
                "%7.3f)   ratio %.3f   alpha %.3f\n",
                (long long)m, (long long)n, cks_dtype_name(dt), th, best_c, best_b, best_s,
-               p >= TWO_STAGE_FROM ? "dsyevd_2stage" : "dsyevd", best_b - best_s, best_c / best_b,
-               s.alpha);
+               p >= CKS_ESD_TWO_STAGE_FROM ? "dsyevd_2stage" : "dsyevd", best_b - best_s,
+               best_c / best_b, s.alpha);
         fflush(stdout);
     }
     free(data);

@@ -15,7 +15,7 @@
  *    them effective_rank and the low xmin candidates: f64 it is.
  *  - Eigensolver. dsyevd and dsyevr both reduce to tridiagonal with dsytrd; dsyevd_2stage
  *    reduces to a band first (BLAS-3) and wins once G no longer fits in cache: 4.9 s vs
- *    7.1 s at 4096 but 0.74 s vs 0.62 s at 2048. The switch is ESD_TWO_STAGE_FROM.
+ *    7.1 s at 4096 but 0.74 s vs 0.62 s at 2048. The switch is CKS_ESD_TWO_STAGE_FROM.
  *  - Memory. G (p² doubles) and one block of BLOCK columns; the f64 copy of W that dgesdd
  *    would need (1.9 GiB for K2's 8192×28672) is never made. */
 #include "esd.h"
@@ -30,8 +30,6 @@
 /* Rows (or columns) of W per dsyrk call: a multiple of OpenBLAS's K blocking (GEMM_Q =
  * 256 for Haswell f64), so blocking adds no passes over G beyond those OpenBLAS makes. */
 #define BLOCK 256
-/* Gram sides from which the two-stage eigensolver is used (measured, see above). */
-#define ESD_TWO_STAGE_FROM 3072
 
 static int lapack_error(const cks_tensor *t, const char *routine, lapack_int info)
 {
@@ -84,6 +82,12 @@ int cks_esd_check(const cks_tensor *t)
 
 int cks_esd_compute(const cks_tensor *t, int nthreads, double *lambda, double *fro2)
 {
+    return cks_esd_compute_with(t, nthreads, CKS_ESD_AUTO, lambda, fro2);
+}
+
+int cks_esd_compute_with(const cks_tensor *t, int nthreads, cks_esd_solver solver, double *lambda,
+                         double *fro2)
+{
     int err = cks_esd_check(t);
     if (err)
         return err;
@@ -111,13 +115,14 @@ int cks_esd_compute(const cks_tensor *t, int nthreads, double *lambda, double *f
         /* a NaN or Inf in W reaches the diagonal of G (G_jj = sum of squares): no spectrum */
         *fro2 = NAN;
     } else {
-        lapack_int info = p >= ESD_TWO_STAGE_FROM
-                              ? LAPACKE_dsyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)p, g,
+        int two = solver == CKS_ESD_SYEVD_2STAGE ||
+                  (solver == CKS_ESD_AUTO && p >= CKS_ESD_TWO_STAGE_FROM);
+        lapack_int info = two ? LAPACKE_dsyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)p, g,
                                                       (lapack_int)p, lambda)
                               : LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)p, g,
                                                (lapack_int)p, lambda);
         if (info != 0)
-            err = lapack_error(t, p >= ESD_TWO_STAGE_FROM ? "dsyevd_2stage" : "dsyevd", info);
+            err = lapack_error(t, two ? "dsyevd_2stage" : "dsyevd", info);
         else
             *fro2 = tr;
     }

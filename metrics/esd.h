@@ -26,4 +26,12 @@ int cks_esd_check(const cks_tensor *t);
  * did not converge). Memory: side² + side·256 doubles besides LAPACK's workspace. */
 int cks_esd_compute(const cks_tensor *t, int nthreads, double *lambda, double *fro2);
 
+/* The eigensolver for G: AUTO picks by size (what cks_esd_compute does); the others force
+ * one, for tests and benchmarks. */
+typedef enum { CKS_ESD_AUTO = 0, CKS_ESD_SYEVD, CKS_ESD_SYEVD_2STAGE } cks_esd_solver;
+/* Side of G from which AUTO uses dsyevd_2stage (measured, see esd.c). */
+#define CKS_ESD_TWO_STAGE_FROM 3072
+int cks_esd_compute_with(const cks_tensor *t, int nthreads, cks_esd_solver solver, double *lambda,
+                         double *fro2);
+
 #endif

@@ -154,6 +154,41 @@ static void test_spectral__matches_numpy_on_reference_matrices(void **state)
     json_decref(doc);
 }
 
+/* Every eigenvalue, through both eigensolvers (AUTO picks dsyevd_2stage only for sides of
+ * 3072 and more, too slow for a unit test): |λ - λ_numpy| <= 1e-12·λ1. */
+static void test_esd__both_solvers_match_numpy_eigenvalues(void **state)
+{
+    json_t *doc = load_expected();
+    char *path = data_path("matrices.safetensors");
+    cks_map *m = NULL;
+    cks_tensor_list tl;
+    cks_tensor_list_init(&tl);
+    assert_int_equal(cks_map_file(&m, path, NULL), 0);
+    assert_int_equal(cks_safetensors_parse(m, 0, &tl), 0);
+    const json_t *cases = json_object_get(doc, "matrices");
+    for (size_t ci = 0; ci < json_array_size(cases); ci++) {
+        const json_t *c = json_array_get(cases, ci);
+        long ti = cks_tensor_list_find(&tl, json_string_value(json_object_get(c, "name")));
+        assert_true(ti >= 0);
+        int64_t n;
+        double *want = lambdas(c, &n), fro2;
+        double *got = malloc((size_t)n * sizeof *got);
+        const cks_esd_solver solvers[] = {CKS_ESD_SYEVD, CKS_ESD_SYEVD_2STAGE};
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(cks_esd_compute_with(&tl.items[ti], 1, solvers[k], got, &fro2), 0);
+            assert_close(fro2, num(c, "fro2"), 1e-13, 0);
+            for (int64_t i = 0; i < n; i++) /* got ascending, want descending */
+                assert_close(got[n - 1 - i], want[i], 0, 1e-12 * want[0]);
+        }
+        free(got);
+        free(want);
+    }
+    cks_tensor_list_release(&tl);
+    cks_map_free(m);
+    free(path);
+    json_decref(doc);
+}
+
 /* From numpy's own eigenvalues the statistics must agree to rounding. */
 static void test_spectral__from_eigs_matches_reference(void **state)
 {
@@ -564,6 +599,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spectral__matches_numpy_on_reference_matrices),
+        cmocka_unit_test(test_esd__both_solvers_match_numpy_eigenvalues),
         cmocka_unit_test(test_spectral__from_eigs_matches_reference),
         cmocka_unit_test(test_spectral__from_eigs_any_order_and_implicit_zeros),
         cmocka_unit_test(test_spectral__from_eigs_closed_forms),
