@@ -2,20 +2,26 @@
  * accumulated in f64 by dsyrk over blocks of W widened from the stored dtype, then the
  * eigenvalues of G by LAPACK's symmetric eigensolver (values only).
  *
- * Why this method (measured on this machine, AMD EPYC, 1 thread, OPENBLAS_CORETYPE=Haswell;
- * bench/bench_spectral prints the current figures):
- *  - Speed. dgesdd(jobz='N') on W in f64, the path numpy/scipy and so WeightWatcher take,
- *    costs 2.5 s at 2048² and 36.5 s at 4096²; Gram + eigensolver costs 0.8 s and 6.3 s
- *    (dsyrk is BLAS-3 at ~45 GFLOP/s; only the p×p tridiagonal reduction is half BLAS-2).
+ * Why this method (measured on this machine, 2-core AMD EPYC under KVM, OpenBLAS 0.3.21
+ * with OPENBLAS_CORETYPE=Haswell; `bench_spectral --solvers` and `--accuracy` reprint them):
+ *  - Speed. dgesdd(jobz='N') on W in f64, the routine numpy and scipy call and so
+ *    WeightWatcher, costs 2.6 s at 2048² and 23 s at 4096² on one thread; the Gram route
+ *    costs 0.76 s and 5.5 s (dsyrk is BLAS-3 at ~90 GFLOP/s; only the reduction of the p×p
+ *    G to tridiagonal form is half BLAS-2).
  *  - Accuracy. In f64 the Gram route loses relative accuracy only in eigenvalues below
- *    ~1e-10·λ1 (absolute error ~ε·λ1): against numpy's f64 SVD the statistics agree to
- *    1e-12 on the reference matrices (tests/test_spectral.c). f32 syrk (2x faster for the
- *    Gram step, ~0 for the eigensolver) gives absolute errors ~1e-7·λ1, which moves the
- *    small eigenvalues of square matrices (λ_min/λ1 ~ 1e-8 for a 4096² Gaussian) and with
- *    them effective_rank and the low xmin candidates: f64 it is.
- *  - Eigensolver. dsyevd and dsyevr both reduce to tridiagonal with dsytrd; dsyevd_2stage
- *    reduces to a band first (BLAS-3) and wins once G no longer fits in cache: 4.9 s vs
- *    7.1 s at 4096 but 0.74 s vs 0.62 s at 2048. The switch is CKS_ESD_TWO_STAGE_FROM.
+ *    ~1e-10·λ1 (absolute error ~ε·λ1); against dgesdd on W every statistic agrees to
+ *    <1e-13 relative at 2048², 4096×1024 and 1024×4096, and to numpy's SVD likewise on
+ *    the reference matrices (tests/test_spectral.c). An f32 Gram matrix (ssyrk: 2x faster
+ *    for the dsyrk part only) has absolute errors ~1e-7·λ1: at 2048² (λmin/λ1 = 1e-10) it
+ *    returns negative eigenvalues, moves entropy by 6e-5 and effective_rank by 4e-7
+ *    relative (the count of nonzero λ changes). f64 it is.
+ *  - Eigensolver. dsyevd and dsyevr reduce with dsytrd (half BLAS-2, memory-bound once G
+ *    leaves the cache); dsyevd_2stage reduces to a band first (BLAS-3) then chases bulges
+ *    on one thread. One thread, 4096: 2-stage 4.0 s, dsyevd 6.8 s, dsyevr 6.8 s; 2048:
+ *    0.56 s vs 0.64 s; 1024: dsyevd wins (0.067 s vs 0.086 s). Two threads the 2-stage
+ *    does not scale (4.8 s at 4096) and dsyevr is fastest (3.4 s; dsyevd 4.1 s). Hence
+ *    cks_esd_pick: one thread and p >= CKS_ESD_TWO_STAGE_FROM: 2-stage; one thread below:
+ *    dsyevd; more threads: dsyevr.
  *  - Memory. G (p² doubles) and one block of BLOCK columns; the f64 copy of W that dgesdd
  *    would need (1.9 GiB for K2's 8192×28672) is never made. */
 #include "esd.h"
@@ -80,6 +86,51 @@ int cks_esd_check(const cks_tensor *t)
     return 0;
 }
 
+cks_esd_solver cks_esd_pick(int64_t p, int nthreads)
+{
+    if (nthreads > 1)
+        return CKS_ESD_SYEVR;
+    return p >= CKS_ESD_TWO_STAGE_FROM ? CKS_ESD_SYEVD_2STAGE : CKS_ESD_SYEVD;
+}
+
+const char *cks_esd_solver_name(cks_esd_solver s)
+{
+    switch (s) {
+    case CKS_ESD_SYEVD:
+        return "dsyevd";
+    case CKS_ESD_SYEVR:
+        return "dsyevr";
+    case CKS_ESD_SYEVD_2STAGE:
+        return "dsyevd_2stage";
+    default:
+        return "auto";
+    }
+}
+
+/* Eigenvalues of the p×p G (lower triangle; destroyed) into lambda, ascending. */
+static lapack_int eigenvalues(cks_esd_solver solver, int64_t p, double *g, double *lambda)
+{
+    lapack_int n = (lapack_int)p, found = 0;
+    switch (solver) {
+    case CKS_ESD_SYEVD_2STAGE:
+        return LAPACKE_dsyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', n, g, n, lambda);
+    case CKS_ESD_SYEVR: {
+        /* jobz 'N', range 'A': dsterf on the tridiagonal form. isuppz is documented as
+         * 2·max(1, M) even when unused. */
+        lapack_int *isuppz = malloc(2 * (size_t)p * sizeof *isuppz), info;
+        double z[1];
+        if (!isuppz)
+            return LAPACK_WORK_MEMORY_ERROR;
+        info = LAPACKE_dsyevr(LAPACK_COL_MAJOR, 'N', 'A', 'L', n, g, n, 0.0, 0.0, 0, 0, 0.0, &found,
+                              lambda, z, 1, isuppz);
+        free(isuppz);
+        return info;
+    }
+    default:
+        return LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'N', 'L', n, g, n, lambda);
+    }
+}
+
 int cks_esd_compute(const cks_tensor *t, int nthreads, double *lambda, double *fro2)
 {
     return cks_esd_compute_with(t, nthreads, CKS_ESD_AUTO, lambda, fro2);
@@ -115,14 +166,11 @@ int cks_esd_compute_with(const cks_tensor *t, int nthreads, cks_esd_solver solve
         /* a NaN or Inf in W reaches the diagonal of G (G_jj = sum of squares): no spectrum */
         *fro2 = NAN;
     } else {
-        int two = solver == CKS_ESD_SYEVD_2STAGE ||
-                  (solver == CKS_ESD_AUTO && p >= CKS_ESD_TWO_STAGE_FROM);
-        lapack_int info = two ? LAPACKE_dsyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)p, g,
-                                                      (lapack_int)p, lambda)
-                              : LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)p, g,
-                                               (lapack_int)p, lambda);
+        if (solver == CKS_ESD_AUTO)
+            solver = cks_esd_pick(p, nthreads);
+        lapack_int info = eigenvalues(solver, p, g, lambda);
         if (info != 0)
-            err = lapack_error(t, two ? "dsyevd_2stage" : "dsyevd", info);
+            err = lapack_error(t, cks_esd_solver_name(solver), info);
         else
             *fro2 = tr;
     }

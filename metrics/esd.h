@@ -26,11 +26,21 @@ int cks_esd_check(const cks_tensor *t);
  * did not converge). Memory: side² + side·256 doubles besides LAPACK's workspace. */
 int cks_esd_compute(const cks_tensor *t, int nthreads, double *lambda, double *fro2);
 
-/* The eigensolver for G: AUTO picks by size (what cks_esd_compute does); the others force
- * one, for tests and benchmarks. */
-typedef enum { CKS_ESD_AUTO = 0, CKS_ESD_SYEVD, CKS_ESD_SYEVD_2STAGE } cks_esd_solver;
-/* Side of G from which AUTO uses dsyevd_2stage (measured, see esd.c). */
-#define CKS_ESD_TWO_STAGE_FROM 3072
+/* The eigensolver for G. AUTO is cks_esd_pick's choice (what cks_esd_compute does); the
+ * others force one, for tests and benchmarks. All three reduce G to tridiagonal form and
+ * take its eigenvalues with dsterf; they differ in how they reduce (see esd.c). */
+typedef enum {
+    CKS_ESD_AUTO = 0,
+    CKS_ESD_SYEVD,
+    CKS_ESD_SYEVR,
+    CKS_ESD_SYEVD_2STAGE
+} cks_esd_solver;
+/* Side of G from which one thread uses dsyevd_2stage (measured, see esd.c). */
+#define CKS_ESD_TWO_STAGE_FROM 2048
+/* The solver AUTO uses for a p×p Gram matrix on nthreads threads (never AUTO). */
+cks_esd_solver cks_esd_pick(int64_t p, int nthreads);
+/* Name of the LAPACK routine ("dsyevd", ...). */
+const char *cks_esd_solver_name(cks_esd_solver s);
 int cks_esd_compute_with(const cks_tensor *t, int nthreads, cks_esd_solver solver, double *lambda,
                          double *fro2);
 

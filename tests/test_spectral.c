@@ -154,8 +154,8 @@ static void test_spectral__matches_numpy_on_reference_matrices(void **state)
     json_decref(doc);
 }
 
-/* Every eigenvalue, through both eigensolvers (AUTO picks dsyevd_2stage only for sides of
- * 3072 and more, too slow for a unit test): |λ - λ_numpy| <= 1e-12·λ1. */
+/* Every eigenvalue, through every eigensolver (AUTO picks dsyevd_2stage only for sides of
+ * 2048 and more, too slow for a unit test): |λ - λ_numpy| <= 1e-12·λ1. */
 static void test_esd__both_solvers_match_numpy_eigenvalues(void **state)
 {
     json_t *doc = load_expected();
@@ -173,8 +173,8 @@ static void test_esd__both_solvers_match_numpy_eigenvalues(void **state)
         int64_t n;
         double *want = lambdas(c, &n), fro2;
         double *got = malloc((size_t)n * sizeof *got);
-        const cks_esd_solver solvers[] = {CKS_ESD_SYEVD, CKS_ESD_SYEVD_2STAGE};
-        for (int k = 0; k < 2; k++) {
+        const cks_esd_solver solvers[] = {CKS_ESD_SYEVD, CKS_ESD_SYEVR, CKS_ESD_SYEVD_2STAGE};
+        for (int k = 0; k < 3; k++) {
             assert_int_equal(cks_esd_compute_with(&tl.items[ti], 1, solvers[k], got, &fro2), 0);
             assert_close(fro2, num(c, "fro2"), 1e-13, 0);
             for (int64_t i = 0; i < n; i++) /* got ascending, want descending */
@@ -183,6 +183,9 @@ static void test_esd__both_solvers_match_numpy_eigenvalues(void **state)
         free(got);
         free(want);
     }
+    assert_int_equal(cks_esd_pick(4096, 1), CKS_ESD_SYEVD_2STAGE);
+    assert_int_equal(cks_esd_pick(1024, 1), CKS_ESD_SYEVD);
+    assert_int_equal(cks_esd_pick(4096, 2), CKS_ESD_SYEVR);
     cks_tensor_list_release(&tl);
     cks_map_free(m);
     free(path);
