@@ -85,8 +85,8 @@ static void entropies(const double *x, int64_t r, cks_spectral *s)
 }
 
 /* Statistics of the ascending eigenvalues x[0..n) (n <= min(rows, cols); tiny negative
- * values already allowed by the caller) with the fit on nthreads. x is modified. */
-static int stats(double *x, int64_t n, int64_t rows, int64_t cols, double fro2, int nthreads,
+ * values already allowed by the caller) with the fit on nthreads. */
+static int stats(const double *x, int64_t n, int64_t rows, int64_t cols, double fro2, int nthreads,
                  cks_spectral *out)
 {
     cks_spectral s;
