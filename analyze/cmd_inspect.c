@@ -221,6 +221,34 @@ static void print_text(const cks_ckpt *c, const cks_config *cfg, const result *r
     print_layers(res, n);
 }
 
+/* Refuses a selected matrix over the spectral limits before any long computation. */
+static int spectral_check(const options *o, const cks_weights *w)
+{
+    const cks_tensor_list *tl = cks_weights_tensors(w);
+    for (size_t i = 0; i < tl->count; i++) {
+        const cks_tensor *t = &tl->items[i];
+        int err;
+        if ((!o->tensors || fnmatch(o->tensors, t->name, 0) == 0) && cks_tensor_is_matrix(t) &&
+            (err = cks_esd_check(t)) != 0)
+            return cks_error_prefix(err, "%s", cks_weights_file(w, t->file)->display);
+    }
+    return 0;
+}
+
+static int spectral_one(const options *o, const cks_weights *w, cli_progress *prog, result *r)
+{
+    const cks_tensor *t = r->t;
+    cli_progress_update(prog, "inspect: spectral %s (%lldx%lld)", t->name, (long long)t->shape[0],
+                        (long long)t->shape[1]);
+    int err = cks_spectral_compute(t, o->threads, 0, NULL, &r->spec);
+    if (err) {
+        cli_progress_done(prog);
+        return cks_error_prefix(err, "%s", cks_weights_file(w, t->file)->display);
+    }
+    r->have_spec = 1;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, options *o)
 {
     static const struct option opts[] = {{"tensors", required_argument, NULL, 't'},
@@ -275,15 +303,9 @@ int cmd_inspect(int argc, char **argv)
         status = cli_fail("inspect", cks_error_set(CKS_ENOMEM, "out of memory"));
         goto done;
     }
-    /* refuse a matrix over the spectral limits before any long computation */
-    for (size_t i = 0; o.spectral && i < tl->count; i++) {
-        const cks_tensor *t = &tl->items[i];
-        if ((!o.tensors || fnmatch(o.tensors, t->name, 0) == 0) && cks_tensor_is_matrix(t) &&
-            (err = cks_esd_check(t)) != 0) {
-            err = cks_error_prefix(err, "%s", cks_weights_file(w, t->file)->display);
-            status = cli_fail("inspect", err);
-            goto done;
-        }
+    if (o.spectral && (err = spectral_check(&o, w)) != 0) {
+        status = cli_fail("inspect", err);
+        goto done;
     }
     for (size_t i = 0; i < tl->count; i++) {
         const cks_tensor *t = &tl->items[i];
@@ -298,15 +320,10 @@ int cmd_inspect(int argc, char **argv)
             res[n].have = 1;
         }
         if (o.spectral && cks_tensor_is_matrix(t)) {
-            cli_progress_update(&prog, "inspect: spectral %s (%lldx%lld)", t->name,
-                                (long long)t->shape[0], (long long)t->shape[1]);
-            if ((err = cks_spectral_compute(t, o.threads, 0, NULL, &res[n].spec)) != 0) {
-                cli_progress_done(&prog);
-                err = cks_error_prefix(err, "%s", cks_weights_file(w, t->file)->display);
+            if ((err = spectral_one(&o, w, &prog, &res[n])) != 0) {
                 status = cli_fail("inspect", err);
                 goto done;
             }
-            res[n].have_spec = 1;
             any_spec = 1;
         }
         n++;
