@@ -119,16 +119,6 @@ static int emit_json(const cks_ckpt *c, const result *res, size_t n)
     return cli_json_print(doc) == 0 ? 0 : CLI_USAGE;
 }
 
-static void print_shape(const cks_tensor *t, char *buf, size_t cap)
-{
-    size_t k = 0;
-    buf[0] = '\0';
-    for (int d = 0; d < t->ndim && k < cap; d++)
-        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", d ? "x" : "", (long long)t->shape[d]);
-    if (t->ndim == 0)
-        snprintf(buf, cap, "scalar");
-}
-
 static void print_layers(const result *res, size_t n)
 {
     int maxl = -1;
@@ -205,7 +195,7 @@ static void print_text(const cks_ckpt *c, const cks_config *cfg, const result *r
     for (size_t i = 0; i < n; i++) {
         char shape[64];
         const cks_tensor *t = res[i].t;
-        print_shape(t, shape, sizeof shape);
+        cks_tensor_shape_str(t, shape, sizeof shape);
         if (!res[i].have) {
             printf("%-48s %-5s %-12s %12s\n", t->name, cks_dtype_name(t->dtype), shape,
                    "(not a float dtype: skipped)");
