@@ -32,8 +32,8 @@ int cli_parse_double(const char *cmd, const char *what, const char *s, double lo
     errno = 0;
     double v = s ? strtod(s, &end) : 0;
     if (!s || !*s || *end || errno || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "ckptscope %s: %s must be a number in [%g, %g], not '%s'\n", cmd, what,
-                lo, hi, s ? s : "");
+        fprintf(stderr, "ckptscope %s: %s must be a number in [%g, %g], not '%s'\n", cmd, what, lo,
+                hi, s ? s : "");
         return -1;
     }
     *out = v;

@@ -40,7 +40,8 @@ typedef struct {
     int dirty;
 } cli_progress;
 void cli_progress_init(cli_progress *p, int quiet);
-void cli_progress_update(cli_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_progress_update(cli_progress *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void cli_progress_done(cli_progress *p);
 double cli_now(void);
 

@@ -10,5 +10,13 @@
 int cmd_list(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+int cmd_evals(int argc, char **argv);
+int cmd_regress(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

@@ -80,8 +80,8 @@ static json_t *row_json(const row *r)
                      (json_int_t)r->info->step, "commit",
                      r->info->commit ? json_string(r->info->commit) : json_null(), "status",
                      r->complete ? "complete" : "incomplete", "format",
-                     fmt ? json_string(fmt) : json_null(), "files", (json_int_t)r->files,
-                     "bytes", (json_int_t)r->bytes, "missing", missing);
+                     fmt ? json_string(fmt) : json_null(), "files", (json_int_t)r->files, "bytes",
+                     (json_int_t)r->bytes, "missing", missing);
 }
 
 static void row_print(const row *r)
@@ -90,9 +90,9 @@ static void row_print(const row *r)
     const char *fmt = cks_format_name(r->format);
     if (r->info->commit)
         snprintf(commit, sizeof commit, "%.10s", r->info->commit);
-    printf("%-24s %8lld  %-10s  %-10s  %-11s  %5zu  %10s", r->info->name,
-           (long long)r->info->step, commit, r->complete ? "complete" : "incomplete",
-           fmt ? fmt : "-", r->files, cli_human_bytes(r->bytes, size, sizeof size));
+    printf("%-24s %8lld  %-10s  %-10s  %-11s  %5zu  %10s", r->info->name, (long long)r->info->step,
+           commit, r->complete ? "complete" : "incomplete", fmt ? fmt : "-", r->files,
+           cli_human_bytes(r->bytes, size, sizeof size));
     if (r->nmissing)
         printf("  missing %zu file%s: %s", r->nmissing, r->nmissing > 1 ? "s" : "", r->hint);
     printf("\n");
@@ -109,10 +109,17 @@ int cmd_list(int argc, char **argv)
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'b': glob = optarg; break;
-        case 'j': json = 1; break;
-        case 'h': fputs(usage_text, stdout); return cli_finish("list", 0);
-        default: return cli_usage_error("list", "unknown option");
+        case 'b':
+            glob = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return cli_finish("list", 0);
+        default:
+            return cli_usage_error("list", "unknown option");
         }
     }
     if (optind != argc - 1)
@@ -123,10 +130,11 @@ int cmd_list(int argc, char **argv)
     size_t n = cks_source_count(s);
     json_t *arr = json ? json_array() : NULL;
     if (!json)
-        printf("%s: %s, %zu checkpoint%s matching '%s'\n%-24s %8s  %-10s  %-10s  %-11s  %5s  %10s\n",
-               argv[optind], cks_source_kind_name(cks_source_kind_of(s)), n, n == 1 ? "" : "s",
-               glob ? glob : CKS_DEFAULT_GLOB, "NAME", "STEP", "COMMIT", "STATUS", "FORMAT",
-               "FILES", "SIZE");
+        printf(
+            "%s: %s, %zu checkpoint%s matching '%s'\n%-24s %8s  %-10s  %-10s  %-11s  %5s  %10s\n",
+            argv[optind], cks_source_kind_name(cks_source_kind_of(s)), n, n == 1 ? "" : "s",
+            glob ? glob : CKS_DEFAULT_GLOB, "NAME", "STEP", "COMMIT", "STATUS", "FORMAT", "FILES",
+            "SIZE");
     for (size_t i = 0; i < n; i++) {
         row r;
         if ((err = row_fill(&r, s, i)) != 0) {

@@ -1,6 +1,9 @@
 /* ckptscope: dispatches subcommands (table below) and owns process-wide setup. */
-#include "cmd.h"
 #include "cli.h"
+#include "cmd.h"
+#include "map.h"
+
+#include "error.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +16,15 @@ static const struct {
     {"list", cmd_list, "list the checkpoints of a source"},
     {"inspect", cmd_inspect, "per-tensor statistics of one checkpoint"},
     {"ppl", cmd_ppl, "held-out perplexity of one checkpoint (built-in forward pass)"},
+    {"tokenize", cmd_tokenize, "token ids and pieces of a text (built-in tokenizer)"},
+    {"diff", cmd_diff, "drift of every tensor between two checkpoints"},
+    {"scan", cmd_scan, "analyse every checkpoint into an HDF5 run file"},
+    {"merge", cmd_merge, "join the part files of a sharded scan into one run file"},
+    {"evals", cmd_evals, "import lm-eval-harness results into a run file"},
+    {"regress", cmd_regress,
+     "CI gate: judge a checkpoint's scores against the previous and a baseline"},
+    {"plot", cmd_plot, "draw the trend and spectrum plots of a run file (gnuplot)"},
+    {"report", cmd_report, "a checkpoint's report, or the whole run as one HTML page"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -46,6 +58,9 @@ int main(int argc, char **argv)
         printf("ckptscope %s\n", CKS_VERSION);
         return cli_finish("version", 0);
     }
+    /* a checkpoint file that shrinks while mapped must fail that checkpoint, not the run */
+    if (cks_map_guard_install() != 0)
+        return cli_fail("main", CKS_EIO);
     for (size_t i = 0; i < NCOMMANDS; i++) {
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].fn(argc - 1, argv + 1);

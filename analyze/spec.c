@@ -18,9 +18,8 @@ int spec_open(const char *spec, cks_source **src, cks_ckpt **ckpt)
     if (ref) {
         err = cks_source_find(s, ref, &idx);
     } else if (cks_source_count(s) != 1) {
-        err = cks_error_set(CKS_EINVAL,
-                            "%s holds %zu checkpoints; name one as %s@REF (e.g. %s@%s)", path,
-                            cks_source_count(s), path, path, cks_source_ckpt(s, 0)->name);
+        err = cks_error_set(CKS_EINVAL, "%s holds %zu checkpoints; name one as %s@REF (e.g. %s@%s)",
+                            path, cks_source_count(s), path, path, cks_source_ckpt(s, 0)->name);
     }
     if (err)
         goto done;

@@ -72,7 +72,8 @@ int cks_ckpt_open(cks_ckpt **out, const cks_source *s, size_t idx)
         cks_ckpt_free(c);
         return err;
     }
-    qsort(c->files.items, c->files.count, sizeof *c->files.items, cmp_file);
+    if (c->files.count > 1)
+        qsort(c->files.items, c->files.count, sizeof *c->files.items, cmp_file);
     *out = c;
     return 0;
 }
@@ -151,8 +152,8 @@ int cks_ckpt_map(const cks_ckpt *c, const char *path, cks_map **out)
         return cks_error_set(CKS_ENOTFOUND, "%s: no such file in the checkpoint", display);
     const cks_file_info *f = &c->files.items[i];
     if (!f->present)
-        return cks_error_set(CKS_EINCOMPLETE, "%s: %s is not on disk; fetch it with: %s",
-                             display, f->lfs ? "the LFS object" : "the file",
+        return cks_error_set(CKS_EINCOMPLETE, "%s: %s is not on disk; fetch it with: %s", display,
+                             f->lfs ? "the LFS object" : "the file",
                              cks_ckpt_fetch_hint(c, path, hint, sizeof hint));
     return c->s->ops->map_file(c->s, c->idx, f, out);
 }

@@ -32,8 +32,8 @@ int cks_config_parse(const char *text, size_t len, const char *display, cks_conf
 
     memset(&c, 0, sizeof c);
     if (len > CKS_MAX_CONFIG_BYTES)
-        return cks_error_set(CKS_ELIMIT, "%s: %zu bytes, more than the %u allowed", display,
-                             len, CKS_MAX_CONFIG_BYTES);
+        return cks_error_set(CKS_ELIMIT, "%s: %zu bytes, more than the %u allowed", display, len,
+                             CKS_MAX_CONFIG_BYTES);
     if ((err = cks_json_parse(text, len, display, 1, &j)) != 0)
         return err;
     if ((err = get_size(j, "hidden_size", CKS_MAX_HIDDEN, 0, 0, display, &c.hidden_size)) ||
@@ -43,8 +43,8 @@ int cks_config_parse(const char *text, size_t len, const char *display, cks_conf
                         &c.num_hidden_layers)) ||
         (err = get_size(j, "num_attention_heads", CKS_MAX_HEADS, 0, 0, display,
                         &c.num_attention_heads)) ||
-        (err = get_size(j, "num_key_value_heads", CKS_MAX_HEADS, 1, c.num_attention_heads,
-                        display, &c.num_key_value_heads)) ||
+        (err = get_size(j, "num_key_value_heads", CKS_MAX_HEADS, 1, c.num_attention_heads, display,
+                        &c.num_key_value_heads)) ||
         (err = get_size(j, "vocab_size", CKS_MAX_VOCAB, 0, 0, display, &c.vocab_size)) ||
         (err = get_size(j, "max_position_embeddings", CKS_MAX_POSITIONS, 1, 2048, display,
                         &c.max_position_embeddings)))
@@ -85,12 +85,10 @@ int cks_config_parse(const char *text, size_t len, const char *display, cks_conf
     err = cks_json_get_bool(j, "tie_word_embeddings", 1, 0, display, &c.tie_word_embeddings);
     if (err && err != CKS_ENOTFOUND)
         goto done;
-    err = cks_json_get_int(j, "bos_token_id", 0, c.vocab_size - 1, 1, -1, display,
-                           &c.bos_token_id);
+    err = cks_json_get_int(j, "bos_token_id", 0, c.vocab_size - 1, 1, -1, display, &c.bos_token_id);
     if (err && err != CKS_ENOTFOUND)
         goto done;
-    err = cks_json_get_int(j, "eos_token_id", 0, c.vocab_size - 1, 1, -1, display,
-                           &c.eos_token_id);
+    err = cks_json_get_int(j, "eos_token_id", 0, c.vocab_size - 1, 1, -1, display, &c.eos_token_id);
     if (err && err != CKS_ENOTFOUND && err != CKS_EFORMAT)
         goto done;
     if (err == CKS_EFORMAT) /* some configs hold a list of eos ids; we only need one */
@@ -102,8 +100,8 @@ int cks_config_parse(const char *text, size_t len, const char *display, cks_conf
     if (cks_mul_i64(c.vocab_size, c.hidden_size, &x) ||
         cks_mul_i64(c.hidden_size, c.intermediate_size, &x) || cks_mul_i64(x, 3, &x) ||
         cks_mul_i64(x, c.num_hidden_layers, &x) || x > ((int64_t)1 << 50)) {
-        err = cks_error_set(CKS_ELIMIT, "%s: sizes are too large (their products overflow)",
-                            display);
+        err =
+            cks_error_set(CKS_ELIMIT, "%s: sizes are too large (their products overflow)", display);
         goto done;
     }
     err = 0;

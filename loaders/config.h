@@ -14,12 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CKS_MAX_CONFIG_BYTES (1u << 20)  /* config.json larger than 1 MiB is refused */
-#define CKS_MAX_HIDDEN       (1 << 17)   /* 131072; K2 uses 8192 */
+#define CKS_MAX_CONFIG_BYTES (1u << 20) /* config.json larger than 1 MiB is refused */
+#define CKS_MAX_HIDDEN       (1 << 17)  /* 131072; K2 uses 8192 */
 #define CKS_MAX_INTERMEDIATE (1 << 20)
 #define CKS_MAX_LAYERS       4096
 #define CKS_MAX_HEADS        4096
-#define CKS_MAX_VOCAB        (1 << 22)   /* 4M pieces */
+#define CKS_MAX_VOCAB        (1 << 22) /* 4M pieces */
 #define CKS_MAX_POSITIONS    (1 << 22)
 
 typedef struct {

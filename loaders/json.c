@@ -4,15 +4,14 @@
 
 #include <math.h>
 
-int cks_json_parse(const char *text, size_t len, const char *display, int want_object,
-                   json_t **out)
+int cks_json_parse(const char *text, size_t len, const char *display, int want_object, json_t **out)
 {
     json_error_t jerr;
     /* JSON_REJECT_DUPLICATES: a header naming a tensor twice must not silently pick one. */
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!j)
-        return cks_error_set(CKS_EFORMAT, "%s: not valid JSON (line %d, column %d: %s)",
-                             display, jerr.line, jerr.column, jerr.text);
+        return cks_error_set(CKS_EFORMAT, "%s: not valid JSON (line %d, column %d: %s)", display,
+                             jerr.line, jerr.column, jerr.text);
     if (want_object && !json_is_object(j)) {
         json_decref(j);
         return cks_error_set(CKS_EFORMAT, "%s: JSON top level is not an object", display);
@@ -48,8 +47,8 @@ int cks_json_get_int(const json_t *obj, const char *key, int64_t lo, int64_t hi,
         return cks_error_set(CKS_EFORMAT, "%s: \"%s\" is not a number", display, key);
     }
     if (x < lo || x > hi)
-        return cks_error_set(CKS_EFORMAT, "%s: \"%s\" = %lld is outside [%lld, %lld]", display,
-                             key, (long long)x, (long long)lo, (long long)hi);
+        return cks_error_set(CKS_EFORMAT, "%s: \"%s\" = %lld is outside [%lld, %lld]", display, key,
+                             (long long)x, (long long)lo, (long long)hi);
     *out = x;
     return 0;
 }
@@ -66,8 +65,8 @@ int cks_json_get_real(const json_t *obj, const char *key, double lo, double hi, 
         return cks_error_set(CKS_EFORMAT, "%s: \"%s\" is not a number", display, key);
     double x = json_number_value(v);
     if (!(x >= lo && x <= hi))
-        return cks_error_set(CKS_EFORMAT, "%s: \"%s\" = %g is outside [%g, %g]", display, key,
-                             x, lo, hi);
+        return cks_error_set(CKS_EFORMAT, "%s: \"%s\" = %g is outside [%g, %g]", display, key, x,
+                             lo, hi);
     *out = x;
     return 0;
 }

@@ -17,8 +17,7 @@ int cks_lfs_is_pointer(const char *buf, size_t len)
            (len >= sizeof v0 - 1 && memcmp(buf, v0, sizeof v0 - 1) == 0);
 }
 
-int cks_lfs_pointer_parse(const char *buf, size_t len, const char *display,
-                          cks_lfs_pointer *out)
+int cks_lfs_pointer_parse(const char *buf, size_t len, const char *display, cks_lfs_pointer *out)
 {
     cks_lfs_pointer p;
     int have_oid = 0, have_size = 0, lineno = 0;
@@ -44,15 +43,13 @@ int cks_lfs_pointer_parse(const char *buf, size_t len, const char *display,
             if (have_oid)
                 return cks_error_set(CKS_EFORMAT, "%s: LFS pointer has two oid lines", display);
             if (n != 4 + 7 + 64 || memcmp(line + 4, "sha256:", 7) != 0)
-                return cks_error_set(CKS_EFORMAT,
-                                     "%s: LFS pointer oid is not 'sha256:' and 64 hex digits",
-                                     display);
+                return cks_error_set(
+                    CKS_EFORMAT, "%s: LFS pointer oid is not 'sha256:' and 64 hex digits", display);
             for (int k = 0; k < 64; k++) {
                 char ch = line[11 + k];
                 if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
-                    return cks_error_set(CKS_EFORMAT,
-                                         "%s: LFS pointer oid is not 64 lowercase hex digits",
-                                         display);
+                    return cks_error_set(
+                        CKS_EFORMAT, "%s: LFS pointer oid is not 64 lowercase hex digits", display);
                 p.oid[k] = ch;
             }
             p.oid[64] = '\0';
@@ -69,8 +66,8 @@ int cks_lfs_pointer_parse(const char *buf, size_t len, const char *display,
                 v = v * 10 + (uint64_t)(line[k] - '0');
             }
             if (v > CKS_LFS_MAX_SIZE)
-                return cks_error_set(CKS_ELIMIT, "%s: LFS pointer size %llu is too large",
-                                     display, (unsigned long long)v);
+                return cks_error_set(CKS_ELIMIT, "%s: LFS pointer size %llu is too large", display,
+                                     (unsigned long long)v);
             p.size = v;
             have_size = 1;
         } else {

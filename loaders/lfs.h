@@ -24,8 +24,7 @@ typedef struct {
 int cks_lfs_is_pointer(const char *buf, size_t len);
 
 /* Parses a pointer; CKS_EFORMAT with a message naming display and the bad line. */
-int cks_lfs_pointer_parse(const char *buf, size_t len, const char *display,
-                          cks_lfs_pointer *out);
+int cks_lfs_pointer_parse(const char *buf, size_t len, const char *display, cks_lfs_pointer *out);
 
 /* <lfs_dir>/objects/<h0h1>/<h2h3>/<oid> into buf; CKS_ELIMIT when it does not fit. */
 int cks_lfs_object_path(const char *lfs_dir, const cks_lfs_pointer *p, char *buf, size_t cap);

@@ -1,15 +1,103 @@
-/* mmap-backed and adopted byte regions (see map.h). */
+/* mmap-backed and adopted byte regions, and the SIGBUS guard for mapped files that
+ * shrink while being read (see map.h). */
 #include "map.h"
 #include "error.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The guard's registry of mapped ranges. A signal handler can only reach global state;
+ * the slots are written under a mutex by mappers and read lock-free by the handler. */
+typedef struct {
+    _Atomic uintptr_t base; /* 0: free */
+    _Atomic size_t len;
+    _Atomic int faulted;
+} guard_slot;
+
+static guard_slot guard_slots[CKS_MAX_GUARDED_MAPS];
+static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int guard_on;
+static size_t guard_page;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+    uintptr_t a = (uintptr_t)si->si_addr;
+    for (int i = 0; i < CKS_MAX_GUARDED_MAPS; i++) {
+        uintptr_t b = atomic_load(&guard_slots[i].base);
+        if (b && a >= b && a - b < atomic_load(&guard_slots[i].len)) {
+            void *page = (void *)(a & ~(uintptr_t)(guard_page - 1));
+            /* mmap is a plain system call here; a zero page lets the access complete */
+            if (mmap(page, guard_page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
+                MAP_FAILED) {
+                atomic_store(&guard_slots[i].faulted, 1);
+                return;
+            }
+        }
+    }
+    /* not one of ours: the default action (the faulting access repeats and kills) */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGBUS, &dfl, NULL);
+}
+
+int cks_map_guard_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    guard_page = (size_t)sysconf(_SC_PAGESIZE);
+    if (sigaction(SIGBUS, &sa, NULL) != 0)
+        return cks_error_set(CKS_EIO, "cannot install the SIGBUS handler: %s", strerror(errno));
+    atomic_store(&guard_on, 1);
+    return 0;
+}
+
+static int guard_add(void *base, size_t len)
+{
+    int slot = -1;
+    if (!atomic_load(&guard_on))
+        return -1;
+    pthread_mutex_lock(&guard_lock);
+    for (int i = 0; i < CKS_MAX_GUARDED_MAPS; i++) {
+        if (atomic_load(&guard_slots[i].base) == 0) {
+            atomic_store(&guard_slots[i].faulted, 0);
+            atomic_store(&guard_slots[i].len, len);
+            atomic_store(&guard_slots[i].base, (uintptr_t)base);
+            slot = i;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&guard_lock);
+    return slot;
+}
+
+static void guard_remove(int slot)
+{
+    if (slot >= 0)
+        atomic_store(&guard_slots[slot].base, 0);
+}
+
+int cks_map_check(const cks_map *m)
+{
+    if (m && m->guard >= 0 && atomic_load(&guard_slots[m->guard].faulted))
+        return cks_error_set(CKS_EIO,
+                             "%s: the file changed or could not be read while it was being "
+                             "analysed (truncated or an I/O error); its results were discarded",
+                             m->display);
+    return 0;
+}
 
 static int map_new(cks_map **out, const char *display)
 {
@@ -19,6 +107,7 @@ static int map_new(cks_map **out, const char *display)
     char *d = (char *)(m + 1);
     strcpy(d, display);
     m->display = d;
+    m->guard = -1;
     *out = m;
     return 0;
 }
@@ -57,6 +146,7 @@ int cks_map_file(cks_map **out, const char *path, const char *display)
         }
         m->base = p;
         m->maplen = (size_t)st.st_size;
+        m->guard = guard_add(p, m->maplen);
         m->data = p;
         m->size = (size_t)st.st_size;
     }
@@ -71,7 +161,7 @@ done:
 int cks_map_adopt(cks_map **out, const void *data, size_t size, void (*release)(void *ctx),
                   void *ctx, const char *display)
 {
-    cks_map *m;
+    cks_map *m = NULL;
     int err = map_new(&m, display ? display : "(buffer)");
     if (err) {
         if (release)
@@ -90,6 +180,7 @@ void cks_map_free(cks_map *m)
 {
     if (!m)
         return;
+    guard_remove(m->guard);
     if (m->base)
         munmap(m->base, m->maplen);
     if (m->release)
@@ -137,8 +228,8 @@ int cks_read_file(const char *path, size_t limit, char **out, size_t *len)
     char *buf = NULL;
     struct stat st;
     if (fd < 0)
-        return cks_error_set(errno == ENOENT ? CKS_ENOTFOUND : CKS_EIO, "%s: cannot open: %s",
-                             path, strerror(errno));
+        return cks_error_set(errno == ENOENT ? CKS_ENOTFOUND : CKS_EIO, "%s: cannot open: %s", path,
+                             strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         err = cks_error_set(CKS_EIO, "%s: not a readable regular file", path);
         goto done;

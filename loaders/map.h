@@ -9,13 +9,28 @@
 typedef struct cks_map {
     const unsigned char *data; /* NULL only when size == 0 */
     size_t size;
-    const char *display;       /* name used in messages ("branch:path" or a file path) */
+    const char *display; /* name used in messages ("branch:path" or a file path) */
     /* private */
     void *base;
     size_t maplen;
     void (*release)(void *ctx);
     void *ctx;
+    int guard; /* slot in the SIGBUS guard, -1 when unguarded */
 } cks_map;
+
+/* SIGBUS guard. A mapped file that shrinks (or hits an I/O error) under us raises SIGBUS
+ * on access. With the guard installed, a fault inside a mapped file's range is absorbed:
+ * a zero page replaces the missing one, the map is flagged, and cks_map_check() reports
+ * it, so the caller discards what it computed from that map and goes on. A SIGBUS
+ * anywhere else keeps its default action. At most CKS_MAX_GUARDED_MAPS files are guarded
+ * at once (more are mapped unguarded). The handler is process-wide, so the program
+ * (analyze/main.c), not the library, installs it, once, before mapping anything. */
+#define CKS_MAX_GUARDED_MAPS 4096
+int cks_map_guard_install(void);
+
+/* 0, or CKS_EIO naming the file when a guarded access faulted ("changed while being
+ * read"). */
+int cks_map_check(const cks_map *m);
 
 /* Maps a regular file read-only. display (copied) names it in messages; NULL uses path.
  * Refuses directories and special files. */

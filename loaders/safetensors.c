@@ -40,8 +40,7 @@ static int parse_entry(const char *disp, const char *name, json_t *e, const unsi
     for (size_t i = 0; i < nd; i++) {
         json_t *d = json_array_get(js, i);
         if (!json_is_integer(d) || json_integer_value(d) < 0)
-            return cks_error_set(CKS_EFORMAT, "%s: tensor '%s' has a bad shape entry", disp,
-                                 name);
+            return cks_error_set(CKS_EFORMAT, "%s: tensor '%s' has a bad shape entry", disp, name);
         t->shape[i] = json_integer_value(d);
     }
     json_t *jb = json_array_get(jo, 0), *je = json_array_get(jo, 1);
@@ -53,13 +52,13 @@ static int parse_entry(const char *disp, const char *name, json_t *e, const unsi
     r->name = name;
     if (r->end > dlen)
         return cks_error_set(CKS_EFORMAT,
-                             "%s: tensor '%s' ends at %llu, past the data (%llu bytes)", disp,
-                             name, (unsigned long long)r->end, (unsigned long long)dlen);
+                             "%s: tensor '%s' ends at %llu, past the data (%llu bytes)", disp, name,
+                             (unsigned long long)r->end, (unsigned long long)dlen);
     t->nbytes = (size_t)(r->end - r->begin);
     if (cks_tensor_check_extent(t->dtype, t->ndim, t->shape, t->nbytes, &t->numel) != 0)
         return cks_error_set(CKS_EFORMAT,
-                             "%s: tensor '%s': shape and dtype %s do not match its %zu bytes",
-                             disp, name, cks_dtype_name(t->dtype), t->nbytes);
+                             "%s: tensor '%s': shape and dtype %s do not match its %zu bytes", disp,
+                             name, cks_dtype_name(t->dtype), t->nbytes);
     t->name = name;
     t->data = data + r->begin;
     t->file = file;
@@ -94,8 +93,7 @@ int cks_safetensors_parse(const cks_map *m, int file, cks_tensor_list *out)
     uint64_t dlen = m->size - 8 - n;
     size_t count = json_object_size(hdr);
     if (count > CKS_MAX_TENSORS) {
-        err = cks_error_set(CKS_ELIMIT, "%s: %zu tensors (limit %d)", disp, count,
-                            CKS_MAX_TENSORS);
+        err = cks_error_set(CKS_ELIMIT, "%s: %zu tensors (limit %d)", disp, count, CKS_MAX_TENSORS);
         goto done;
     }
     if (!(ranges = calloc(count ? count : 1, sizeof *ranges))) {

@@ -27,8 +27,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int cks_shard_index_parse(const char *text, size_t len, const char *display,
-                          cks_shard_index *out)
+int cks_shard_index_parse(const char *text, size_t len, const char *display, cks_shard_index *out)
 {
     cks_shard_index ix;
     json_t *j = NULL;
@@ -43,8 +42,7 @@ int cks_shard_index_parse(const char *text, size_t len, const char *display,
     }
     size_t n = json_object_size(wm);
     if (n > CKS_MAX_TENSORS) {
-        err = cks_error_set(CKS_ELIMIT, "%s: %zu tensors (limit %d)", display, n,
-                            CKS_MAX_TENSORS);
+        err = cks_error_set(CKS_ELIMIT, "%s: %zu tensors (limit %d)", display, n, CKS_MAX_TENSORS);
         goto done;
     }
     ix.tensors = calloc(n ? n : 1, sizeof *ix.tensors);

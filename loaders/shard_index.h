@@ -8,15 +8,14 @@
 #include <stddef.h>
 
 typedef struct {
-    char **files;       /* distinct shard names, sorted */
+    char **files; /* distinct shard names, sorted */
     size_t nfiles;
-    char **tensors;     /* tensor names, in file order */
-    size_t *file_of;    /* index into files for each tensor */
+    char **tensors;  /* tensor names, in file order */
+    size_t *file_of; /* index into files for each tensor */
     size_t ntensors;
 } cks_shard_index;
 
-int cks_shard_index_parse(const char *text, size_t len, const char *display,
-                          cks_shard_index *out);
+int cks_shard_index_parse(const char *text, size_t len, const char *display, cks_shard_index *out);
 void cks_shard_index_release(cks_shard_index *ix);
 
 #endif

@@ -181,9 +181,9 @@ int cks_source_find(const cks_source *s, const char *name, size_t *out)
             return 0;
         }
     }
-    return cks_error_set(CKS_ENOTFOUND,
-                         "%s: no checkpoint named '%s' (%zu match '%s': %s ... %s)", s->path,
-                         name, s->count, s->glob, s->ckpts[0].name, s->ckpts[s->count - 1].name);
+    return cks_error_set(CKS_ENOTFOUND, "%s: no checkpoint named '%s' (%zu match '%s': %s ... %s)",
+                         s->path, name, s->count, s->glob, s->ckpts[0].name,
+                         s->ckpts[s->count - 1].name);
 }
 
 int cks_source_spec_split(const char *spec, char **path, char **ref)

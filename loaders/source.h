@@ -24,11 +24,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CKS_DEFAULT_GLOB        "ckpt_*"
-#define CKS_MAX_CHECKPOINTS     100000 /* branches / refs / folders per source */
-#define CKS_MAX_FILES           100000 /* files per checkpoint */
-#define CKS_MAX_TREE_DEPTH      16     /* folder nesting inside a checkpoint */
-#define CKS_MAX_SMALL_FILE      (64u << 20) /* json and text files read whole */
+#define CKS_DEFAULT_GLOB    "ckpt_*"
+#define CKS_MAX_CHECKPOINTS 100000      /* branches / refs / folders per source */
+#define CKS_MAX_FILES       100000      /* files per checkpoint */
+#define CKS_MAX_TREE_DEPTH  16          /* folder nesting inside a checkpoint */
+#define CKS_MAX_SMALL_FILE  (64u << 20) /* json and text files read whole */
 
 typedef enum { CKS_SOURCE_GIT, CKS_SOURCE_HF_CACHE, CKS_SOURCE_FOLDER } cks_source_kind;
 
@@ -65,10 +65,10 @@ int64_t cks_name_step(const char *name);
 /* ---- the files of one checkpoint ---- */
 
 typedef struct {
-    const char *path;   /* relative, '/'-separated */
-    uint64_t size;      /* bytes of content (for LFS, the pointer's size) */
-    int lfs;            /* stored as a Git LFS pointer */
-    int present;        /* 0 when the content is not on disk (LFS object missing) */
+    const char *path;    /* relative, '/'-separated */
+    uint64_t size;       /* bytes of content (for LFS, the pointer's size) */
+    int lfs;             /* stored as a Git LFS pointer */
+    int present;         /* 0 when the content is not on disk (LFS object missing) */
     const char *lfs_oid; /* sha256 hex for LFS files, else NULL */
     const char *locator; /* private: blob id or absolute path */
 } cks_file_info;

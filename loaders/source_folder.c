@@ -75,14 +75,13 @@ static int folder_list_files(const cks_source *s, size_t idx, cks_file_vec *out)
     return cks_walk_dir(dir, add_file, &fc);
 }
 
-static int folder_map_file(const cks_source *s, size_t idx, const cks_file_info *f,
-                           cks_map **out)
+static int folder_map_file(const cks_source *s, size_t idx, const cks_file_info *f, cks_map **out)
 {
     return cks_map_file(out, f->locator, f->locator);
 }
 
-static const char *folder_fetch_hint(const cks_source *s, size_t idx, const char *path,
-                                     char *buf, size_t cap)
+static const char *folder_fetch_hint(const cks_source *s, size_t idx, const char *path, char *buf,
+                                     size_t cap)
 {
     char dir[PATH_MAX];
     ckpt_dir(s, idx, dir, sizeof dir);

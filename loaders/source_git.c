@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <git2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,10 +76,9 @@ static int add_blob(list_ctx *lc, const char *rel, const git_oid *id)
                 goto done;
             int present = stat(obj, &st) == 0;
             if (present && (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != p.size)) {
-                err = cks_error_set(CKS_EFORMAT,
-                                    "%s: LFS object %s has %lld bytes, its pointer says %llu",
-                                    display, obj, (long long)st.st_size,
-                                    (unsigned long long)p.size);
+                err = cks_error_set(
+                    CKS_EFORMAT, "%s: LFS object %s has %lld bytes, its pointer says %llu", display,
+                    obj, (long long)st.st_size, (unsigned long long)p.size);
                 goto done;
             }
             err = cks_file_vec_push(lc->out, rel, p.size, 1, present, p.oid, obj);
@@ -101,8 +101,8 @@ static int walk_tree(list_ctx *lc, git_tree *tree, const char *prefix, int depth
     for (size_t i = 0; i < n; i++) {
         const git_tree_entry *e = git_tree_entry_byindex(tree, i);
         char rel[4096];
-        int len = snprintf(rel, sizeof rel, "%s%s%s", prefix, *prefix ? "/" : "",
-                           git_tree_entry_name(e));
+        int len =
+            snprintf(rel, sizeof rel, "%s%s%s", prefix, *prefix ? "/" : "", git_tree_entry_name(e));
         if (len < 0 || (size_t)len >= sizeof rel)
             continue;
         git_filemode_t mode = git_tree_entry_filemode(e);
@@ -188,14 +188,98 @@ static const char *git_fetch_hint(const cks_source *s, size_t idx, const char *p
 static const struct cks_source_ops git_ops = {git_list_files, git_map_file, git_fetch_hint,
                                               git_impl_free};
 
+/* Remote names, read once per source from the config keys remote.<name>.url with a plain
+ * config iterator. Neither git_branch_remote_name() per branch nor git_remote_list() is
+ * used: both search the config with a regex, and libgit2 1.5.1 (Debian 12) leaks the pcre2
+ * match data of every search that does not match (fixed upstream by libgit2 PR #6382),
+ * about 1 MB per branch in a fresh clone. */
+typedef struct {
+    char **names;
+    size_t count, cap;
+} remote_names;
+
+static void remote_names_release(remote_names *r)
+{
+    for (size_t i = 0; i < r->count; i++)
+        free(r->names[i]);
+    free(r->names);
+}
+
+static int remote_names_add(remote_names *r, const char *name, size_t len)
+{
+    if (r->count == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 4;
+        char **n = cap <= SIZE_MAX / sizeof *n ? realloc(r->names, cap * sizeof *n) : NULL;
+        if (!n)
+            return cks_error_set(CKS_ENOMEM, "out of memory");
+        r->names = n;
+        r->cap = cap;
+    }
+    if (!(r->names[r->count] = strndup(name, len)))
+        return cks_error_set(CKS_ENOMEM, "out of memory");
+    r->count++;
+    return 0;
+}
+
+static int remote_names_read(remote_names *out, git_repository *repo, const char *path)
+{
+    static const char pre[] = "remote.", suf[] = ".url";
+    const size_t np = sizeof pre - 1, ns = sizeof suf - 1;
+    git_config *cfg = NULL;
+    git_config_iterator *it = NULL;
+    git_config_entry *e;
+    int err = 0, rc;
+    memset(out, 0, sizeof *out);
+    if (git_repository_config_snapshot(&cfg, repo) != 0 || git_config_iterator_new(&it, cfg) != 0) {
+        err = git_fail(CKS_EIO, "cannot read the git config", path);
+        goto done;
+    }
+    while (!err && (rc = git_config_next(&e, it)) == 0) {
+        size_t n = strlen(e->name);
+        if (n > np + ns && strncmp(e->name, pre, np) == 0 && strcmp(e->name + n - ns, suf) == 0)
+            err = remote_names_add(out, e->name + np, n - np - ns);
+    }
+    if (!err && rc != GIT_ITEROVER)
+        err = git_fail(CKS_EIO, "cannot read the git config", path);
+done:
+    git_config_iterator_free(it);
+    git_config_free(cfg);
+    if (err)
+        remote_names_release(out);
+    return err;
+}
+
+/* The remote of a remote-tracking branch's short name ("origin/ckpt_000" -> "origin"): the
+ * longest configured remote name followed by '/', else the text before the first '/'. */
+static void remote_of(const remote_names *remotes, const char *short_name, char *out, size_t cap)
+{
+    size_t best = 0;
+    const char *slash = strchr(short_name, '/');
+    out[0] = '\0';
+    for (size_t i = 0; i < remotes->count; i++) {
+        size_t n = strlen(remotes->names[i]);
+        if (n > best && strncmp(short_name, remotes->names[i], n) == 0 && short_name[n] == '/') {
+            best = n;
+            snprintf(out, cap, "%s", remotes->names[i]);
+        }
+    }
+    if (!best && slash)
+        snprintf(out, cap, "%.*s", (int)(slash - short_name), short_name);
+}
+
 static int add_branches(cks_source *s, git_impl *g)
 {
     git_branch_iterator *it = NULL;
     git_reference *ref = NULL;
     git_branch_t type;
-    int err = 0, rc;
-    if (git_branch_iterator_new(&it, g->repo, GIT_BRANCH_ALL) != 0)
+    remote_names remotes;
+    int err = remote_names_read(&remotes, g->repo, s->path), rc;
+    if (err)
+        return err;
+    if (git_branch_iterator_new(&it, g->repo, GIT_BRANCH_ALL) != 0) {
+        remote_names_release(&remotes);
         return git_fail(CKS_EIO, "cannot list branches", s->path);
+    }
     while ((rc = git_branch_next(&ref, &type, it)) == 0) {
         const char *short_name = NULL;
         git_object *obj = NULL;
@@ -205,16 +289,7 @@ static int add_branches(cks_source *s, git_impl *g)
             goto next;
         name = short_name;
         if (type == GIT_BRANCH_REMOTE) {
-            git_buf rb = {0};
-            if (git_branch_remote_name(&rb, g->repo, git_reference_name(ref)) == 0) {
-                snprintf(remote, sizeof remote, "%s", rb.ptr);
-                git_buf_dispose(&rb);
-            } else {
-                const char *slash = strchr(short_name, '/');
-                if (slash)
-                    snprintf(remote, sizeof remote, "%.*s", (int)(slash - short_name),
-                             short_name);
-            }
+            remote_of(&remotes, short_name, remote, sizeof remote);
             size_t rl = strlen(remote);
             if (rl == 0 || strncmp(short_name, remote, rl) != 0 || short_name[rl] != '/')
                 goto next;
@@ -236,6 +311,7 @@ static int add_branches(cks_source *s, git_impl *g)
     if (!err && rc != GIT_ITEROVER)
         err = git_fail(CKS_EIO, "cannot list branches", s->path);
     git_branch_iterator_free(it);
+    remote_names_release(&remotes);
     return err;
 }
 

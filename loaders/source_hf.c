@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 typedef struct {
-    char *root;    /* realpath of the cache folder */
+    char *root;     /* realpath of the cache folder */
     char repo[256]; /* ORG/NAME */
 } hf_impl;
 

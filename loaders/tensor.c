@@ -3,6 +3,7 @@
 #include "checked.h"
 #include "error.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,9 +60,9 @@ static int kind_rank(cks_kind k)
 {
     /* within a layer: the order HF modules run in */
     static const int rank[CKS_KIND_COUNT] = {
-        [CKS_KIND_ATTN_NORM] = 0, [CKS_KIND_Q] = 1,    [CKS_KIND_K] = 2,
-        [CKS_KIND_V] = 3,         [CKS_KIND_O] = 4,    [CKS_KIND_MLP_NORM] = 5,
-        [CKS_KIND_GATE] = 6,      [CKS_KIND_UP] = 7,   [CKS_KIND_DOWN] = 8,
+        [CKS_KIND_ATTN_NORM] = 0, [CKS_KIND_Q] = 1,           [CKS_KIND_K] = 2,
+        [CKS_KIND_V] = 3,         [CKS_KIND_O] = 4,           [CKS_KIND_MLP_NORM] = 5,
+        [CKS_KIND_GATE] = 6,      [CKS_KIND_UP] = 7,          [CKS_KIND_DOWN] = 8,
         [CKS_KIND_EMBED] = 0,     [CKS_KIND_FINAL_NORM] = 10, [CKS_KIND_LM_HEAD] = 11,
         [CKS_KIND_OTHER] = 12,
     };
@@ -92,7 +93,8 @@ static int cmp_tensor(const void *pa, const void *pb)
 
 void cks_tensor_list_sort(cks_tensor_list *l)
 {
-    qsort(l->items, l->count, sizeof *l->items, cmp_tensor);
+    if (l->count > 1)
+        qsort(l->items, l->count, sizeof *l->items, cmp_tensor);
     /* names[] only owns the strings; its order does not matter */
 }
 
@@ -115,8 +117,8 @@ int cks_tensor_check_extent(cks_dtype dt, int ndim, const int64_t *shape, size_t
 }
 
 static const char *const kind_names[CKS_KIND_COUNT] = {
-    "q", "k", "v", "o", "gate", "up", "down", "attn_norm", "mlp_norm",
-    "embed", "final_norm", "lm_head", "other",
+    "q",         "k",        "v",     "o",          "gate",    "up",    "down",
+    "attn_norm", "mlp_norm", "embed", "final_norm", "lm_head", "other",
 };
 
 const char *cks_kind_name(cks_kind k)
@@ -186,6 +188,23 @@ void cks_tensor_classify(const char *name, int *layer, cks_kind *kind)
             return;
         }
     }
+}
+
+const char *cks_tensor_shape_str(const cks_tensor *t, char *buf, size_t cap)
+{
+    size_t k = 0;
+    if (cap == 0)
+        return buf;
+    buf[0] = '\0';
+    if (t->ndim == 0)
+        snprintf(buf, cap, "scalar");
+    for (int d = 0; d < t->ndim && k < cap; d++) {
+        int n = snprintf(buf + k, cap - k, "%s%lld", d ? "x" : "", (long long)t->shape[d]);
+        if (n < 0)
+            break;
+        k += (size_t)n;
+    }
+    return buf;
 }
 
 int cks_tensor_is_matrix(const cks_tensor *t)

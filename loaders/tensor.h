@@ -3,7 +3,7 @@
  * A view describes one tensor stored contiguously (row-major) in a mapped file: it
  * borrows its name and its bytes from whoever produced it (a cks_tensor_list, whose
  * files must stay mapped while the view is used). Format readers (safetensors.h,
- * torchzip.h) fill a cks_tensor_list; metric code reads views and widens blocks. */
+ * torchbin.h) fill a cks_tensor_list; metric code reads views and widens blocks. */
 #ifndef CKS_TENSOR_H
 #define CKS_TENSOR_H
 
@@ -32,16 +32,16 @@ typedef enum {
 } cks_kind;
 
 typedef struct {
-    const char *name;   /* borrowed from the list's string storage */
+    const char *name; /* borrowed from the list's string storage */
     cks_dtype dtype;
-    int ndim;           /* 0..CKS_MAX_DIMS; a 0-d tensor has numel 1 */
+    int ndim; /* 0..CKS_MAX_DIMS; a 0-d tensor has numel 1 */
     int64_t shape[CKS_MAX_DIMS];
-    int64_t numel;      /* product of shape, checked */
-    const void *data;   /* first byte, inside a mapping; may be unaligned */
-    size_t nbytes;      /* numel * dtype size */
-    int layer;          /* from the name, -1 when none */
-    cks_kind kind;      /* from the name */
-    int file;           /* index of the file holding it, in its producer's file table */
+    int64_t numel;    /* product of shape, checked */
+    const void *data; /* first byte, inside a mapping; may be unaligned */
+    size_t nbytes;    /* numel * dtype size */
+    int layer;        /* from the name, -1 when none */
+    cks_kind kind;    /* from the name */
+    int file;         /* index of the file holding it, in its producer's file table */
 } cks_tensor;
 
 /* A growable list of views with owned names. Readers append; consumers index. */
@@ -72,6 +72,9 @@ void cks_tensor_classify(const char *name, int *layer, cks_kind *kind);
 const char *cks_kind_name(cks_kind k);
 /* Reverse of cks_kind_name; CKS_ENOTFOUND when unknown. */
 int cks_kind_from_name(const char *s, cks_kind *out);
+
+/* "64x160" (or "scalar") into buf; returns buf. */
+const char *cks_tensor_shape_str(const cks_tensor *t, char *buf, size_t cap);
 
 /* 1 when the tensor is a 2-D float matrix (spectral statistics apply). */
 int cks_tensor_is_matrix(const cks_tensor *t);

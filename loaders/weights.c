@@ -3,6 +3,7 @@
 #include "error.h"
 #include "safetensors.h"
 #include "shard_index.h"
+#include "torchbin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +14,6 @@
 /* Format readers: append the tensors of one mapped file. */
 typedef int (*format_parse_fn)(const cks_map *m, int file, cks_tensor_list *out);
 
-static int pytorch_unavailable(const cks_map *m, int file, cks_tensor_list *out)
-{
-    return cks_error_set(CKS_EUNSUPPORTED, "%s: PyTorch .bin checkpoints are not readable yet",
-                         m->display);
-}
-
 static const struct {
     cks_format format;
     const char *index, *single;
@@ -26,8 +21,7 @@ static const struct {
 } formats[] = {
     {CKS_FORMAT_SAFETENSORS, "model.safetensors.index.json", "model.safetensors",
      cks_safetensors_parse},
-    {CKS_FORMAT_PYTORCH, "pytorch_model.bin.index.json", "pytorch_model.bin",
-     pytorch_unavailable},
+    {CKS_FORMAT_PYTORCH, "pytorch_model.bin.index.json", "pytorch_model.bin", cks_torchbin_parse},
 };
 
 const char *cks_format_name(cks_format f)
@@ -72,8 +66,9 @@ static int from_index(const cks_ckpt *c, cks_format f, const char *index, cks_we
         return err;
     for (size_t i = 0; i < ix.nfiles; i++) {
         if (cks_ckpt_find_file(c, ix.files[i]) < 0) {
-            err = cks_error_set(CKS_ENOTFOUND, "%s: names shard '%s', which is not in the "
-                                               "checkpoint",
+            err = cks_error_set(CKS_ENOTFOUND,
+                                "%s: names shard '%s', which is not in the "
+                                "checkpoint",
                                 display, ix.files[i]);
             cks_shard_index_release(&ix);
             return err;
@@ -160,18 +155,17 @@ void cks_weights_free(cks_weights *w)
     free(w);
 }
 
-static int check_index(const cks_weights *w, const cks_weight_files *wf,
-                       const cks_shard_index *ix, const char *display)
+static int check_index(const cks_weights *w, const cks_weight_files *wf, const cks_shard_index *ix,
+                       const char *display)
 {
     for (size_t i = 0; i < ix->ntensors; i++) {
         long t = cks_tensor_list_find(&w->tensors, ix->tensors[i]);
         if (t < 0)
-            return cks_error_set(CKS_EFORMAT, "%s: tensor '%s' is not in its shard '%s'",
-                                 display, ix->tensors[i], wf->files[ix->file_of[i]]);
+            return cks_error_set(CKS_EFORMAT, "%s: tensor '%s' is not in its shard '%s'", display,
+                                 ix->tensors[i], wf->files[ix->file_of[i]]);
         if ((size_t)w->tensors.items[t].file != ix->file_of[i])
             return cks_error_set(CKS_EFORMAT, "%s: tensor '%s' is in '%s', the index says '%s'",
-                                 display, ix->tensors[i],
-                                 wf->files[w->tensors.items[t].file],
+                                 display, ix->tensors[i], wf->files[w->tensors.items[t].file],
                                  wf->files[ix->file_of[i]]);
     }
     return 0;
@@ -248,6 +242,16 @@ cks_format cks_weights_format(const cks_weights *w)
 const cks_tensor_list *cks_weights_tensors(const cks_weights *w)
 {
     return &w->tensors;
+}
+
+int cks_weights_check(const cks_weights *w)
+{
+    for (size_t i = 0; i < w->nmaps; i++) {
+        int err = cks_map_check(w->maps[i]);
+        if (err)
+            return err;
+    }
+    return 0;
 }
 
 const cks_map *cks_weights_file(const cks_weights *w, int file)

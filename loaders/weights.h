@@ -19,9 +19,9 @@ const char *cks_format_name(cks_format f);
 
 typedef struct {
     cks_format format;
-    char **files;  /* weight files, relative paths, sorted */
+    char **files; /* weight files, relative paths, sorted */
     size_t nfiles;
-    char *index;   /* the index file's path, or NULL */
+    char *index; /* the index file's path, or NULL */
 } cks_weight_files;
 
 /* The format a checkpoint's file names announce, without reading anything. */
@@ -42,6 +42,10 @@ void cks_weights_free(cks_weights *w);
 
 cks_format cks_weights_format(const cks_weights *w);
 const cks_tensor_list *cks_weights_tensors(const cks_weights *w);
+/* 0, or CKS_EIO naming the file when one of the weight files faulted while being read
+ * (see cks_map_check): call it after computing from the views, before trusting results. */
+int cks_weights_check(const cks_weights *w);
+
 /* The mapped file a tensor lives in (t->file), e.g. for cks_map_dontneed. */
 const cks_map *cks_weights_file(const cks_weights *w, int file);
 

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Sets up, builds and runs the main job on the embedded demo: writes a checkpoint source
-# to a temporary folder and analyses it. Output goes to stdout; files to $CKS_DEMO_OUT
-# (default: a temporary folder, printed at the end).
+# Sets up, builds and runs the main job on the embedded demo run (examples/, see
+# examples/README.md): clones the bundle of checkpoint branches to a temporary folder and
+# analyses it. Output goes to stdout; files to $CKS_DEMO_OUT (default: a temporary folder,
+# printed at the end).
 set -eu
 cd "$(dirname "$0")/.."
 tools/setup-deps.sh
@@ -11,10 +12,17 @@ ck=build/analyze/ckptscope
 out=${CKS_DEMO_OUT:-$(mktemp -d /tmp/ckptscope-demo.XXXXXX)}
 mkdir -p "$out"
 rm -rf "$out/run"
-# Until the trained demo run lands, a generated tiny LLaMA in git with LFS pointers.
-build/tests/support/cks-fixture "$out/run" --checkpoints 6 --lfs --dtype bf16 --kv-heads 2
+# A clone has the checkpoints as remote-tracking branches origin/ckpt_*, which ckptscope
+# reads without checking anything out.
+git clone -q examples/demo.bundle "$out/run"
+last=$(git -C "$out/run" for-each-ref --format='%(refname:lstrip=3)' 'refs/remotes/origin/ckpt_*' | sort | tail -n 1)
 set -x
 $ck list "$out/run"
-$ck inspect "$out/run@ckpt_005" --tensors 'model.layers.0.*'
+$ck inspect "$out/run@$last" --tensors 'model.layers.0.*'
+rm -f "$out/run.h5"
+$ck scan "$out/run" -o "$out/run.h5"
+$ck plot "$out/run.h5" -o "$out/plots"
+$ck report "$out/run.h5"
+$ck report "$out/run.h5" --trends -o "$out/trends.html"
 set +x
 echo "demo: outputs in $out"

@@ -36,16 +36,29 @@ static long num(const char *s)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"layout", 1, 0, 'L'},  {"checkpoints", 1, 0, 'n'}, {"step-every", 1, 0, 'S'},
-        {"shards", 1, 0, 's'},  {"dtype", 1, 0, 'd'},       {"lfs", 0, 0, 'f'},
-        {"lfs-missing-from", 1, 0, 'm'}, {"remote", 0, 0, 'r'}, {"bare", 0, 0, 'b'},
-        {"seed", 1, 0, 'x'},    {"hidden", 1, 0, 'H'},      {"intermediate", 1, 0, 'I'},
-        {"layers", 1, 0, 'l'},  {"heads", 1, 0, 'a'},       {"kv-heads", 1, 0, 'k'},
-        {"vocab", 1, 0, 'v'},   {"max-pos", 1, 0, 'p'},     {"rope-theta", 1, 0, 't'},
-        {"eps", 1, 0, 'e'},     {"tied", 0, 0, 'T'},        {"help", 0, 0, 'h'},
-        {"std", 1, 0, 'D'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"layout", 1, 0, 'L'},
+                                         {"checkpoints", 1, 0, 'n'},
+                                         {"step-every", 1, 0, 'S'},
+                                         {"shards", 1, 0, 's'},
+                                         {"dtype", 1, 0, 'd'},
+                                         {"lfs", 0, 0, 'f'},
+                                         {"lfs-missing-from", 1, 0, 'm'},
+                                         {"remote", 0, 0, 'r'},
+                                         {"bare", 0, 0, 'b'},
+                                         {"seed", 1, 0, 'x'},
+                                         {"hidden", 1, 0, 'H'},
+                                         {"intermediate", 1, 0, 'I'},
+                                         {"layers", 1, 0, 'l'},
+                                         {"heads", 1, 0, 'a'},
+                                         {"kv-heads", 1, 0, 'k'},
+                                         {"vocab", 1, 0, 'v'},
+                                         {"max-pos", 1, 0, 'p'},
+                                         {"rope-theta", 1, 0, 't'},
+                                         {"eps", 1, 0, 'e'},
+                                         {"tied", 0, 0, 'T'},
+                                         {"help", 0, 0, 'h'},
+                                         {"std", 1, 0, 'D'},
+                                         {0, 0, 0, 0}};
     cks_fx_spec s;
     int c;
     cks_fx_spec_default(&s, NULL);
@@ -56,33 +69,75 @@ int main(int argc, char **argv)
                        : strcmp(optarg, "folder") == 0 ? CKS_FX_FOLDER
                                                        : CKS_FX_GIT;
             break;
-        case 'n': s.nckpt = (int)num(optarg); break;
-        case 'S': s.step_every = num(optarg); break;
-        case 's': s.shards = (int)num(optarg); break;
+        case 'n':
+            s.nckpt = (int)num(optarg);
+            break;
+        case 'S':
+            s.step_every = num(optarg);
+            break;
+        case 's':
+            s.shards = (int)num(optarg);
+            break;
         case 'd':
             s.model.dtype = strcmp(optarg, "bf16") == 0  ? CKS_DT_BF16
                             : strcmp(optarg, "f16") == 0 ? CKS_DT_F16
                             : strcmp(optarg, "f64") == 0 ? CKS_DT_F64
                                                          : CKS_DT_F32;
             break;
-        case 'f': s.lfs = 1; break;
-        case 'm': s.lfs_missing_from = (int)num(optarg); break;
-        case 'r': s.remote = 1; break;
-        case 'b': s.bare = 1; break;
-        case 'x': s.seed = (uint64_t)num(optarg); break;
-        case 'H': s.model.hidden = (int)num(optarg); break;
-        case 'I': s.model.intermediate = (int)num(optarg); break;
-        case 'l': s.model.layers = (int)num(optarg); break;
-        case 'a': s.model.heads = (int)num(optarg); break;
-        case 'k': s.model.kv_heads = (int)num(optarg); break;
-        case 'v': s.model.vocab = (int)num(optarg); break;
-        case 'p': s.model.max_pos = (int)num(optarg); break;
-        case 't': s.model.rope_theta = strtod(optarg, NULL); break;
-        case 'e': s.model.eps = strtod(optarg, NULL); break;
-        case 'T': s.model.tied = 1; break;
-        case 'D': s.model.std = strtod(optarg, NULL); break;
-        case 'h': fputs(usage_text, stdout); return 0;
-        default: fputs(usage_text, stderr); return 2;
+        case 'f':
+            s.lfs = 1;
+            break;
+        case 'm':
+            s.lfs_missing_from = (int)num(optarg);
+            break;
+        case 'r':
+            s.remote = 1;
+            break;
+        case 'b':
+            s.bare = 1;
+            break;
+        case 'x':
+            s.seed = (uint64_t)num(optarg);
+            break;
+        case 'H':
+            s.model.hidden = (int)num(optarg);
+            break;
+        case 'I':
+            s.model.intermediate = (int)num(optarg);
+            break;
+        case 'l':
+            s.model.layers = (int)num(optarg);
+            break;
+        case 'a':
+            s.model.heads = (int)num(optarg);
+            break;
+        case 'k':
+            s.model.kv_heads = (int)num(optarg);
+            break;
+        case 'v':
+            s.model.vocab = (int)num(optarg);
+            break;
+        case 'p':
+            s.model.max_pos = (int)num(optarg);
+            break;
+        case 't':
+            s.model.rope_theta = strtod(optarg, NULL);
+            break;
+        case 'e':
+            s.model.eps = strtod(optarg, NULL);
+            break;
+        case 'T':
+            s.model.tied = 1;
+            break;
+        case 'D':
+            s.model.std = strtod(optarg, NULL);
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            fputs(usage_text, stderr);
+            return 2;
         }
     }
     if (optind != argc - 1) {

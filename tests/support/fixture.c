@@ -21,14 +21,20 @@ void cks_fx_spec_default(cks_fx_spec *s, const char *dir)
     s->shards = 1;
     s->lfs_missing_from = -1;
     s->seed = 1;
-    s->model = (cks_fx_model){.hidden = 64, .intermediate = 160, .layers = 2, .heads = 4,
-                              .kv_heads = 2, .vocab = 256, .max_pos = 128,
-                              .rope_theta = 10000.0, .eps = 1e-5, .tied = 0,
+    s->model = (cks_fx_model){.hidden = 64,
+                              .intermediate = 160,
+                              .layers = 2,
+                              .heads = 4,
+                              .kv_heads = 2,
+                              .vocab = 256,
+                              .max_pos = 128,
+                              .rope_theta = 10000.0,
+                              .eps = 1e-5,
+                              .tied = 0,
                               .dtype = CKS_DT_F32};
 }
 
-static int add(cks_fx_tensor *out, int n, int cap, const char *name, int ndim, int64_t a,
-               int64_t b)
+static int add(cks_fx_tensor *out, int n, int cap, const char *name, int ndim, int64_t a, int64_t b)
 {
     if (n < cap) {
         snprintf(out[n].name, sizeof out[n].name, "%s", name);
@@ -45,8 +51,8 @@ int cks_fx_tensors(const cks_fx_model *m, cks_fx_tensor *out, int cap)
     char name[96];
     n = add(out, n, cap, "model.embed_tokens.weight", 2, m->vocab, m->hidden);
     for (int l = 0; l < m->layers; l++) {
-#define T(suffix, nd, a, b)                                                    \
-    snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix);            \
+#define T(suffix, nd, a, b)                                       \
+    snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix); \
     n = add(out, n, cap, name, nd, a, b)
         T("input_layernorm.weight", 1, m->hidden, 0);
         T("self_attn.q_proj.weight", 2, m->hidden, m->hidden);
@@ -91,10 +97,14 @@ static uint64_t name_seed(uint64_t seed, const char *name, uint64_t salt)
 static double round_to(cks_dtype dt, double v)
 {
     switch (dt) {
-    case CKS_DT_F64: return v;
-    case CKS_DT_BF16: return cks_bf16_to_f32(cks_f32_to_bf16((float)v));
-    case CKS_DT_F16: return cks_f16_to_f32(cks_f32_to_f16((float)v));
-    default: return (float)v;
+    case CKS_DT_F64:
+        return v;
+    case CKS_DT_BF16:
+        return cks_bf16_to_f32(cks_f32_to_bf16((float)v));
+    case CKS_DT_F16:
+        return cks_f16_to_f32(cks_f32_to_f16((float)v));
+    default:
+        return (float)v;
     }
 }
 
@@ -115,7 +125,9 @@ static void store(cks_dtype dt, const double *v, int64_t n, unsigned char *dst)
 {
     for (int64_t i = 0; i < n; i++) {
         switch (dt) {
-        case CKS_DT_F64: memcpy(dst + 8 * i, &v[i], 8); break;
+        case CKS_DT_F64:
+            memcpy(dst + 8 * i, &v[i], 8);
+            break;
         case CKS_DT_BF16: {
             uint16_t h = cks_f32_to_bf16((float)v[i]);
             memcpy(dst + 2 * i, &h, 2);
@@ -144,11 +156,10 @@ char *cks_fx_config_json(const cks_fx_model *m)
     json_t *j = json_pack(
         "{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:b, s:s, s:i, s:i}",
         "architectures", "LlamaForCausalLM", "model_type", "llama", "hidden_size", m->hidden,
-        "intermediate_size", m->intermediate, "num_hidden_layers", m->layers,
-        "num_attention_heads", m->heads, "num_key_value_heads", m->kv_heads, "vocab_size",
-        m->vocab, "max_position_embeddings", m->max_pos, "rms_norm_eps", m->eps, "rope_theta",
-        m->rope_theta, "tie_word_embeddings", m->tied, "torch_dtype", dt, "bos_token_id", 1,
-        "eos_token_id", 2);
+        "intermediate_size", m->intermediate, "num_hidden_layers", m->layers, "num_attention_heads",
+        m->heads, "num_key_value_heads", m->kv_heads, "vocab_size", m->vocab,
+        "max_position_embeddings", m->max_pos, "rms_norm_eps", m->eps, "rope_theta", m->rope_theta,
+        "tie_word_embeddings", m->tied, "torch_dtype", dt, "bos_token_id", 1, "eos_token_id", 2);
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(j);
     return s;
@@ -243,9 +254,9 @@ static int build_ckpt(const cks_fx_spec *s, int k, ckpt_files *cf)
             cks_fx_tensor_values(s, ts[i].name, numel, k, v);
             store(s->model.dtype, v, numel, raw);
             free(v);
-            st[m] = (cks_fx_st_tensor){ts[i].name, s->model.dtype, ts[i].ndim,
-                                       {ts[i].shape[0], ts[i].shape[1]}, raw,
-                                       (size_t)numel * es};
+            st[m] = (cks_fx_st_tensor){ts[i].name, s->model.dtype,
+                                       ts[i].ndim, {ts[i].shape[0], ts[i].shape[1]},
+                                       raw,        (size_t)numel * es};
             m++;
         }
         char fname[64];
@@ -354,11 +365,11 @@ int cks_fx_write(const cks_fx_spec *s)
             } else {
                 static const char *const lfs[] = {"*.safetensors", NULL};
                 char ref[128];
-                snprintf(ref, sizeof ref, "refs/%s/ckpt_%03d", s->remote ? "remotes/origin" : "heads",
-                         k);
+                snprintf(ref, sizeof ref, "refs/%s/ckpt_%03d",
+                         s->remote ? "remotes/origin" : "heads", k);
                 int skip = s->lfs && s->lfs_missing_from >= 0 && k >= s->lfs_missing_from;
-                rc = cks_fx_git_commit(s->dir, s->bare, ref, cf.files, cf.n,
-                                       s->lfs ? lfs : NULL, skip, NULL);
+                rc = cks_fx_git_commit(s->dir, s->bare, ref, cf.files, cf.n, s->lfs ? lfs : NULL,
+                                       skip, NULL);
             }
         }
         ckpt_files_free(&cf);

@@ -27,16 +27,16 @@ typedef struct {
 } cks_fx_model;
 
 typedef struct {
-    const char *dir;     /* created; must not exist */
+    const char *dir; /* created; must not exist */
     cks_fx_layout layout;
-    int nckpt;           /* checkpoints ckpt_000 ... */
-    int64_t step_every;  /* step of checkpoint k is k * step_every (default 100) */
-    int shards;          /* 1: model.safetensors; >1: shards + model.safetensors.index.json */
-    int lfs;             /* git: weight files stored as Git LFS pointers */
+    int nckpt;            /* checkpoints ckpt_000 ... */
+    int64_t step_every;   /* step of checkpoint k is k * step_every (default 100) */
+    int shards;           /* 1: model.safetensors; >1: shards + model.safetensors.index.json */
+    int lfs;              /* git: weight files stored as Git LFS pointers */
     int lfs_missing_from; /* git+lfs: LFS objects of checkpoints >= this are not written;
                              -1 (or 0 with lfs off) for none */
-    int remote;          /* git: branches under refs/remotes/origin/ instead of refs/heads/ */
-    int bare;            /* git: a bare repository */
+    int remote;           /* git: branches under refs/remotes/origin/ instead of refs/heads/ */
+    int bare;             /* git: a bare repository */
     uint64_t seed;
     cks_fx_model model;
 } cks_fx_spec;

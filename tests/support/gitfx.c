@@ -15,8 +15,9 @@
 int cks_fx_lfs_pointer(const void *data, size_t len, char *buf, size_t cap, char oid[65])
 {
     cks_sha256_hex(data, len, oid);
-    int n = snprintf(buf, cap, "version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %zu\n",
-                     oid, len);
+    int n =
+        snprintf(buf, cap, "version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %zu\n",
+                 oid, len);
     return n > 0 && (size_t)n < cap ? n : -1;
 }
 
@@ -66,8 +67,8 @@ static int is_lfs(const char *path, const char *const *pats)
 }
 
 /* Builds nested trees for paths with '/' by recursion over the files sharing a prefix. */
-static int build_tree(git_repository *repo, const cks_fx_file *files, int n,
-                      const char *const *lfs, int skip, const char *prefix, git_oid *out)
+static int build_tree(git_repository *repo, const cks_fx_file *files, int n, const char *const *lfs,
+                      int skip, const char *prefix, git_oid *out)
 {
     git_treebuilder *tb = NULL;
     size_t pl = strlen(prefix);
@@ -122,8 +123,8 @@ int cks_fx_git_commit(const char *repo_dir, int bare, const char *ref, const cks
     if (git_repository_open_ext(&repo, repo_dir, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0 &&
         git_repository_init(&repo, repo_dir, (unsigned)bare) != 0)
         goto done;
-    if (git_signature_new(&sig, "ckptscope fixture", "fixture@ckptscope.invalid", 1700000000,
-                          0) != 0)
+    if (git_signature_new(&sig, "ckptscope fixture", "fixture@ckptscope.invalid", 1700000000, 0) !=
+        0)
         goto done;
     if (build_tree(repo, files, nfiles, lfs_paths, lfs_skip_objects, "", &tree_id) != 0 ||
         git_tree_lookup(&tree, repo, &tree_id) != 0)

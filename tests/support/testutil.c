@@ -15,8 +15,8 @@ void cks_assert_close_impl(double got, double want, double rtol, double atol, co
         return;
     if (!(fabs(got - want) <= atol + rtol * fabs(want)) && got != want) {
         char msg[512];
-        snprintf(msg, sizeof msg, "%s = %.17g, expected %.17g (rtol %g, atol %g)", expr, got,
-                 want, rtol, atol);
+        snprintf(msg, sizeof msg, "%s = %.17g, expected %.17g (rtol %g, atol %g)", expr, got, want,
+                 rtol, atol);
         print_error("%s\n", msg);
         _fail(file, line);
     }
@@ -62,4 +62,32 @@ void cks_write_file(const char *path, const void *data, size_t len)
     assert_non_null(f);
     assert_int_equal(fwrite(data, 1, len, f), len);
     assert_int_equal(fclose(f), 0);
+}
+
+char *cks_test_data(const char *rel)
+{
+    const char *base = getenv("CKS_SOURCE_DIR");
+    char p[4096];
+    if (!base)
+        fail_msg("CKS_SOURCE_DIR is not set (run the test through ctest)");
+    snprintf(p, sizeof p, "%s/tests/data/%s", base, rel);
+    if (access(p, R_OK) != 0)
+        fail_msg("missing test file %s", p);
+    return strdup(p);
+}
+
+unsigned char *cks_read_test_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
 }

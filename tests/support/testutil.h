@@ -10,9 +10,8 @@
 #include <cmocka.h>
 
 /* Fails unless |got - want| <= atol + rtol * |want| (NaN equals NaN). */
-#define assert_close(got, want, rtol, atol)                                                 \
-    cks_assert_close_impl((double)(got), (double)(want), (rtol), (atol), #got, __FILE__,     \
-                          __LINE__)
+#define assert_close(got, want, rtol, atol) \
+    cks_assert_close_impl((double)(got), (double)(want), (rtol), (atol), #got, __FILE__, __LINE__)
 void cks_assert_close_impl(double got, double want, double rtol, double atol, const char *expr,
                            const char *file, int line);
 
@@ -23,6 +22,13 @@ void cks_tmpdir_remove(char *dir); /* rm -rf and free */
 
 /* Path of a file in ../shared/data (from CKS_SHARED_DATA), or NULL when absent. */
 char *cks_shared_data(const char *rel);
+
+/* Path of a committed test file, tests/data/<rel> under CKS_SOURCE_DIR (set by
+ * cks_unit_test); fails the test when it is missing. Free it. */
+char *cks_test_data(const char *rel);
+
+/* Reads a whole file into a heap buffer; fails the test on error. Free it. */
+unsigned char *cks_read_test_file(const char *path, size_t *len);
 
 /* Writes bytes to a file; fails the test on error. */
 void cks_write_file(const char *path, const void *data, size_t len);

@@ -1,0 +1,570 @@
+/* The tokenizer's common part: the BPE merge engine (a priority queue of candidate pairs,
+ * O(n log n)), SentencePiece normalization and encoding (sentencepiece's normalizer.cc,
+ * bpe_model.cc and SentencePieceProcessor::PopulateSentencePieceText), and the public
+ * API: loading by file, bytes or checkpoint, getters, add_bos_token. */
+#include "error.h"
+#include "json.h"
+#include "tok_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char kSpace[] = "\xe2\x96\x81"; /* U+2581, SentencePiece's whitespace */
+
+cks_tokenizer *tok_new(int kind, const char *display)
+{
+    cks_tokenizer *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->kind = kind;
+    snprintf(t->display, sizeof t->display, "%s", display ? display : "tokenizer");
+    t->unk_id = t->bos_id = t->eos_id = -1;
+    for (int b = 0; b < 256; b++)
+        t->byte_id[b] = -1;
+    return t;
+}
+
+void cks_tokenizer_free(cks_tokenizer *t)
+{
+    if (!t)
+        return;
+    tok_hf_release(t);
+    tok_strs_release(&t->pieces);
+    tok_strmap_release(&t->normal);
+    tok_strmap_release(&t->reserved);
+    tok_matcher_release(&t->prefix);
+    tok_matcher_release(&t->added_norm);
+    tok_mergemap_release(&t->merges);
+    free(t->score);
+    free(t->type);
+    free(t);
+}
+
+/* A byte b can cut the text into segments that encode independently when no merge can
+ * involve it: no piece longer than one byte contains it (every merge result is a piece),
+ * and, for Hugging Face, the token its character becomes is in no merge (merge_part).
+ * Cutting changes nothing in the result and bounds the engine's memory to a segment. */
+void tok_barriers(cks_tokenizer *t, const uint8_t *merge_part)
+{
+    uint8_t ok[128];
+    memset(ok, 1, sizeof ok);
+    if (t->has_unused) {
+        /* UNUSED pieces are re-split with state of the whole text: no cutting. */
+        memset(t->barrier, 0, sizeof t->barrier);
+        t->cut_space = 0;
+        return;
+    }
+    for (int32_t i = 0; i < t->pieces.n; i++) {
+        if (t->pieces.len[i] <= 1)
+            continue;
+        const char *p = tok_str(&t->pieces, i);
+        if (tok_strmap_get(&t->normal, &t->pieces, p, t->pieces.len[i]) != i)
+            continue; /* not a mergeable piece */
+        for (uint32_t k = 0; k < t->pieces.len[i]; k++)
+            if ((uint8_t)p[k] < 128)
+                ok[(uint8_t)p[k]] = 0;
+    }
+    /* Word starts: every U+2581 inside a mergeable piece follows another U+2581. */
+    t->cut_space = t->kind == TOK_HF || t->escape_ws;
+    if (t->kind == TOK_HF && tok_strmap_get(&t->normal, &t->pieces, kSpace, 3) < 0)
+        t->cut_space = 0; /* its unk / byte handling would differ at the cut */
+    for (int32_t i = 0; i < t->pieces.n && t->cut_space; i++) {
+        const char *p = tok_str(&t->pieces, i);
+        uint32_t len = t->pieces.len[i];
+        if (len <= 3 || tok_strmap_get(&t->normal, &t->pieces, p, len) != i)
+            continue;
+        for (uint32_t k = 3; k + 3 <= len; k++)
+            if (memcmp(p + k, kSpace, 3) == 0 && memcmp(p + k - 3, kSpace, 3) != 0)
+                t->cut_space = 0;
+    }
+    for (int b = 0; b < 128; b++) {
+        if (ok[b] && merge_part) {
+            char c = (char)b;
+            int32_t id = tok_strmap_get(&t->normal, &t->pieces, &c, 1);
+            if (id < 0)
+                id = t->byte_fallback ? t->byte_id[b] : -1;
+            ok[b] = id >= 0 && !merge_part[id];
+        }
+        /* The user-defined / added-token matcher never starts at a barrier. */
+        if (t->prefix.first[b] || t->added_norm.first[b])
+            ok[b] = 0;
+        t->barrier[b] = ok[b];
+    }
+}
+
+/* ---- working memory ---- */
+
+void tok_work_release(tok_work *w)
+{
+    free(w->sym);
+    free(w->heap);
+    free(w->out);
+    free(w->rev);
+    free(w->stack);
+    free(w->norm.p);
+    free(w->tmp.p);
+    memset(w, 0, sizeof *w);
+}
+
+int tok_work_syms(tok_work *w, size_t n)
+{
+    if (n > INT32_MAX / 4)
+        return cks_error_set(CKS_ELIMIT, "a text segment of %zu characters (limit %d)", n,
+                             INT32_MAX / 4);
+    if (n > w->sym_cap) {
+        size_t cap = n < 1024 ? 1024 : n + n / 2;
+        tok_sym *s = realloc(w->sym, cap * sizeof *s);
+        if (!s)
+            return cks_error_set(CKS_ENOMEM, "out of memory (%zu symbols)", cap);
+        w->sym = s;
+        w->sym_cap = cap;
+    }
+    /* Each merge pushes at most two candidates: n - 1 + 2 (n - 1) < 3n. */
+    if (3 * n > w->heap_cap) {
+        size_t cap = 3 * n < 3072 ? 3072 : 3 * n + 3 * n / 2;
+        tok_cand *h = realloc(w->heap, cap * sizeof *h);
+        if (!h)
+            return cks_error_set(CKS_ENOMEM, "out of memory (%zu merge candidates)", cap);
+        w->heap = h;
+        w->heap_cap = cap;
+    }
+    return 0;
+}
+
+int tok_emit(tok_work *w, int32_t id)
+{
+    if (w->out_n == w->out_cap) {
+        size_t cap = w->out_cap ? w->out_cap * 2 : 1024;
+        int32_t *o = realloc(w->out, cap * sizeof *o);
+        if (!o)
+            return cks_error_set(CKS_ENOMEM, "out of memory (%zu token ids)", cap);
+        w->out = o;
+        w->out_cap = cap;
+    }
+    w->out[w->out_n++] = id;
+    return 0;
+}
+
+/* ---- the merge engine ---- */
+
+/* a comes out of the queue before b: higher priority, then the leftmost pair
+ * (sentencepiece's SymbolPairComparator; tokenizers' Merge ordering by rank, pos). */
+static inline int cand_before(const tok_cand *a, const tok_cand *b)
+{
+    return a->prio > b->prio || (a->prio == b->prio && a->left < b->left);
+}
+
+static void heap_push(tok_work *w, tok_cand c)
+{
+    size_t i = w->heap_n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!cand_before(&c, &w->heap[p]))
+            break;
+        w->heap[i] = w->heap[p];
+        i = p;
+    }
+    w->heap[i] = c;
+}
+
+static tok_cand heap_pop(tok_work *w)
+{
+    tok_cand top = w->heap[0], last = w->heap[--w->heap_n];
+    size_t i = 0, n = w->heap_n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && cand_before(&w->heap[c + 1], &w->heap[c]))
+            c++;
+        if (!cand_before(&w->heap[c], &last))
+            break;
+        w->heap[i] = w->heap[c];
+        i = c;
+    }
+    if (n)
+        w->heap[i] = last;
+    return top;
+}
+
+static void maybe_push(const cks_tokenizer *t, tok_work *w, const char *s, int32_t l,
+                       tok_pair_fn pair)
+{
+    if (l < 0 || w->sym[l].next < 0)
+        return;
+    const tok_sym *a = &w->sym[l], *b = &w->sym[a->next];
+    tok_cand c;
+    if (!pair(t, w, s, a, b, &c.prio, &c.id))
+        return;
+    c.left = l;
+    c.size = a->len + b->len;
+    heap_push(w, c);
+}
+
+int tok_bpe(const cks_tokenizer *t, tok_work *w, const char *s, size_t n, tok_pair_fn pair)
+{
+    w->heap_n = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        maybe_push(t, w, s, (int32_t)i, pair);
+    while (w->heap_n) {
+        tok_cand c = heap_pop(w);
+        tok_sym *a = &w->sym[c.left];
+        /* Stale when either side has merged since: lengths only grow, so the sum differs. */
+        if (a->len == 0 || a->next < 0 || a->len + w->sym[a->next].len != c.size)
+            continue;
+        tok_sym *b = &w->sym[a->next];
+        a->len += b->len;
+        a->id = c.id;
+        a->next = b->next;
+        if (b->next >= 0)
+            w->sym[b->next].prev = c.left;
+        b->len = 0;
+        maybe_push(t, w, s, a->prev, pair);
+        maybe_push(t, w, s, c.left, pair);
+    }
+    return 0;
+}
+
+/* ---- SentencePiece ---- */
+
+/* Length of the normalizer's next unit at p: a user-defined piece, else one character. */
+static size_t spm_unit(const cks_tokenizer *t, const char *p, size_t avail, int *is_uds)
+{
+    int32_t v;
+    size_t m = tok_matcher_match(&t->prefix, p, avail, &v);
+    *is_uds = m > 0;
+    return m ? m : tok_utf8_len(p, avail);
+}
+
+static int spm_put_space(const cks_tokenizer *t, tok_buf *o)
+{
+    return t->escape_ws ? tok_buf_put(o, kSpace, 3) : tok_buf_put(o, " ", 1);
+}
+
+/* normalizer.cc Normalizer::Normalize with an empty charsmap (the identity rule). */
+static int spm_normalize(const cks_tokenizer *t, const char *in, size_t len, tok_buf *o)
+{
+    size_t pos = 0;
+    int uds, rc;
+    o->n = 0;
+    if (t->remove_extra_ws) {
+        while (pos < len && in[pos] == ' ' && spm_unit(t, in + pos, len - pos, &uds) == 1)
+            pos++;
+    }
+    if (pos == len)
+        return 0;
+    if ((rc = tok_buf_reserve(o, 3 * (len - pos) + 3)))
+        return rc;
+    if (t->add_dummy_prefix && (rc = spm_put_space(t, o)))
+        return rc;
+    int prev_space = t->remove_extra_ws;
+    while (pos < len) {
+        size_t u = spm_unit(t, in + pos, len - pos, &uds), k = 0;
+        while (prev_space && k < u && in[pos + k] == ' ')
+            k++;
+        if (k < u) {
+            for (size_t j = k; j < u; j++) {
+                if (in[pos + j] == ' ')
+                    rc = spm_put_space(t, o);
+                else
+                    rc = tok_buf_put(o, in + pos + j, 1);
+                if (rc)
+                    return rc;
+            }
+            prev_space = in[pos + u - 1] == ' ';
+        }
+        pos += u;
+        if (!t->remove_extra_ws)
+            prev_space = 0;
+    }
+    if (t->remove_extra_ws) {
+        const char *sp = t->escape_ws ? kSpace : " ";
+        size_t sl = t->escape_ws ? 3 : 1;
+        while (o->n >= sl && memcmp(o->p + o->n - sl, sp, sl) == 0)
+            o->n -= sl;
+    }
+    return 0;
+}
+
+/* ModelInterface::PieceToId: reserved pieces first, then normal ones, else unk. */
+static int32_t spm_piece_id(const cks_tokenizer *t, const char *p, size_t len)
+{
+    int32_t id = tok_strmap_get(&t->reserved, &t->pieces, p, len);
+    if (id < 0)
+        id = tok_strmap_get(&t->normal, &t->pieces, p, len);
+    return id < 0 ? t->unk_id : id;
+}
+
+static int spm_pair(const cks_tokenizer *t, tok_work *w, const char *s, const tok_sym *l,
+                    const tok_sym *r, float *prio, int32_t *id)
+{
+    if (l->freeze || r->freeze)
+        return 0;
+    int32_t i = tok_strmap_get(&t->normal, &t->pieces, s + l->start, l->len + r->len);
+    if (i < 0)
+        return 0;
+    *prio = t->score[i];
+    *id = i;
+    if (w->rev && t->type[i] == SPM_UNUSED)
+        w->rev[i] = (int32_t)l->len; /* bpe_model.cc's rev_merge: the last pushed split */
+    return 1;
+}
+
+/* PopulateSentencePieceText: byte pieces for unknown pieces with byte_fallback, else
+ * one unk per run of unknown pieces. */
+static int spm_emit_piece(const cks_tokenizer *t, tok_work *w, const char *p, size_t len,
+                          int32_t id)
+{
+    int rc = 0;
+    int unk = id == t->unk_id;
+    if (unk && t->byte_fallback) {
+        for (size_t k = 0; k < len && !rc; k++)
+            rc = tok_emit(w, t->byte_id[(uint8_t)p[k]]);
+    } else if (!(unk && w->prev_unk)) {
+        rc = tok_emit(w, id);
+    }
+    w->prev_unk = unk;
+    return rc;
+}
+
+/* bpe_model.cc's resegment, with an explicit stack: an UNUSED piece is replaced by the
+ * two pieces it was last formed from, recursively. */
+static int spm_resegment(const cks_tokenizer *t, tok_work *w, const char *s, uint32_t start,
+                         uint32_t len)
+{
+    size_t need = 2 * (size_t)len + 2, sp = 0;
+    if (need > w->stack_cap) {
+        uint32_t *st = realloc(w->stack, need * sizeof *st);
+        if (!st)
+            return cks_error_set(CKS_ENOMEM, "out of memory");
+        w->stack = st;
+        w->stack_cap = need;
+    }
+    w->stack[sp++] = start;
+    w->stack[sp++] = len;
+    while (sp) {
+        uint32_t l = w->stack[--sp], b = w->stack[--sp];
+        int32_t id = spm_piece_id(t, s + b, l);
+        int32_t cut = id >= 0 && t->type[id] == SPM_UNUSED ? w->rev[id] : -1;
+        if (cut > 0 && (uint32_t)cut < l) {
+            w->stack[sp++] = b + (uint32_t)cut; /* right half, popped second */
+            w->stack[sp++] = l - (uint32_t)cut;
+            w->stack[sp++] = b;
+            w->stack[sp++] = (uint32_t)cut;
+            continue;
+        }
+        int rc = spm_emit_piece(t, w, s + b, l, id);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int spm_segment(const cks_tokenizer *t, tok_work *w, const char *s, size_t len)
+{
+    size_t n = 0;
+    int rc = tok_work_syms(w, len);
+    if (rc)
+        return rc;
+    for (size_t pos = 0; pos < len;) {
+        int32_t v;
+        size_t m = tok_matcher_match(&t->prefix, s + pos, len - pos, &v);
+        tok_sym *y = &w->sym[n];
+        y->freeze = m > 0;
+        if (!m)
+            m = tok_utf8_len(s + pos, len - pos);
+        y->start = (uint32_t)pos;
+        y->len = (uint32_t)m;
+        y->id = -1; /* looked up when emitted */
+        y->prev = (int32_t)n - 1;
+        pos += m;
+        y->next = pos < len ? (int32_t)n + 1 : -1;
+        n++;
+    }
+    if ((rc = tok_bpe(t, w, s, n, spm_pair)))
+        return rc;
+    for (int32_t i = n ? 0 : -1; i >= 0; i = w->sym[i].next) {
+        /* Looked up by string, reserved pieces first, as the final PieceToId does. */
+        const tok_sym *y = &w->sym[i];
+        int32_t id = spm_piece_id(t, s + y->start, y->len);
+        if (w->rev && t->type[id] == SPM_UNUSED)
+            rc = spm_resegment(t, w, s, y->start, y->len);
+        else
+            rc = spm_emit_piece(t, w, s + y->start, y->len, id);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int spm_encode(const cks_tokenizer *t, tok_work *w, const char *text, size_t len)
+{
+    int rc = spm_normalize(t, text, len, &w->norm);
+    if (rc)
+        return rc;
+    if (t->has_unused) {
+        w->rev = malloc((size_t)t->pieces.n * sizeof *w->rev);
+        if (!w->rev)
+            return cks_error_set(CKS_ENOMEM, "out of memory");
+        memset(w->rev, 0xff, (size_t)t->pieces.n * sizeof *w->rev);
+    }
+    const char *s = w->norm.p;
+    size_t n = w->norm.n, b = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint8_t c = (uint8_t)s[i];
+        if (c < 128 && t->barrier[c]) {
+            rc = spm_segment(t, w, s + b, i + 1 - b);
+            b = i + 1;
+        } else if (tok_word_start(t, s, i, b)) {
+            rc = spm_segment(t, w, s + b, i - b);
+            b = i;
+        }
+    }
+    if (!rc && b < n)
+        rc = spm_segment(t, w, s + b, n - b);
+    return rc;
+}
+
+/* ---- public API ---- */
+
+int cks_tokenizer_encode(const cks_tokenizer *t, const char *text, size_t len, int32_t **ids,
+                         size_t *n)
+{
+    if (len > CKS_TOK_MAX_TEXT_BYTES)
+        return cks_error_set(CKS_ELIMIT, "text of %zu bytes is over the tokenizer's limit (%zu)",
+                             len, (size_t)CKS_TOK_MAX_TEXT_BYTES);
+    size_t bad = cks_utf8_check(text, len);
+    if (bad < len)
+        return cks_error_set(CKS_EFORMAT,
+                             "text is not valid UTF-8 at byte offset %zu (byte 0x%02X)", bad,
+                             (unsigned)(uint8_t)text[bad]);
+    tok_work w;
+    memset(&w, 0, sizeof w);
+    int rc = t->kind == TOK_SPM ? spm_encode(t, &w, text, len) : tok_hf_encode(t, &w, text, len);
+    if (rc) {
+        tok_work_release(&w);
+        return rc;
+    }
+    *n = w.out_n;
+    *ids = w.out_n ? w.out : NULL;
+    if (!w.out_n)
+        free(w.out);
+    w.out = NULL;
+    tok_work_release(&w);
+    return 0;
+}
+
+int64_t cks_tokenizer_vocab_size(const cks_tokenizer *t)
+{
+    return t->pieces.n;
+}
+
+int32_t cks_tokenizer_bos_id(const cks_tokenizer *t)
+{
+    return t->bos_id;
+}
+
+int32_t cks_tokenizer_eos_id(const cks_tokenizer *t)
+{
+    return t->eos_id;
+}
+
+const char *cks_tokenizer_piece(const cks_tokenizer *t, int32_t id)
+{
+    if (id < 0 || id >= t->pieces.n)
+        return NULL;
+    return tok_str(&t->pieces, id);
+}
+
+const char *cks_tokenizer_kind(const cks_tokenizer *t)
+{
+    return t->kind == TOK_SPM ? "sentencepiece" : "hf";
+}
+
+int cks_tokenizer_load_bytes(cks_tokenizer **out, const void *data, size_t len, const char *display)
+{
+    const unsigned char *p = data;
+    size_t i = 0;
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    /* A ModelProto starts with field 1 (0x0A); JSON with '{'. */
+    if (i < len && p[i] == '{')
+        return cks_tokenizer_load_hf(out, data, len, display);
+    return cks_tokenizer_load_spm(out, data, len, display);
+}
+
+int cks_tokenizer_load_file(cks_tokenizer **out, const char *path)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = cks_read_file(path, CKS_TOK_MAX_FILE_BYTES, &buf, &len);
+    if (rc)
+        return rc;
+    rc = cks_tokenizer_load_bytes(out, buf, len, path);
+    free(buf);
+    return rc;
+}
+
+int cks_tokenizer_load_ckpt(cks_tokenizer **out, const cks_ckpt *c)
+{
+    static const char *names[] = {"tokenizer.model", "tokenizer.json"};
+    for (size_t k = 0; k < 2; k++) {
+        if (cks_ckpt_find_file(c, names[k]) < 0)
+            continue;
+        char disp[1024];
+        cks_ckpt_display(c, names[k], disp, sizeof disp);
+        cks_map *m = NULL;
+        int rc = cks_ckpt_map(c, names[k], &m);
+        if (rc)
+            return rc;
+        if (m->size > CKS_TOK_MAX_FILE_BYTES)
+            rc = cks_error_set(CKS_ELIMIT, "%s: %zu bytes, over the limit of %u", disp, m->size,
+                               CKS_TOK_MAX_FILE_BYTES);
+        else if (k == 0)
+            rc = cks_tokenizer_load_spm(out, m->data, m->size, disp);
+        else
+            rc = cks_tokenizer_load_hf(out, (const char *)m->data, m->size, disp);
+        cks_map_free(m);
+        return rc;
+    }
+    const cks_ckpt_info *ci = cks_ckpt_info_of(c);
+    return cks_error_set(CKS_ENOTFOUND,
+                         "%s@%s: the checkpoint has no tokenizer.model or tokenizer.json",
+                         cks_source_path(cks_ckpt_source(c)), ci->name);
+}
+
+int cks_tokenizer_config_add_bos(const char *json, size_t len, const char *display, int *out)
+{
+    json_t *j = NULL;
+    int rc = cks_json_parse(json, len, display, 1, &j);
+    if (rc)
+        return rc;
+    json_t *v = json_object_get(j, "add_bos_token");
+    if (!v || json_is_null(v)) {
+        *out = -1;
+    } else if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+    } else {
+        rc = cks_error_set(CKS_EFORMAT, "%s: \"add_bos_token\" is not a boolean", display);
+    }
+    json_decref(j);
+    return rc;
+}
+
+int cks_tokenizer_ckpt_add_bos(const cks_ckpt *c, int *out)
+{
+    const char *name = "tokenizer_config.json";
+    if (cks_ckpt_find_file(c, name) < 0) {
+        *out = -1;
+        return 0;
+    }
+    char *text = NULL, disp[1024];
+    size_t len = 0;
+    cks_ckpt_display(c, name, disp, sizeof disp);
+    int rc = cks_ckpt_read(c, name, CKS_TOK_MAX_CONFIG_BYTES, &text, &len);
+    if (!rc)
+        rc = cks_tokenizer_config_add_bos(text, len, disp, out);
+    free(text);
+    return rc;
+}

@@ -1,3 +1,0 @@
-/* Placeholder translation unit so the reports library exists before its first module. */
-#include <stddef.h>
-typedef int cks_reports_placeholder;

@@ -1,0 +1,49 @@
+#!/bin/sh
+# The CI regression gate on the embedded demo run (examples/, DESIGN §7, §9): clones
+# examples/demo.bundle, scans it, and runs `ckptscope regress` against each committed
+# baseline examples/baseline/<checkpoint>.json. Those pin numbers computed without
+# ckptscope (tools/make_demo_baseline.py): every tensor's weight norms (numpy) and the
+# held-out perplexities (PyTorch, examples/reference_losses.json), all with direction
+# "equal". A change that moves one beyond its tolerance, or leaves a NaN, fails (exit 1)
+# with a Markdown report: appended to $GITHUB_STEP_SUMMARY when set, else printed. JUnit
+# XML and the run file go to $CKS_GATE_OUT (default: a temporary folder).
+#
+# Perplexity plugs in by itself: when `ckptscope scan --help` lists the ppl family, the
+# scan scores the held-out texts too and the gate includes eval/* (the baselines already
+# hold those scores; they are ignored until then).
+#
+# Environment: CKPTSCOPE (default build/analyze/ckptscope), CKS_GATE_OUT,
+# CKS_GATE_BASELINES (default examples/baseline).
+set -eu
+cd "$(dirname "$0")/.."
+ck=${CKPTSCOPE:-build/analyze/ckptscope}
+out=${CKS_GATE_OUT:-$(mktemp -d /tmp/ckptscope-gate.XXXXXX)}
+baselines=${CKS_GATE_BASELINES:-examples/baseline}
+mkdir -p "$out"
+rm -rf "$out/demo" "$out/demo.h5"
+git clone -q examples/demo.bundle "$out/demo"
+
+if "$ck" scan --help | grep -q "here '[a-z,]*ppl"; then
+    # set names: the file stems, as examples/reference_losses.json (and so the baselines)
+    # name them
+    "$ck" scan "$out/demo" -o "$out/demo.h5" --metrics norms,ppl --quiet \
+        --eval examples/heldout/jargon_heldout.txt --eval examples/heldout/apache_license.txt \
+        --eval examples/heldout/libgit2_log_c.txt
+    set -- --include 'norms/*' --include 'eval/*'
+else
+    echo "demo_gate: this ckptscope has no ppl family yet: gating the weight norms only" >&2
+    "$ck" scan "$out/demo" -o "$out/demo.h5" --metrics norms --quiet
+    set -- --include 'norms/*'
+fi
+
+summary=${GITHUB_STEP_SUMMARY:-$out/gate.md}
+[ -n "${GITHUB_STEP_SUMMARY:-}" ] || : >"$summary" # regress appends
+status=0
+for b in "$baselines"/*.json; do
+    at=$(basename "$b" .json)
+    "$ck" regress "$out/demo.h5" --at "$at" --baseline "$b" --no-previous --fail-on warning \
+        --junit "$out/$at.xml" --markdown "$summary" "$@" || status=$?
+done
+[ -n "${GITHUB_STEP_SUMMARY:-}" ] || cat "$summary"
+echo "demo_gate: $([ $status = 0 ] && echo passed || echo FAILED); reports in $out" >&2
+exit $status
