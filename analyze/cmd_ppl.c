@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "error.h"
+#include "evalset.h"
 #include "json.h"
 #include "llama.h"
 #include "ppl.h"
@@ -16,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SETS 256
+#define MAX_SETS CKS_MAX_EVAL_SETS
 
 static const char usage_text[] =
     "usage: ckptscope ppl SOURCE@REF (--text FILE... | --tokens FILE...) [--ctx N]\n"
@@ -37,13 +38,16 @@ static const char usage_text[] =
     "  --token-format F      jsonl, u16 or u32 for --tokens files with other names\n"
     "  --ctx N               window length (default: max_position_embeddings)\n"
     "  --stride N            window step, 1 <= N <= ctx (default: ctx/2)\n"
-    "  --bos, --no-bos       start each document with BOS or not (default: on)\n"
+    "  --bos, --no-bos       start each document with BOS or not (default: add_bos_token\n"
+    "                        of tokenizer_config.json, else on)\n"
     "  --force               allow a ctx larger than max_position_embeddings\n"
     "  --threads N           threads (default: all CPUs)\n"
     "  --quiet               no progress line\n"
     "  --json                one JSON document on stdout\n"
     "  -h, --help            this help\n"
     "\n"
+    "Text is tokenised by the checkpoint's own tokenizer (tokenizer.model, else\n"
+    "tokenizer.json), which must not have more pieces than the model's vocabulary.\n"
     "The activations of every window are kept between layers: in memory, or in an\n"
     "unlinked scratch file in $TMPDIR when they pass 2 GiB.\n";
 
@@ -132,38 +136,6 @@ static int parse_args(int argc, char **argv, options *o)
     return 0;
 }
 
-/* The set name: the file name without folders and its last extension. */
-static void set_name(const char *path, char *buf, size_t cap)
-{
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    snprintf(buf, cap, "%s", b);
-    char *dot = strrchr(buf, '.');
-    if (dot && dot != buf)
-        *dot = '\0';
-}
-
-static int load_sets(const options *o, cks_docset *sets)
-{
-    char name[256];
-    if (o->text)
-        return cks_error_set(CKS_EUNSUPPORTED,
-                             "--text needs the built-in tokenizer, which this build does not "
-                             "have yet; give token ids with --tokens");
-    for (int i = 0; i < o->nfiles; i++) {
-        set_name(o->files[i], name, sizeof name);
-        for (int j = 0; j < i; j++)
-            if (strcmp(sets[j].name, name) == 0)
-                return cks_error_set(CKS_EINVAL,
-                                     "%s and %s would both be reported as set '%s'; rename one",
-                                     sets[j].display, o->files[i], name);
-        int err = cks_tokfile_read(&sets[i], o->files[i], name, o->fmt);
-        if (err)
-            return err;
-    }
-    return 0;
-}
-
 static void progress_cb(void *ctx, int64_t i, int64_t n)
 {
     cli_progress *p = ctx;
@@ -234,6 +206,7 @@ int cmd_ppl(int argc, char **argv)
     cks_source *s = NULL;
     cks_ckpt *c = NULL;
     cks_weights *w = NULL;
+    cks_tokenizer *tok = NULL;
     cks_config cfg;
     cks_docset sets[MAX_SETS];
     cks_ppl_result res[MAX_SETS];
@@ -264,20 +237,25 @@ int cmd_ppl(int argc, char **argv)
                             cks_source_path(s), cks_ckpt_info_of(c)->name);
         goto fail;
     }
-    if (o.bos >= 0)
-        po.bos = o.bos;
     po.force = o.force;
     po.nthreads = o.threads;
     nsets = o.nfiles;
-    if ((err = load_sets(&o, sets)) != 0 || (err = cks_weights_open(&w, c)) != 0)
+    char disp[512];
+    snprintf(disp, sizeof disp, "%s@%s", cks_source_path(s), cks_ckpt_info_of(c)->name);
+    if (o.text && ((err = cks_tokenizer_load_ckpt(&tok, c)) != 0 ||
+                   (err = cks_evalset_check_vocab(tok, &cfg, disp)) != 0))
+        goto fail;
+    if ((err = cks_evalset_bos(c, &cfg, tok, o.bos, &po.bos, &po.bos_id)) != 0 ||
+        (err = cks_evalset_load(sets, o.files, (size_t)nsets, !o.text, (int)o.fmt, tok)) != 0 ||
+        (err = cks_weights_open(&w, c)) != 0)
         goto fail;
     cli_progress_init(&prog, o.quiet);
     po.progress = progress_cb;
     po.progress_ctx = &prog;
-    char disp[512];
-    snprintf(disp, sizeof disp, "%s@%s", cks_source_path(s), cks_ckpt_info_of(c)->name);
     err = cks_ppl_evaluate(res, w, &cfg, disp, sets, (size_t)nsets, &po, NULL);
     cli_progress_done(&prog);
+    if (!err)
+        err = cks_weights_check(w); /* a weight file that changed under us */
     if (err)
         goto fail;
     if (o.json)
@@ -293,6 +271,7 @@ done:
         cks_docset_release(&sets[i]);
     }
     cks_weights_free(w);
+    cks_tokenizer_free(tok);
     cks_ckpt_free(c);
     cks_source_free(s);
     return cli_finish("ppl", status);
