@@ -8,6 +8,7 @@
 #include "error.h"
 #include "scan.h"
 #include "scan_mpi.h"
+#include "scan_ppl.h"
 #include "scan_shard.h"
 
 #include <fnmatch.h>
@@ -22,14 +23,23 @@
 static const char usage_text[] =
     "usage: ckptscope scan SOURCE -o RUN.h5 [--metrics LIST] [--branches GLOB]\n"
     "                      [--every K] [--ref REF] [--resume] [--threads N] [--quiet]\n"
-    "                      [--shard I/N [--extend RUN.h5]]\n"
+    "                      [--shard I/N [--extend RUN.h5]] [--eval FILE]...\n"
+    "                      [--ctx N] [--stride N] [--bos | --no-bos]\n"
     "\n"
     "Analyse the checkpoints of SOURCE in step order and write their time series to the\n"
     "HDF5 run file RUN.h5: one row per checkpoint, one column per tensor.\n"
     "\n"
     "  -o, --output RUN.h5  the run file (required); it must not exist, unless --resume\n"
     "  --metrics LIST       comma-separated metric families (default: every one built in,\n"
-    "                       here '%s'); a resumed scan keeps the file's families\n"
+    "                       here '%s', and ppl when --eval is given); a resumed scan\n"
+    "                       keeps the file's families\n"
+    "  --eval FILE          a held-out set for the ppl family (repeat for more): a UTF-8\n"
+    "                       text file, tokenised by each checkpoint's own tokenizer, or\n"
+    "                       token ids (.jsonl, .u16, .u32); written to /eval/<set>/ (nll,\n"
+    "                       ppl, bpb, tokens, token_nll), <set> being the file's stem\n"
+    "  --ctx N, --stride N  ppl windows (default: max_position_embeddings and ctx/2)\n"
+    "  --bos, --no-bos      start documents with BOS (default: add_bos_token of\n"
+    "                       tokenizer_config.json, else on); see 'ckptscope ppl --help'\n"
     "  --branches GLOB      checkpoints to scan (default 'ckpt_*')\n"
     "  --every K            only every K-th checkpoint in step order, from the first\n"
     "  --ref REF            drift reference (default: the first complete checkpoint); a\n"
@@ -184,6 +194,30 @@ int scan_adopt_metrics(scan *sc, cks_store *st)
         err = cks_error_set(CKS_EFORMAT, "%s: run file without a 'metrics' attribute", path);
     }
     free(have);
+    have = NULL;
+    sc->ppl = 0;
+    for (size_t g = 0; !err && g < sc->ngroups; g++)
+        sc->ppl |= strcmp(sc->groups[g]->option, "ppl") == 0;
+    if (!err && !sc->ppl && sc->o.neval)
+        err = cks_error_set(CKS_EINVAL,
+                            "%s was written without the ppl family; --eval cannot join it "
+                            "(write a new file)",
+                            path);
+    /* the held-out sets and their protocol must be the ones the file was written with */
+    if (!err && sc->ppl) {
+        int e2 = cks_store_get_attr(st, "/", "eval", &have);
+        if (e2 == 0 && strcmp(have, sc->eval) != 0)
+            err = cks_error_set(CKS_EINVAL,
+                                "%s evaluates %s; this scan's --eval/--ctx/--stride/--bos give "
+                                "%s: give the same ones or write a new file",
+                                path, have, sc->eval[0] ? sc->eval : "none");
+        else if (e2 == CKS_ENOTFOUND)
+            err =
+                cks_error_set(CKS_EFORMAT, "%s: the ppl family without an 'eval' attribute", path);
+        else
+            err = e2;
+    }
+    free(have);
     return err;
 }
 
@@ -205,8 +239,14 @@ static int open_store(scan *sc)
          * first checkpoint must still say what a resumed scan has to compute; a part
          * file's marks (scan_shard.h) likewise */
         const char *attrs[16] = {"metrics", sc->canon, NULL};
+        size_t k = 2;
+        if (sc->ppl) {
+            attrs[k++] = "eval";
+            attrs[k++] = sc->eval;
+            attrs[k] = NULL;
+        }
         if (sc->shard)
-            scan_shard_attrs(sc, attrs + 2, sizeof attrs / sizeof attrs[0] - 2);
+            scan_shard_attrs(sc, attrs + k, sizeof attrs / sizeof attrs[0] - k);
         cks_store_meta meta = {abs ? abs : o->source, config, NULL, attrs};
         err = cks_store_create(&sc->store, o->output, &meta);
         free(config);
@@ -350,15 +390,26 @@ int scan_run(scan *sc)
 
 static int parse_args(int argc, char **argv, scan_options *o)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'},   {"metrics", required_argument, NULL, 'm'},
-        {"branches", required_argument, NULL, 'b'}, {"every", required_argument, NULL, 'e'},
-        {"ref", required_argument, NULL, 'r'},      {"resume", no_argument, NULL, 'R'},
-        {"threads", required_argument, NULL, 'T'},  {"quiet", no_argument, NULL, 'q'},
-        {"shard", required_argument, NULL, 's'},    {"extend", required_argument, NULL, 'x'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {"metrics", required_argument, NULL, 'm'},
+                                         {"branches", required_argument, NULL, 'b'},
+                                         {"every", required_argument, NULL, 'e'},
+                                         {"ref", required_argument, NULL, 'r'},
+                                         {"resume", no_argument, NULL, 'R'},
+                                         {"threads", required_argument, NULL, 'T'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"shard", required_argument, NULL, 's'},
+                                         {"extend", required_argument, NULL, 'x'},
+                                         {"eval", required_argument, NULL, 'E'},
+                                         {"ctx", required_argument, NULL, 'C'},
+                                         {"stride", required_argument, NULL, 'S'},
+                                         {"bos", no_argument, NULL, 'B'},
+                                         {"no-bos", no_argument, NULL, 'N'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     o->every = 1;
+    o->bos = -1;
     o->threads = cli_default_threads();
     optind = 0;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -394,6 +445,22 @@ static int parse_args(int argc, char **argv, scan_options *o)
         case 'x':
             o->extend = optarg;
             break;
+        case 'E':
+            if (o->neval == sizeof o->evals / sizeof o->evals[0])
+                return cli_usage_error("scan", "more than %zu --eval files",
+                                       sizeof o->evals / sizeof o->evals[0]);
+            o->evals[o->neval++] = optarg;
+            break;
+        case 'C':
+        case 'S':
+            if (cli_parse_int("scan", c == 'C' ? "--ctx" : "--stride", optarg, 1, CKS_MAX_POSITIONS,
+                              c == 'C' ? &o->ctx : &o->stride) != 0)
+                return CLI_USAGE;
+            break;
+        case 'B':
+        case 'N':
+            o->bos = c == 'B';
+            break;
         case 'q':
             o->quiet = 1;
             break;
@@ -411,16 +478,40 @@ static int parse_args(int argc, char **argv, scan_options *o)
     if (o->extend && !o->nshards)
         return cli_usage_error("scan", "--extend goes with --shard I/N (alone, --resume extends a "
                                        "run)");
+    if (o->ctx && o->stride && o->stride > o->ctx)
+        return cli_usage_error("scan", "--stride %lld is larger than --ctx %lld",
+                               (long long)o->stride, (long long)o->ctx);
     o->source = argv[optind];
     return 0;
+}
+
+/* The families: --metrics, else the defaults plus ppl when --eval is given; ppl and
+ * --eval go together. */
+static int choose_groups(scan *sc)
+{
+    char list[512];
+    const char *m = sc->o.metrics;
+    if (!m) {
+        snprintf(list, sizeof list, "%s%s", scan_default_metrics(), sc->o.neval ? ",ppl" : "");
+        m = list;
+    }
+    int err = scan_groups_parse(m, sc->groups, &sc->ngroups, sc->canon, sizeof sc->canon);
+    if (err)
+        return err;
+    for (size_t g = 0; g < sc->ngroups; g++)
+        sc->ppl |= strcmp(sc->groups[g]->option, "ppl") == 0;
+    if (sc->ppl && !sc->o.neval)
+        return cks_error_set(CKS_EINVAL, "the ppl family needs held-out text: --eval FILE");
+    if (!sc->ppl && sc->o.neval)
+        return cks_error_set(CKS_EINVAL, "--eval feeds the ppl family: add ppl to --metrics");
+    return sc->ppl ? scan_ppl_prepare(sc, sc->eval, sizeof sc->eval) : 0;
 }
 
 int scan_setup(scan *sc)
 {
     size_t ref;
     int err;
-    if ((err = scan_groups_parse(sc->o.metrics ? sc->o.metrics : scan_default_metrics(), sc->groups,
-                                 &sc->ngroups, sc->canon, sizeof sc->canon)) ||
+    if ((err = choose_groups(sc)) ||
         (err = cks_source_open(&sc->src, sc->o.source, sc->o.branches)) ||
         (err = select_checkpoints(sc)))
         return err;

@@ -15,6 +15,7 @@ static const struct {
 } commands[] = {
     {"list", cmd_list, "list the checkpoints of a source"},
     {"inspect", cmd_inspect, "per-tensor statistics of one checkpoint"},
+    {"ppl", cmd_ppl, "held-out perplexity of one checkpoint (built-in forward pass)"},
     {"tokenize", cmd_tokenize, "token ids and pieces of a text (built-in tokenizer)"},
     {"diff", cmd_diff, "drift of every tensor between two checkpoints"},
     {"scan", cmd_scan, "analyse every checkpoint into an HDF5 run file"},

@@ -28,6 +28,10 @@ typedef struct {
     int resume, threads, threads_given, quiet;
     int64_t shard, nshards; /* --shard I/N; nshards = 0 when not sharded */
     const char *extend;     /* --extend RUN.h5 (shards only) */
+    const char *evals[256]; /* --eval FILE (the ppl family), CKS_MAX_EVAL_SETS at most */
+    size_t neval;
+    int64_t ctx, stride; /* ppl windows; 0: the checkpoint's defaults */
+    int bos;             /* --bos 1, --no-bos 0, -1: tokenizer_config.json */
 } scan_options;
 
 /* A checkpoint mapped for reading. */
@@ -54,7 +58,9 @@ typedef struct {
     const scan_group *groups[SCAN_MAX_GROUPS];
     size_t ngroups;
     char canon[256];
-    size_t ref_idx; /* source index of the drift reference; SIZE_MAX when none */
+    int ppl;          /* the ppl family is enabled */
+    char eval[65536]; /* its protocol: the run file's "eval" attribute */
+    size_t ref_idx;   /* source index of the drift reference; SIZE_MAX when none */
     scan_slot slots[SCAN_SLOTS];
     cli_progress prog;
     double t_start;
@@ -77,7 +83,15 @@ typedef struct {
     float *top;                           /* n x SCAN_SPECTRA_K */
     int *has_top;                         /* per column */
     char *strings;                        /* owned storage of names/kinds (MPI messages) */
+    /* the ppl family, per --eval set: nll, ppl, bpb, tokens (NaN until computed) and the
+     * per-token losses (owned; NULL when not computed) */
+    size_t nsets;
+    double *ppl_vals; /* nsets x SCAN_PPL_VALUES */
+    float **token_nll;
+    int64_t *ntok;
 } scan_table;
+
+#define SCAN_PPL_VALUES 4
 
 void scan_table_release(scan_table *t);
 /* Column layout and NaN-filled buffers for n tensors (cols and cur filled by the caller). */

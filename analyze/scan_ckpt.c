@@ -6,6 +6,7 @@
 #include "error.h"
 #include "scan.h"
 #include "scan_evals.h"
+#include "scan_ppl.h"
 #include "scan_shard.h"
 
 #include <math.h>
@@ -16,6 +17,11 @@
 
 void scan_table_release(scan_table *t)
 {
+    for (size_t i = 0; t->token_nll && i < t->nsets; i++)
+        free(t->token_nll[i]);
+    free(t->token_nll);
+    free(t->ntok);
+    free(t->ppl_vals);
     free(t->cols);
     free(t->cur);
     free(t->vals);
@@ -33,8 +39,19 @@ int scan_table_alloc(const scan *sc, size_t n, scan_table *t)
         size_t count;
         sc->groups[g]->metrics(&count);
         t->first[g] = t->nvals;
-        t->nvals += count;
+        if (sc->groups[g]->compute) /* per-checkpoint families keep their own slots */
+            t->nvals += count;
     }
+    t->nsets = sc->ppl ? sc->o.neval : 0;
+    size_t sets = t->nsets ? t->nsets : 1;
+    if (!(t->ppl_vals = malloc(sets * SCAN_PPL_VALUES * sizeof *t->ppl_vals)) ||
+        !(t->token_nll = calloc(sets, sizeof *t->token_nll)) ||
+        !(t->ntok = calloc(sets, sizeof *t->ntok))) {
+        scan_table_release(t);
+        return cks_error_set(CKS_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < sets * SCAN_PPL_VALUES; i++)
+        t->ppl_vals[i] = NAN;
     size_t cap = n ? n : 1;
     if (!(t->cols = calloc(cap, sizeof *t->cols)) || !(t->cur = calloc(cap, sizeof *t->cur)) ||
         !(t->vals = malloc(t->nvals * cap * sizeof *t->vals)) ||
@@ -142,6 +159,8 @@ static int compute(scan *sc, size_t pos, const views *v, scan_table *t, double *
             double out[64];
             size_t count;
             sc->groups[g]->metrics(&count);
+            if (!sc->groups[g]->compute)
+                continue;
             if (sc->groups[g]->compute(&in, out) != 0) {
                 char what[300];
                 const char *against = strcmp(sc->groups[g]->path, "/drift/prev") == 0 ? v->prev_name
@@ -190,6 +209,8 @@ static int write_values(scan *sc, size_t row, const scan_table *t)
         size_t count;
         const cks_metric_info *m = sc->groups[g]->metrics(&count);
         int is_ref = strcmp(sc->groups[g]->path, "/drift/ref") == 0;
+        if (!sc->groups[g]->compute)
+            continue;
         for (size_t k = 0; k < count; k++) {
             char path[256];
             const double *src = t->vals + (t->first[g] + k) * t->n;
@@ -222,6 +243,8 @@ static int write_values(scan *sc, size_t row, const scan_table *t)
                                            NULL)))
             goto done;
     }
+    if (sc->ppl && (err = scan_ppl_write(sc, row, t)) != 0)
+        goto done;
     if (sc->shard)
         err = scan_shard_write_row(sc, row, t, cols);
 done:
@@ -324,6 +347,11 @@ int scan_compute(scan *sc, size_t pos, size_t prev_pos, scan_outcome *out)
     out->status = SCAN_COMPLETE;
     if ((err = table_build(sc, v.w, &out->t)) == 0)
         err = compute(sc, pos, &v, &out->t, &out->bytes);
+    if (!err && sc->ppl) {
+        cli_progress_update(&sc->prog, "[%zu/%zu] %s perplexity", pos + 1, sc->nsel, ci->name);
+        if (scan_ppl_compute(sc, idx, v.w, &out->t) != 0)
+            warn(sc, ci->name, "eval (ppl)", cks_error_last());
+    }
     out->seconds = cli_now() - t0;
     if (err)
         scan_table_release(&out->t);

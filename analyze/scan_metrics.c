@@ -5,6 +5,7 @@
 #include "drift.h"
 #include "error.h"
 #include "norms.h"
+#include "scan_ppl.h"
 #include "spectral.h"
 
 #include <math.h>
@@ -110,6 +111,8 @@ static const scan_group groups[] = {
     {"spectral", "/spectral", cks_spectral_metrics, compute_spectral},
     {"drift", "/drift/prev", cks_drift_metrics, compute_drift_prev},
     {"drift", "/drift/ref", cks_drift_metrics, compute_drift_ref},
+    /* per checkpoint, not per tensor: scan_ppl.c; needs --eval, so not a default */
+    {"ppl", "/eval", scan_ppl_metrics, NULL},
 };
 #define NGROUPS (sizeof groups / sizeof groups[0])
 
@@ -119,13 +122,14 @@ const scan_group *scan_groups(size_t *n)
     return groups;
 }
 
-/* Distinct option names in table order, available ones only unless all. */
+/* Distinct option names in table order, available ones only unless all; the
+ * per-checkpoint families (they need more input) only with all. */
 static void option_names(char *buf, size_t cap, int all)
 {
     size_t k = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < NGROUPS; i++) {
-        if ((!all && !groups[i].metrics) ||
+        if ((!all && (!groups[i].metrics || !groups[i].compute)) ||
             (i > 0 && strcmp(groups[i].option, groups[i - 1].option) == 0))
             continue;
         k += (size_t)snprintf(buf + k, k < cap ? cap - k : 0, "%s%s", k ? "," : "",
@@ -145,7 +149,7 @@ int scan_groups_parse(const char *list, const scan_group **out, size_t *n, char 
 {
     int want[NGROUPS] = {0};
     char known[256];
-    option_names(known, sizeof known, 0);
+    option_names(known, sizeof known, 1);
     const char *p = list;
     if (!*list)
         return cks_error_set(CKS_EINVAL, "--metrics is empty (known: %s)", known);

@@ -33,7 +33,8 @@ typedef struct {
      * family is not built into this binary */
     const cks_metric_info *(*metrics)(size_t *count);
     /* Writes count values for in->t (NaN where a value does not apply). A non-zero
-     * return (message set) leaves them NaN; scan reports it as a warning. */
+     * return (message set) leaves them NaN; scan reports it as a warning. NULL for a
+     * family computed once per checkpoint rather than per tensor (ppl: scan_ppl.c). */
     int (*compute)(const scan_input *in, double *out);
 } scan_group;
 
@@ -45,7 +46,8 @@ const scan_group *scan_groups(size_t *n);
  * CKS_EINVAL with a message naming an unknown or unavailable name and the known ones. */
 int scan_groups_parse(const char *list, const scan_group **out, size_t *n, char *canon, size_t cap);
 
-/* Every family built into this binary, comma-separated (the default of --metrics). */
+/* Every per-tensor family built into this binary, comma-separated (the default of
+ * --metrics; ppl joins it when --eval is given). */
 const char *scan_default_metrics(void);
 
 #endif

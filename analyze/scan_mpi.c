@@ -138,6 +138,15 @@ static int pack(const scan_outcome *o, int status, wbuf *b)
         for (size_t i = 0; i < t->n; i++)
             if (t->has_top[i])
                 put(b, t->top + i * SCAN_SPECTRA_K, SCAN_SPECTRA_K * sizeof *t->top);
+        /* the ppl family: per set its values, then its per-token losses (-1: none) */
+        put_u64(b, t->nsets);
+        put(b, t->ppl_vals, t->nsets * SCAN_PPL_VALUES * sizeof *t->ppl_vals);
+        for (size_t i = 0; i < t->nsets; i++) {
+            int64_t k = t->token_nll[i] ? t->ntok[i] : -1;
+            put(b, &k, sizeof k);
+            if (k > 0)
+                put(b, t->token_nll[i], (size_t)k * sizeof *t->token_nll[i]);
+        }
     }
     if (b->oom || b->len > MAX_MESSAGE)
         return cks_error_set(CKS_ENOMEM, "cannot pack the result of a checkpoint (%zu bytes)",
@@ -233,6 +242,21 @@ static int unpack(const scan *sc, const char *msg, size_t len, int rank, scan_ou
         for (size_t i = 0; i < n && !b.bad; i++)
             if (o->t.has_top[i])
                 get(&b, o->t.top + i * SCAN_SPECTRA_K, SCAN_SPECTRA_K * sizeof *o->t.top);
+        if (get_u64(&b) != o->t.nsets)
+            goto bad;
+        get(&b, o->t.ppl_vals, o->t.nsets * SCAN_PPL_VALUES * sizeof *o->t.ppl_vals);
+        for (size_t i = 0; i < o->t.nsets && !b.bad; i++) {
+            int64_t k;
+            get(&b, &k, sizeof k);
+            if (b.bad || k < -1 || (k > 0 && (uint64_t)k > (len - b.at) / sizeof(float)))
+                goto bad;
+            o->t.ntok[i] = k < 0 ? 0 : k;
+            if (k < 0)
+                continue;
+            if (!(o->t.token_nll[i] = malloc(k ? (size_t)k * sizeof(float) : 1)))
+                goto bad;
+            get(&b, o->t.token_nll[i], (size_t)k * sizeof(float));
+        }
     }
     if (!b.bad && b.at == len)
         return 0;
@@ -293,6 +317,10 @@ static int worker_setup(scan *sc, const plan_header *h)
              scan_groups_parse(h->canon, sc->groups, &sc->ngroups, sc->canon, sizeof sc->canon)) ||
         (err = cks_source_open(&sc->src, sc->o.source, sc->o.branches)))
         return err;
+    for (size_t g = 0; g < sc->ngroups; g++)
+        sc->ppl |= strcmp(sc->groups[g]->option, "ppl") == 0;
+    if (sc->ppl && !sc->o.neval) /* every rank runs the same command line */
+        return cks_error_set(CKS_EINVAL, "the ppl family needs --eval on every rank");
     size_t n = cks_source_count(sc->src), k = 0;
     if (!(sc->sel = calloc(n ? n : 1, sizeof *sc->sel)))
         return cks_error_set(CKS_ENOMEM, "out of memory");

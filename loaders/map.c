@@ -203,6 +203,25 @@ void cks_map_dontneed(const cks_map *m, const void *p, size_t len)
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+void cks_map_willneed(const cks_map *m, const void *p, size_t len, int wait)
+{
+    if (!m || !m->base || len == 0)
+        return;
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)p, hi = lo + len;
+    uintptr_t base = (uintptr_t)m->base, end = base + m->maplen;
+    if (lo < base || hi > end)
+        return;
+    lo &= ~((uintptr_t)pg - 1); /* every page the range touches */
+#ifdef MADV_POPULATE_READ
+    if (wait) {
+        madvise((void *)lo, hi - lo, MADV_POPULATE_READ); /* EINVAL before 5.14: harmless */
+        return;
+    }
+#endif
+    madvise((void *)lo, hi - lo, MADV_WILLNEED);
+}
+
 int cks_read_file(const char *path, size_t limit, char **out, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;

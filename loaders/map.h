@@ -46,6 +46,13 @@ void cks_map_free(cks_map *m);
  * process's RSS for mapped files). No-op for adopted buffers. */
 void cks_map_dontneed(const cks_map *m, const void *p, size_t len);
 
+/* Tells the kernel the range will be read soon. wait = 1: maps it into the page tables
+ * now (MADV_POPULATE_READ, Linux 5.14+; nothing on older kernels), so that a pass over
+ * it does not take a page fault per 4 KiB page (5x faster to copy a page-cached file
+ * here); wait = 0: starts reading it from disk in the background (MADV_WILLNEED), e.g.
+ * the next layer's weights while this one computes. No-op for adopted buffers. */
+void cks_map_willneed(const cks_map *m, const void *p, size_t len, int wait);
+
 /* Reads a whole small file into a NUL-terminated heap buffer; CKS_ELIMIT past limit. */
 int cks_read_file(const char *path, size_t limit, char **out, size_t *len);
 

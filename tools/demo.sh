@@ -20,7 +20,9 @@ set -x
 $ck list "$out/run"
 $ck inspect "$out/run@$last" --tensors 'model.layers.0.*'
 rm -f "$out/run.h5"
-$ck scan "$out/run" -o "$out/run.h5"
+$ck ppl "$out/run@$last" --text examples/heldout/*.txt
+$ck scan "$out/run" -o "$out/run.h5" --eval examples/heldout/jargon_heldout.txt \
+    --eval examples/heldout/apache_license.txt --eval examples/heldout/libgit2_log_c.txt
 $ck plot "$out/run.h5" -o "$out/plots"
 $ck report "$out/run.h5"
 $ck report "$out/run.h5" --trends -o "$out/trends.html"

@@ -8,10 +8,6 @@
 # with a Markdown report: appended to $GITHUB_STEP_SUMMARY when set, else printed. JUnit
 # XML and the run file go to $CKS_GATE_OUT (default: a temporary folder).
 #
-# Perplexity plugs in by itself: when `ckptscope scan --help` lists the ppl family, the
-# scan scores the held-out texts too and the gate includes eval/* (the baselines already
-# hold those scores; they are ignored until then).
-#
 # Environment: CKPTSCOPE (default build/analyze/ckptscope), CKS_GATE_OUT,
 # CKS_GATE_BASELINES (default examples/baseline).
 set -eu
@@ -23,18 +19,12 @@ mkdir -p "$out"
 rm -rf "$out/demo" "$out/demo.h5"
 git clone -q examples/demo.bundle "$out/demo"
 
-if "$ck" scan --help | grep -q "here '[a-z,]*ppl"; then
-    # set names: the file stems, as examples/reference_losses.json (and so the baselines)
-    # name them
-    "$ck" scan "$out/demo" -o "$out/demo.h5" --metrics norms,ppl --quiet \
-        --eval examples/heldout/jargon_heldout.txt --eval examples/heldout/apache_license.txt \
-        --eval examples/heldout/libgit2_log_c.txt
-    set -- --include 'norms/*' --include 'eval/*'
-else
-    echo "demo_gate: this ckptscope has no ppl family yet: gating the weight norms only" >&2
-    "$ck" scan "$out/demo" -o "$out/demo.h5" --metrics norms --quiet
-    set -- --include 'norms/*'
-fi
+# set names: the file stems, as examples/reference_losses.json (and so the baselines) name
+# them
+"$ck" scan "$out/demo" -o "$out/demo.h5" --metrics norms,ppl --quiet \
+    --eval examples/heldout/jargon_heldout.txt --eval examples/heldout/apache_license.txt \
+    --eval examples/heldout/libgit2_log_c.txt
+set -- --include 'norms/*' --include 'eval/*'
 
 summary=${GITHUB_STEP_SUMMARY:-$out/gate.md}
 [ -n "${GITHUB_STEP_SUMMARY:-}" ] || : >"$summary" # regress appends

@@ -20,7 +20,8 @@ static const char usage_text[] =
     "  --bare                   git: a bare repository\n"
     "  --seed S                 random seed (default 1)\n"
     "  --hidden H --intermediate F --layers L --heads A --kv-heads K --vocab V\n"
-    "  --max-pos P --rope-theta T --eps E --tied\n";
+    "  --max-pos P --rope-theta T --eps E --tied\n"
+    "  --std S                  std of the random weights (default 0.02)\n";
 
 static long num(const char *s)
 {
@@ -56,6 +57,7 @@ int main(int argc, char **argv)
                                          {"eps", 1, 0, 'e'},
                                          {"tied", 0, 0, 'T'},
                                          {"help", 0, 0, 'h'},
+                                         {"std", 1, 0, 'D'},
                                          {0, 0, 0, 0}};
     cks_fx_spec s;
     int c;
@@ -126,6 +128,9 @@ int main(int argc, char **argv)
             break;
         case 'T':
             s.model.tied = 1;
+            break;
+        case 'D':
+            s.model.std = strtod(optarg, NULL);
             break;
         case 'h':
             fputs(usage_text, stdout);

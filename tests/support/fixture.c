@@ -113,8 +113,9 @@ void cks_fx_tensor_values(const cks_fx_spec *s, const char *name, int64_t n, int
     int is_norm = strstr(name, "norm") != NULL;
     uint64_t a = name_seed(s->seed, name, 1), b = name_seed(s->seed, name, 2);
     double t = (double)(k * (s->step_every ? s->step_every : 100)) / 1000.0;
+    double sd = s->model.std > 0 ? s->model.std : 0.02;
     for (int64_t i = 0; i < n; i++) {
-        double w0 = is_norm ? 1.0 + 0.05 * gauss(&a) : 0.02 * gauss(&a);
+        double w0 = is_norm ? 1.0 + 0.05 * gauss(&a) : sd * gauss(&a);
         double d = 0.01 * gauss(&b);
         out[i] = round_to(s->model.dtype, w0 + t * d);
     }

@@ -22,6 +22,8 @@ typedef struct {
     double rope_theta, eps;
     int tied;        /* no lm_head.weight; tie_word_embeddings true */
     cks_dtype dtype; /* stored dtype of every tensor */
+    double std;      /* std of W_0 for non-norm tensors; 0 means 0.02. Larger values (0.3)
+                        give peaked attention and logits, which forward-pass tests need */
 } cks_fx_model;
 
 typedef struct {

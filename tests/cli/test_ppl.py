@@ -1,0 +1,212 @@
+#!/usr/bin/python3
+"""CLI test of `ckptscope ppl`: the JSON and table outputs over fixture checkpoints, the
+numbers against the PyTorch reference tools/llama_ref.py, and every rejection (exit status
+2 with a one-line message naming the file/checkpoint and what was wrong).
+
+usage: test_ppl.py CKPTSCOPE CKS_FIXTURE
+"""
+import json
+import math
+import os
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REF = os.path.join(HERE, "..", "..", "tools", "llama_ref.py")
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(*args):
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def reference(ckdir, sets, ctx, stride, bos=True):
+    args = [sys.executable, REF, "ppl", ckdir, "--ctx", str(ctx), "--stride", str(stride)]
+    for name, path in sets:
+        args += ["--set", "%s=%s" % (name, path)]
+    if not bos:
+        args.append("--no-bos")
+    p = subprocess.run(args, capture_output=True, text=True, check=True)
+    return {s["name"]: s for s in json.loads(p.stdout)["sets"]}
+
+
+def expect_error(ckptscope, args, *needles):
+    rc, out, err = run(ckptscope, "ppl", *args)
+    check(rc == 2, "exit 2 for %s (got %d: %s)" % (args, rc, err.strip()))
+    check(out == "", "nothing on stdout for %s" % (args,))
+    lines = [l for l in err.splitlines() if l.strip()]
+    check(len(lines) >= 1 and lines[0].startswith("ckptscope ppl"),
+          "one error line for %s: %r" % (args, err))
+    for n in needles:
+        check(n in err, "%r in the error for %s: %r" % (n, args, err))
+
+
+def main():
+    ckptscope, fixture = sys.argv[1], sys.argv[2]
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    tmp = tempfile.mkdtemp(prefix="cks-ppl-cli-")
+    try:
+        src = os.path.join(tmp, "src")
+        subprocess.run([fixture, src, "--layout", "folder", "--checkpoints", "2", "--std", "0.3",
+                        "--eps", "1e-3", "--rope-theta", "50000", "--kv-heads", "2"], check=True)
+        rnd = random.Random(5)
+        val = os.path.join(tmp, "val.jsonl")
+        with open(val, "w") as f:
+            for n in (1, 5, 40, 128, 200, 0):
+                f.write(json.dumps({"token_ids": [rnd.randrange(256) for _ in range(n)]}) + "\n")
+        raw = os.path.join(tmp, "long.u16")
+        with open(raw, "wb") as f:
+            f.write(struct.pack("<300H", *[rnd.randrange(256) for _ in range(300)]))
+        raw32 = os.path.join(tmp, "other.bin")
+        with open(raw32, "wb") as f:
+            f.write(struct.pack("<90I", *[rnd.randrange(256) for _ in range(90)]))
+
+        # JSON output, defaults: ctx = max_position_embeddings (128), stride = ctx/2, BOS on
+        rc, out, err = run(ckptscope, "ppl", src + "@ckpt_001", "--tokens", val, raw, "--json",
+                           "--threads", "2")
+        check(rc == 0, "ppl --json exits 0 (%s)" % err)
+        doc = json.loads(out)
+        check(doc["ctx"] == 128 and doc["stride"] == 64, "default ctx/stride: %s" % doc)
+        check(doc["checkpoint"]["name"] == "ckpt_001", "checkpoint name")
+        check([s["name"] for s in doc["sets"]] == ["val", "long"], "set names from files")
+        for s in doc["sets"]:
+            check(s["bytes"] is None and s["bpb"] is None, "bytes/bpb null for tokens")
+            check(abs(s["ppl"] - math.exp(s["nll"])) <= 1e-9 * s["ppl"], "ppl = exp(nll)")
+        if have_torch:
+            ref = reference(os.path.join(src, "ckpt_001"), [("val", val), ("long", raw)], 128, 64)
+            for s in doc["sets"]:
+                r = ref[s["name"]]
+                check(s["tokens"] == r["tokens"], "tokens of %s: %d vs %d" %
+                      (s["name"], s["tokens"], r["tokens"]))
+                check(abs(s["nll"] - r["nll"]) <= 1e-5 * abs(r["nll"]),
+                      "nll of %s: %.9g vs torch %.9g" % (s["name"], s["nll"], r["nll"]))
+            # no BOS, stride = ctx, a forced ctx past max_position_embeddings
+            rc, out, err = run(ckptscope, "ppl", src + "@ckpt_000", "--tokens", raw32,
+                               "--token-format", "u32", "--no-bos", "--ctx", "160", "--stride",
+                               "160", "--force", "--json", "--threads", "1")
+            check(rc == 0, "forced ctx exits 0 (%s)" % err)
+            s = json.loads(out)["sets"][0]
+            r = reference(os.path.join(src, "ckpt_000"), [("other", raw32 + ":u32")], 160, 160,
+                          bos=False)["other"]
+            check(s["tokens"] == r["tokens"] == 89, "tokens no-bos: %d" % s["tokens"])
+            check(abs(s["nll"] - r["nll"]) <= 1e-5 * abs(r["nll"]), "nll no-bos forced ctx")
+        else:
+            print("SKIP: torch unavailable, numbers not compared")
+
+        # the table
+        rc, out, err = run(ckptscope, "ppl", src + "@ckpt_000", "--tokens", raw, "--ctx", "32",
+                           "--quiet")
+        check(rc == 0 and "long" in out and "ctx 32, stride 16" in out and "NLL" in out,
+              "table output: %r" % out)
+
+        # rejections
+        bad = os.path.join(tmp, "bad.jsonl")
+        with open(bad, "w") as f:
+            f.write('{"token_ids": [1, 2, 3]}\n{"token_ids": [4, 256]}\n')
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", bad], bad, "line 2",
+                     "token_ids[1]", "256", "ckpt_000")
+        bad16 = os.path.join(tmp, "bad.u16")
+        with open(bad16, "wb") as f:
+            f.write(struct.pack("<3H", 1, 2, 300))
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", bad16], bad16, "token 2", "300")
+        empty = os.path.join(tmp, "empty.jsonl")
+        open(empty, "w").close()
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", empty], empty, "nothing to score")
+        ones = os.path.join(tmp, "ones.jsonl")
+        with open(ones, "w") as f:
+            f.write('{"token_ids": [7]}\n{"token_ids": []}\n')
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", ones, "--no-bos"], ones,
+                     "nothing to score")
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", raw, "--ctx", "129"],
+                     "max_position_embeddings", "ckpt_000")
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", raw, "--ctx", "16", "--stride",
+                                 "17"], "stride")
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", raw, "--ctx", "1"], "ctx")
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", raw, "--ctx", "x"], "--ctx")
+        expect_error(ckptscope, [src + "@ckpt_000"], "--tokens")
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens"], "FILE")
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", raw, "--text", raw], "not both")
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", os.path.join(tmp, "nope.u16")],
+                     "nope.u16")
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", raw32], raw32, ".jsonl")
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", raw, raw], "long", "rename")
+        expect_error(ckptscope, [src + "@ckpt_009", "--tokens", raw], "ckpt_009")
+        odd = os.path.join(tmp, "odd.u16")
+        with open(odd, "wb") as f:
+            f.write(b"\x01\x00\x02")
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", odd], odd, "3 bytes")
+        notjson = os.path.join(tmp, "notjson.jsonl")
+        with open(notjson, "w") as f:
+            f.write('{"token_ids": [1]}\n\n{"token_ids": [1,}\n')
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", notjson], notjson, "line 3")
+        noids = os.path.join(tmp, "noids.jsonl")
+        with open(noids, "w") as f:
+            f.write('{"text": "hello"}\n')
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", noids], noids, "token_ids")
+        negid = os.path.join(tmp, "neg.jsonl")
+        with open(negid, "w") as f:
+            f.write('{"token_ids": [1, -4]}\n')
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", negid], negid, "token_ids[1]")
+        # a git source whose weights are a missing LFS object: the fetch command is named
+        gsrc = os.path.join(tmp, "git")
+        subprocess.run([fixture, gsrc, "--layout", "git", "--lfs", "--lfs-missing-from", "1",
+                        "--checkpoints", "2"], check=True)
+        rc, out, err = run(ckptscope, "ppl", gsrc + "@ckpt_000", "--tokens", raw, "--ctx", "32",
+                           "--json")
+        check(rc == 0 and json.loads(out)["checkpoint"]["commit"], "git source evaluates")
+        expect_error(ckptscope, [gsrc + "@ckpt_001", "--tokens", raw], "lfs fetch", "ckpt_001")
+        # the same weights in three safetensors shards (hf-cache layout): the same numbers
+        hsrc = os.path.join(tmp, "hf")
+        subprocess.run([fixture, hsrc, "--layout", "hf", "--shards", "3", "--checkpoints", "2",
+                        "--std", "0.3", "--eps", "1e-3", "--rope-theta", "50000", "--kv-heads",
+                        "2"], check=True)
+        rc, out, err = run(ckptscope, "ppl", hsrc + "@ckpt_001", "--tokens", val, raw, "--json",
+                           "--threads", "2")
+        check(rc == 0, "sharded hf-cache source evaluates (%s)" % err)
+        if rc == 0:
+            for a, b in zip(json.loads(out)["sets"], doc["sets"]):
+                check(a["nll"] == b["nll"] and a["tokens"] == b["tokens"],
+                      "shards give the same nll: %s vs %s" % (a, b))
+        # a config this forward pass does not implement
+        scaled = os.path.join(tmp, "scaled")
+        shutil.copytree(os.path.join(src, "ckpt_000"), os.path.join(scaled, "ckpt_000"))
+        cfgp = os.path.join(scaled, "ckpt_000", "config.json")
+        with open(cfgp) as f:
+            cfg = json.load(f)
+        cfg["rope_scaling"] = {"type": "linear", "factor": 2.0}
+        with open(cfgp, "w") as f:
+            json.dump(cfg, f)
+        expect_error(ckptscope, [scaled + "@ckpt_000", "--tokens", raw], "rope_scaling",
+                     "config.json")
+        # a model whose tensors disagree with its config
+        cfg.pop("rope_scaling")
+        cfg["intermediate_size"] = 96
+        with open(cfgp, "w") as f:
+            json.dump(cfg, f)
+        expect_error(ckptscope, [scaled + "@ckpt_000", "--tokens", raw], "gate_proj", "[96x64]")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failures:
+        print("%d failure(s)" % len(failures))
+        sys.exit(1)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
