@@ -186,6 +186,7 @@ static int check_ids(const cks_docset *set, int64_t vocab, const char *display)
 typedef struct {
     const cks_weights *cw;
     const cks_docset *sets;
+    size_t nsets;
     const cks_ppl_options *o;
     cks_llama_weights w;
     plan p;
@@ -313,7 +314,7 @@ static int flush_head(ctx *c, int64_t k)
 /* lm_head and log-softmax of every scored row, gathered head_rows at a time. */
 static int run_head(ctx *c, cks_ppl_result *out)
 {
-    int64_t k = 0, *next = calloc((size_t)c->p.nwin + 1, sizeof *next);
+    int64_t k = 0, *next = calloc(c->nsets, sizeof *next); /* next loss slot per set */
     int err = 0;
     if (!next)
         return cks_error_set(CKS_ENOMEM, "out of memory");
@@ -429,6 +430,7 @@ int cks_ppl_evaluate(cks_ppl_result *out, const cks_weights *cw, const cks_confi
     memset(&c, 0, sizeof c);
     c.cw = cw;
     c.sets = sets;
+    c.nsets = nsets;
     c.o = o;
     memset(out, 0, nsets * sizeof *out);
     if (nsets == 0)
