@@ -17,6 +17,7 @@
 #include <string.h>
 
 #define WIDEN_BLOCK ((size_t)1 << 16) /* elements per widening task */
+#define WIDEN_CHUNK ((size_t)8 << 20) /* stored bytes mapped in at a time while widening */
 #define HEAD_ROWS   512               /* rows per lm_head block */
 #define VOCAB_BLOCK 4096 /* logits columns per block: 512 x 4096 floats (8 MiB) stay in cache */
 #define MLP_ROWS    1024 /* rows per gate/up/down block */
@@ -285,15 +286,27 @@ void cks_llama_state_free(cks_llama_state *s)
 
 /* ---- widening ---- */
 
-static void widen(const cks_tensor *t, float *dst, int nthreads)
+/* Widens t into dst, WIDEN_CHUNK stored bytes at a time: the pager maps each chunk in
+ * before and releases it after, so at most one chunk of the mapped file is resident. */
+static void widen(const cks_llama_state *s, const cks_tensor *t, float *dst)
 {
     const size_t n = (size_t)t->numel, es = cks_dtype_size(t->dtype);
+    const size_t per_chunk = WIDEN_CHUNK / es;
     const unsigned char *src = t->data;
-    const int64_t nb = (int64_t)((n + WIDEN_BLOCK - 1) / WIDEN_BLOCK);
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t b = 0; b < nb; b++) {
-        size_t i = (size_t)b * WIDEN_BLOCK, k = n - i < WIDEN_BLOCK ? n - i : WIDEN_BLOCK;
-        cks_widen_f32(t->dtype, src + i * es, dst + i, k);
+    const cks_llama_pager *pg = &s->pager;
+    for (size_t c0 = 0; c0 < n; c0 += per_chunk) {
+        const size_t cn = n - c0 < per_chunk ? n - c0 : per_chunk;
+        const int64_t nb = (int64_t)((cn + WIDEN_BLOCK - 1) / WIDEN_BLOCK);
+        if (pg->prepare)
+            pg->prepare(pg->ctx, t, src + c0 * es, cn * es);
+#pragma omp parallel for num_threads(s->nthreads) schedule(static)
+        for (int64_t b = 0; b < nb; b++) {
+            size_t i = c0 + (size_t)b * WIDEN_BLOCK,
+                   k = c0 + cn - i < WIDEN_BLOCK ? c0 + cn - i : WIDEN_BLOCK;
+            cks_widen_f32(t->dtype, src + i * es, dst + i, k);
+        }
+        if (pg->release)
+            pg->release(pg->ctx, t, src + c0 * es, cn * es);
     }
 }
 
@@ -315,21 +328,21 @@ void cks_llama_load_layer(cks_llama_state *s, const cks_llama_weights *w, int64_
     L->w_gate_up = p;
     p += 2 * c->hidden * c->dim;
     L->w_down = p;
-    widen(v->attn_norm, L->attn_norm, s->nthreads);
-    widen(v->mlp_norm, L->mlp_norm, s->nthreads);
-    widen(v->wq, L->wqkv, s->nthreads);
-    widen(v->wk, L->wqkv + qd * c->dim, s->nthreads);
-    widen(v->wv, L->wqkv + (qd + kvd) * c->dim, s->nthreads);
-    widen(v->wo, L->wo, s->nthreads);
-    widen(v->w_gate, L->w_gate_up, s->nthreads);
-    widen(v->w_up, L->w_gate_up + c->hidden * c->dim, s->nthreads);
-    widen(v->w_down, L->w_down, s->nthreads);
+    widen(s, v->attn_norm, L->attn_norm);
+    widen(s, v->mlp_norm, L->mlp_norm);
+    widen(s, v->wq, L->wqkv);
+    widen(s, v->wk, L->wqkv + qd * c->dim);
+    widen(s, v->wv, L->wqkv + (qd + kvd) * c->dim);
+    widen(s, v->wo, L->wo);
+    widen(s, v->w_gate, L->w_gate_up);
+    widen(s, v->w_up, L->w_gate_up + c->hidden * c->dim);
+    widen(s, v->w_down, L->w_down);
 }
 
 void cks_llama_load_head(cks_llama_state *s, const cks_llama_weights *w)
 {
-    widen(w->final_norm, s->final_norm, s->nthreads);
-    widen(w->lm_head, s->wbuf, s->nthreads);
+    widen(s, w->final_norm, s->final_norm);
+    widen(s, w->lm_head, s->wbuf);
     memset(&s->layer, 0, sizeof s->layer);
 }
 

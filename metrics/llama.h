@@ -95,14 +95,24 @@ typedef struct {
     int64_t n;
 } cks_llama_window;
 
+/* Optional hooks around the reads of stored weights while widening: prepare(p, len)
+ * before a chunk of tensor t is read, release(p, len) after (e.g. map it in, then drop it
+ * from the resident set). Either may be NULL. */
+typedef struct {
+    void (*prepare)(void *ctx, const cks_tensor *t, const void *p, size_t len);
+    void (*release)(void *ctx, const cks_tensor *t, const void *p, size_t len);
+    void *ctx;
+} cks_llama_pager;
+
 typedef struct {
     cks_llama_config cfg;
-    int64_t max_rows;  /* rows per batch (>= the longest window) */
-    int64_t max_win;   /* longest window */
-    int64_t mlp_rows;  /* rows per MLP block */
-    int64_t head_rows; /* rows per lm_head block */
-    int64_t vblock;    /* logits columns per block */
-    int64_t qblock;    /* query rows per attention block */
+    cks_llama_pager pager; /* zero: no hooks; set by the owner after cks_llama_state_new */
+    int64_t max_rows;      /* rows per batch (>= the longest window) */
+    int64_t max_win;       /* longest window */
+    int64_t mlp_rows;      /* rows per MLP block */
+    int64_t head_rows;     /* rows per lm_head block */
+    int64_t vblock;        /* logits columns per block */
+    int64_t qblock;        /* query rows per attention block */
     int nthreads;
     float *wbuf;           /* one layer widened, or the lm_head: max of the two */
     cks_llama_layer layer; /* views into wbuf after cks_llama_load_layer */

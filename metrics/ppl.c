@@ -186,6 +186,7 @@ static int check_ids(const cks_docset *set, int64_t vocab, const char *display)
 typedef struct {
     const cks_weights *cw;
     const cks_docset *sets;
+    size_t nsets;
     const cks_ppl_options *o;
     cks_llama_weights w;
     plan p;
@@ -216,6 +217,18 @@ static void ctx_release(ctx *c)
 static void dontneed(const ctx *c, const cks_tensor *t)
 {
     cks_map_dontneed(cks_weights_file(c->cw, t->file), t->data, t->nbytes);
+}
+
+static void pager_prepare(void *arg, const cks_tensor *t, const void *p, size_t len)
+{
+    const cks_weights *cw = arg;
+    cks_map_willneed(cks_weights_file(cw, t->file), p, len, 1);
+}
+
+static void pager_release(void *arg, const cks_tensor *t, const void *p, size_t len)
+{
+    const cks_weights *cw = arg;
+    cks_map_dontneed(cks_weights_file(cw, t->file), p, len);
 }
 
 /* Maps a tensor's pages now (wait) or starts reading them in the background. */
@@ -264,14 +277,9 @@ static int run_layers(ctx *c)
         if (c->o->progress)
             c->o->progress(c->o->progress_ctx, l, c->w.cfg.n_layers);
         double t0 = omp_get_wtime();
-        int nt = layer_tensors(c, l, ts);
-        for (int i = 0; i < nt; i++)
-            willneed(c, ts[i], 1);
-        cks_llama_load_layer(c->st, &c->w, l);
-        for (int i = 0; i < nt; i++)
-            dontneed(c, ts[i]);
+        cks_llama_load_layer(c->st, &c->w, l); /* the pager maps and drops its pages */
         if (l + 1 < c->w.cfg.n_layers) {
-            nt = layer_tensors(c, l + 1, ts);
+            int nt = layer_tensors(c, l + 1, ts);
             for (int i = 0; i < nt; i++)
                 willneed(c, ts[i], 0);
         } else {
@@ -306,16 +314,13 @@ static int flush_head(ctx *c, int64_t k)
 /* lm_head and log-softmax of every scored row, gathered head_rows at a time. */
 static int run_head(ctx *c, cks_ppl_result *out)
 {
-    int64_t k = 0, *next = calloc((size_t)c->p.nwin + 1, sizeof *next);
+    int64_t k = 0, *next = calloc(c->nsets, sizeof *next); /* next loss slot per set */
     int err = 0;
     if (!next)
         return cks_error_set(CKS_ENOMEM, "out of memory");
     if (c->o->progress)
         c->o->progress(c->o->progress_ctx, c->w.cfg.n_layers, c->w.cfg.n_layers);
-    willneed(c, c->w.lm_head, 1);
     cks_llama_load_head(c->st, &c->w);
-    dontneed(c, c->w.final_norm);
-    dontneed(c, c->w.lm_head);
     for (int64_t i = 0; i < c->p.nwin && !err; i++) {
         const pwin *w = &c->p.win[i];
         int64_t n;
@@ -364,6 +369,7 @@ static int ctx_alloc(ctx *c)
     }
     if ((err = cks_llama_state_new(&c->st, &c->w.cfg, brows, c->p.max_win, o->nthreads)) != 0)
         return err;
+    c->st->pager = (cks_llama_pager){pager_prepare, pager_release, (void *)c->cw};
     c->dim = c->w.cfg.dim;
     if ((err = cks_rowstore_new(&c->rs, c->p.rows, c->dim, o->resid_mem_max, o->tmpdir)) != 0)
         return err;
@@ -424,6 +430,7 @@ int cks_ppl_evaluate(cks_ppl_result *out, const cks_weights *cw, const cks_confi
     memset(&c, 0, sizeof c);
     c.cw = cw;
     c.sets = sets;
+    c.nsets = nsets;
     c.o = o;
     memset(out, 0, nsets * sizeof *out);
     if (nsets == 0)
