@@ -10,7 +10,7 @@
  * Prints figures; never passes or fails.
  *
  *   bench_spectral [--shapes 1024x1024,2048x2048,...] [--threads 1,2] [--reps N]
- *                  [--dtype F32|BF16|F16] [--accuracy | --solvers | --fit N] */
+ *                  [--dtype F32|BF16|F16] [--accuracy | --solvers [--no-gesdd] | --fit N] */
 #include "error.h"
 #include "esd.h"
 #include "spectral.h"
@@ -222,7 +222,7 @@ static void accuracy(int64_t m, int64_t n, int th)
 }
 
 /* Each candidate method once on W (f64), at th threads: wall (cpu) seconds. */
-static void solvers(int64_t m, int64_t n, int th)
+static void solvers(int64_t m, int64_t n, int th, int gesdd)
 {
     int64_t p = m < n ? m : n, q = m < n ? n : m;
     int tall = n <= m;
@@ -255,6 +255,8 @@ static void solvers(int64_t m, int64_t n, int th)
                names[k], now() - t0, cpu() - c0);
         fflush(stdout);
     }
+    if (!gesdd)
+        goto done;
     memcpy(a, w64, (size_t)(m * n) * sizeof *a);
     t0 = now();
     c0 = cpu();
@@ -262,6 +264,7 @@ static void solvers(int64_t m, int64_t n, int th)
     printf("%5lldx%-6lld %d thr  dgesdd('N') on W %8.3f s (cpu %8.3f)\n", (long long)m,
            (long long)n, th, now() - t0, cpu() - c0);
     fflush(stdout);
+done:
     free(w);
     free(w64);
     free(a);
@@ -313,7 +316,7 @@ int main(int argc, char **argv)
     int64_t ms[MAX_SHAPES] = {1024, 2048, 4096, 4096, 4096};
     int64_t ns[MAX_SHAPES] = {1024, 2048, 1024, 4096, 11008};
     int64_t th64[4] = {1, 2};
-    int nshapes = 5, nth = 2, reps = 2, acc = 0, solv = 0;
+    int nshapes = 5, nth = 2, reps = 2, acc = 0, solv = 0, gesdd = 1;
     long fit = 0;
     cks_dtype dt = CKS_DT_F32;
     for (int i = 1; i < argc; i++) {
@@ -331,11 +334,14 @@ int main(int argc, char **argv)
             acc = 1;
         else if (!strcmp(a, "--solvers"))
             solv = 1;
+        else if (!strcmp(a, "--no-gesdd"))
+            gesdd = 0;
         else if (!strcmp(a, "--fit") && (fit = atol(v)) > 0)
             i++;
         else {
-            fprintf(stderr, "usage: bench_spectral [--shapes MxN,...] [--threads 1,2] [--reps N] "
-                            "[--dtype F32|BF16|F16] [--accuracy | --solvers | --fit N]\n");
+            fprintf(stderr,
+                    "usage: bench_spectral [--shapes MxN,...] [--threads 1,2] [--reps N] "
+                    "[--dtype F32|BF16|F16] [--accuracy | --solvers [--no-gesdd] | --fit N]\n");
             return 2;
         }
     }
@@ -351,7 +357,7 @@ int main(int argc, char **argv)
     if (acc || solv) {
         for (int i = 0; i < nshapes; i++)
             for (int t = 0; t < (solv ? nth : 1); t++)
-                acc ? accuracy(ms[i], ns[i], th[nth - 1]) : solvers(ms[i], ns[i], th[t]);
+                acc ? accuracy(ms[i], ns[i], th[nth - 1]) : solvers(ms[i], ns[i], th[t], gesdd);
         return 0;
     }
     for (int i = 0; i < nshapes; i++)
