@@ -9,12 +9,62 @@
 
 static _Thread_local char errbuf[CKS_ERRBUF];
 
+size_t cks_utf8_char(const void *text, size_t n)
+{
+    const unsigned char *s = text;
+    unsigned c = n ? s[0] : 0, cp, min;
+    size_t len;
+    if (n == 0)
+        return 0;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, cp = c & 0x1F, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, cp = c & 0x0F, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, cp = c & 0x07, min = 0x10000;
+    else
+        return 0; /* a continuation byte, an overlong C0/C1 lead, F5..FF */
+    if (n < len)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[k] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+/* Messages quote names and text read from hostile files (a tensor name, a JSON parser's
+ * "near '...'"). Whatever those hold, a message stays one line that is safe to print on
+ * a terminal: control characters (C0, DEL, C1: a newline, an escape sequence) and bytes
+ * that are not UTF-8 become '?', in place. Valid UTF-8 stays as it is. */
+static void make_printable(char *msg)
+{
+    unsigned char *p = (unsigned char *)msg;
+    size_t left = strlen(msg);
+    while (left > 0) {
+        size_t n = cks_utf8_char(p, left);
+        if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7F)) ||
+            (n == 2 && p[0] == 0xC2 && p[1] < 0xA0)) {
+            n = n ? n : 1;
+            memset(p, '?', n);
+        }
+        p += n;
+        left -= n;
+    }
+}
+
 int cks_error_set(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(errbuf, sizeof errbuf, fmt, ap);
     va_end(ap);
+    make_printable(errbuf);
     return code;
 }
 
@@ -27,6 +77,7 @@ int cks_error_prefix(int code, const char *fmt, ...)
     va_end(ap);
     memcpy(old, errbuf, sizeof old);
     snprintf(errbuf, sizeof errbuf, "%s: %s", prefix, old);
+    make_printable(errbuf);
     return code;
 }
 

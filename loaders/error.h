@@ -24,7 +24,9 @@ enum {
 };
 
 /* Sets the thread's message from a printf format and returns code, so a failure reads
- * `return cks_error_set(CKS_EFORMAT, "%s: ...", path);`. */
+ * `return cks_error_set(CKS_EFORMAT, "%s: ...", path);`. Whatever the arguments hold
+ * (names from hostile files), the message is one printable line: control characters and
+ * bytes that are not UTF-8 become '?'. */
 int cks_error_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prepends "<context>: " to the current message (adding the file or branch a callee did
@@ -40,6 +42,10 @@ void cks_error_clear(void);
  * bytes outside printable ASCII become '?', and text longer than cap - 1 is cut and
  * ends in "...". Returns buf. */
 const char *cks_printable(char *buf, size_t cap, const void *text, size_t n);
+
+/* Length (1..4) of the valid UTF-8 character at the start of text[0..n), or 0 when it is
+ * not one (overlong forms, surrogates and code points past U+10FFFF are not). */
+size_t cks_utf8_char(const void *text, size_t n);
 
 /* Short name of a code ("format error", "not found", ...). */
 const char *cks_error_name(int code);
