@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CKS_MAX_INDEX_BYTES (64u << 20)
-
 /* Format readers: append the tensors of one mapped file. */
 typedef int (*format_parse_fn)(const cks_map *m, int file, cks_tensor_list *out);
 

@@ -329,12 +329,25 @@ int cks_store_put_checkpoint(cks_store *s, const char *name, int64_t step, const
     return cks_store_put_checkpoint_at(s, name, step, commit, status, NULL, row);
 }
 
+/* The reader refuses fields longer than CKS_STORE_MAX_NAME (field() above), so the writer
+ * does too: whatever it writes reads back. */
+static int check_len(const cks_store *s, const char *table, const char *what, const char *v)
+{
+    if (v && strnlen(v, CKS_STORE_MAX_NAME + 1) > CKS_STORE_MAX_NAME)
+        return cks_error_set(CKS_ELIMIT, "%s: %s: a %s longer than %d bytes", s->path, table, what,
+                             CKS_STORE_MAX_NAME);
+    return 0;
+}
+
 int cks_store_put_checkpoint_at(cks_store *s, const char *name, int64_t step, const char *commit,
                                 const char *status, const char *analysed_at, size_t *row)
 {
     int err = cks_store_need_tx(s, "recording a checkpoint");
     size_t at, n;
-    if (err)
+    if (err || (err = check_len(s, "/checkpoints", "name", name)) ||
+        (err = check_len(s, "/checkpoints", "commit", commit)) ||
+        (err = check_len(s, "/checkpoints", "status", status)) ||
+        (err = check_len(s, "/checkpoints", "analysed_at", analysed_at)))
         return err;
     if ((err = cks_store_nrows(s, &n)) != 0)
         return err;
@@ -381,6 +394,9 @@ int cks_store_add_tensors(cks_store *s, const cks_store_tensor *t, size_t n, siz
             if (strcmp(recs[j].name, t[i].name) == 0)
                 col = nhave + j;
         if (col == SIZE_MAX) {
+            if ((err = check_len(s, "/tensors", "name", t[i].name)) ||
+                (err = check_len(s, "/tensors", "kind", t[i].kind)))
+                goto done;
             col = nhave + nnew;
             recs[nnew++] = (tensor_rec){(char *)t[i].name, t[i].layer,
                                         (char *)(t[i].kind ? t[i].kind : ""), t[i].rows, t[i].cols};

@@ -1,7 +1,7 @@
 /* Fuzz target: an lm-evaluation-harness result file through cks_lmeval_parse, then the
  * checkpoint and model naming that evals import applies to it. Accepted files must keep
  * lmeval.h's promises: entries sorted by (task, metric), names within CKS_MAX_EVAL_NAME
- * and free of '/' (they become HDF5 paths), at most CKS_MAX_EVAL_METRICS per task. */
+ * and free of '/' (they become HDF5 paths), unique, at most CKS_MAX_EVAL_METRICS per task. */
 #include "check.h"
 #include "fuzz.h"
 #include "lmeval.h"
@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     FUZZ_REQUIRE(r.version == 3 || r.version == 4);
-    size_t per_task = 0;
+    size_t per_task = 0, tasks = 0;
     for (size_t i = 0; i < r.count; i++) {
         const cks_eval_entry *e = &r.items[i];
         check_name(e->task);
@@ -34,10 +34,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int c = strcmp(r.items[i - 1].task, e->task);
             FUZZ_REQUIRE(c < 0 || (c == 0 && strcmp(r.items[i - 1].metric, e->metric) < 0));
             per_task = c == 0 ? per_task + 1 : 1;
+            tasks += c != 0;
         } else {
-            per_task = 1;
+            per_task = tasks = 1;
         }
-        FUZZ_REQUIRE(per_task <= 2 * CKS_MAX_EVAL_METRICS);
+        FUZZ_REQUIRE(per_task <= CKS_MAX_EVAL_METRICS && tasks <= CKS_MAX_EVAL_TASKS);
     }
     char name[64], tiny[4];
     static const char *const files[] = {"evals/eval_step1000.json", "results.json", NULL};
