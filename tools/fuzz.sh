@@ -46,11 +46,11 @@ run_one() {
     -artifact_prefix="$d/artifacts/" -dict="$ROOT/tests/fuzz/dict/$t.dict" \
     "$d/corpus" "$ROOT/tests/fuzz/corpus/$t"
   # leaks fail an input like a crash; halt on the first UBSan report. HDF5 leaks on its own
-  # error paths: tests/fuzz/lsan-hdf5.supp names them (its frames need the slow unwinder).
+  # error paths: tests/support/lsan-hdf5.supp names them (its frames need the slow unwinder).
   asan="detect_leaks=1"
   [ "$t" = runfile ] && asan="$asan:fast_unwind_on_malloc=0"
   ASAN_OPTIONS="$asan" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-    LSAN_OPTIONS="suppressions=$ROOT/tests/fuzz/lsan-hdf5.supp" "$@" >"$d/log" 2>&1 || true
+    LSAN_OPTIONS="suppressions=$ROOT/tests/support/lsan-hdf5.supp" "$@" >"$d/log" 2>&1 || true
 }
 
 row() {
