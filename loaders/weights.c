@@ -218,10 +218,14 @@ int cks_weights_open(cks_weights **out, const cks_ckpt *c)
             goto done;
         }
     }
+    /* sorted for reading, indexed for lookups by name (check_index, and scan and diff look
+     * up every tensor in another checkpoint) */
+    cks_tensor_list_sort(&w->tensors);
+    if ((err = cks_tensor_list_index(&w->tensors)) != 0)
+        goto done;
     if (wf.index &&
         (err = check_index(w, &wf, &ix, cks_ckpt_display(c, wf.index, display, sizeof display))))
         goto done;
-    cks_tensor_list_sort(&w->tensors);
     *out = w;
     w = NULL;
 done:

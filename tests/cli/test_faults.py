@@ -193,8 +193,9 @@ def test_disk_full_scan_and_merge():
     ref = reference(src, "full-ref.h5")
     size = os.path.getsize(ref)
     d = tmp("small-fs")
-    # a commit needs the old file and its copy: this fills up about halfway through
-    if not mount_tmpfs(d, size + size // 4):
+    # a commit needs the old file and its copy (the first checkpoints cost the most: the
+    # file starts at ~80% of its final size): this fills up after one or two checkpoints
+    if not mount_tmpfs(d, size * 17 // 10):
         print("  skipped: mounting a tmpfs needs root")
         return
     try:
@@ -203,7 +204,7 @@ def test_disk_full_scan_and_merge():
         assert code == 2 and "No space left on device" in err, (code, err)
         done = S.reported(err)
         assert 0 < len(done) < 6, err
-        print("  ENOSPC after %d of 6 checkpoints (tmpfs of %d bytes)" % (len(done), size + size // 4))
+        print("  ENOSPC after %d of 6 checkpoints (tmpfs of %d bytes)" % (len(done), size * 17 // 10))
         with h5py.File(out, "r") as f:  # opens, and holds what was reported finished
             assert S.names(f) == done, (S.names(f), done)
         assert not os.path.exists(out + ".tmp") and not os.path.exists(out + ".lock")
@@ -321,10 +322,44 @@ def test_two_writers_one_run_file():
     assert not os.path.exists(out + ".lock")
 
 
+# ---- a checkpoint of many tensors (label slow) ----
+
+def test_many_tensors_in_linear_time():
+    """200k one-element tensors per checkpoint (a few MiB; CKS_MAX_TENSORS allows 1M): every
+    lookup of a tensor in another checkpoint, or of a column in the run file, was a linear
+    search, which made a scan of two such checkpoints take about 6 minutes; it takes about
+    3 s. The timeouts fail a quadratic regression."""
+    import json
+    import struct
+    src, n = tmp("many"), 200000
+    for k in range(2):
+        d = os.path.join(src, "ckpt_%03d" % k)
+        os.makedirs(d)
+        hdr = {"t%d" % i: {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]}
+               for i in range(n)}
+        h = json.dumps(hdr).encode()
+        h += b" " * ((8 - len(h) % 8) % 8)
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(struct.pack("<Q", len(h)) + h + np.arange(k, n + k, dtype="<f4").tobytes())
+    out = tmp("many.h5")
+    t0 = time.time()
+    S.run(["scan", src, "-o", out, "--quiet", "--metrics", ND, "--threads", "1"], check=0, timeout=300)
+    took = time.time() - t0
+    with h5py.File(out, "r") as f:
+        assert f["norms/fro"].shape == (2, n)
+        col = {name.decode(): i for i, name in enumerate(f["tensors"]["name"])}
+        assert f["norms/fro"][1, col["t7"]] == 8 and f["drift/prev/absmax_delta"][1, col["t5"]] == 1
+    t0 = time.time()
+    _, js, _ = S.run(["diff", src + "@ckpt_000", src + "@ckpt_001", "--json"], check=0, timeout=300)
+    assert len(__import__("json").loads(js)["tensors"]) == n
+    print("  scan of 2 x %d tensors: %.1f s, diff: %.1f s" % (n, took, time.time() - t0))
+
+
 if __name__ == "__main__":
     try:
         S.main([test_weight_file_truncated_while_scanned, test_unreadable_files,
                 test_disk_full_scan_and_merge, test_eio_writing_run_file,
-                test_sigint_sigterm_then_resume, test_two_writers_one_run_file])
+                test_sigint_sigterm_then_resume, test_two_writers_one_run_file,
+                test_many_tensors_in_linear_time])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
