@@ -55,7 +55,6 @@ static int compute_drift_ref(const scan_input *in, double *out)
     return drift_against(in->t, in->step, in->ref, in->ref_step, in->threads, out);
 }
 
-#ifdef CKS_HAVE_SPECTRAL
 /* The cks_spectral field a metric name stands for; NaN for names added to the spectral
  * table later and not mapped here yet. */
 static double spectral_field(const cks_spectral *s, const char *name)
@@ -105,19 +104,10 @@ static int compute_spectral(const scan_input *in, double *out)
     *in->has_top = 1;
     return 0;
 }
-#define SPECTRAL_METRICS cks_spectral_metrics
-#else
-/* Built without metrics/spectral.c: the family is listed but refused by --metrics. */
-static int compute_spectral(const scan_input *in, double *out)
-{
-    return cks_error_set(CKS_EUNSUPPORTED, "spectral metrics are not built in");
-}
-#define SPECTRAL_METRICS NULL
-#endif
 
 static const scan_group groups[] = {
     {"norms", "/norms", cks_norms_metrics, compute_norms},
-    {"spectral", "/spectral", SPECTRAL_METRICS, compute_spectral},
+    {"spectral", "/spectral", cks_spectral_metrics, compute_spectral},
     {"drift", "/drift/prev", cks_drift_metrics, compute_drift_prev},
     {"drift", "/drift/ref", cks_drift_metrics, compute_drift_ref},
 };

@@ -1,5 +1,6 @@
 /* Thread-local error message buffer (see error.h). */
 #include "error.h"
+#include "utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,35 +9,6 @@
 #define CKS_ERRBUF 1024
 
 static _Thread_local char errbuf[CKS_ERRBUF];
-
-size_t cks_utf8_char(const void *text, size_t n)
-{
-    const unsigned char *s = text;
-    unsigned c = n ? s[0] : 0, cp, min;
-    size_t len;
-    if (n == 0)
-        return 0;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, cp = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, cp = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, cp = c & 0x07, min = 0x10000;
-    else
-        return 0; /* a continuation byte, an overlong C0/C1 lead, F5..FF */
-    if (n < len)
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
 
 /* Messages quote names and text read from hostile files (a tensor name, a JSON parser's
  * "near '...'"). Whatever those hold, a message stays one line that is safe to print on

@@ -43,10 +43,6 @@ void cks_error_clear(void);
  * ends in "...". Returns buf. */
 const char *cks_printable(char *buf, size_t cap, const void *text, size_t n);
 
-/* Length (1..4) of the valid UTF-8 character at the start of text[0..n), or 0 when it is
- * not one (overlong forms, surrogates and code points past U+10FFFF are not). */
-size_t cks_utf8_char(const void *text, size_t n);
-
 /* Short name of a code ("format error", "not found", ...). */
 const char *cks_error_name(int code);
 

@@ -5,6 +5,7 @@
  * the opcodes that touch globals are in pickle_torch.c. */
 #include "error.h"
 #include "pickle_vm.h"
+#include "utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -158,40 +159,6 @@ static uint64_t le(const unsigned char *p, int n)
     return x;
 }
 
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF. */
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t len;
-        uint32_t cp, min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if ((c & 0xE0) == 0xC0)
-            len = 2, cp = c & 0x1F, min = 0x80;
-        else if ((c & 0xF0) == 0xE0)
-            len = 3, cp = c & 0x0F, min = 0x800;
-        else if ((c & 0xF8) == 0xF0)
-            len = 4, cp = c & 0x07, min = 0x10000;
-        else
-            return 0;
-        if (n - i < len)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += len;
-    }
-    return 1;
-}
-
 /* BINUNICODE and friends: a length of lenbytes bytes, then UTF-8. */
 static int op_string(vm *v, int lenbytes)
 {
@@ -205,7 +172,7 @@ static int op_string(vm *v, int lenbytes)
                              (unsigned long long)n, CKS_PK_MAX_STRING);
     if ((err = need(v, (size_t)n)) != 0)
         return err;
-    if (!utf8_valid(v->p + v->pos, (size_t)n))
+    if (cks_utf8_check((const char *)v->p + v->pos, (size_t)n) != (size_t)n)
         return cks_pkvm_fail(v, CKS_EFORMAT, "a string that is not valid UTF-8");
     uint32_t o;
     if ((err = cks_pkvm_new(v, K_STR, &o)) != 0)

@@ -3,6 +3,7 @@
 #include "checked.h"
 #include "error.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,6 +239,23 @@ void cks_tensor_classify(const char *name, int *layer, cks_kind *kind)
             return;
         }
     }
+}
+
+const char *cks_tensor_shape_str(const cks_tensor *t, char *buf, size_t cap)
+{
+    size_t k = 0;
+    if (cap == 0)
+        return buf;
+    buf[0] = '\0';
+    if (t->ndim == 0)
+        snprintf(buf, cap, "scalar");
+    for (int d = 0; d < t->ndim && k < cap; d++) {
+        int n = snprintf(buf + k, cap - k, "%s%lld", d ? "x" : "", (long long)t->shape[d]);
+        if (n < 0)
+            break;
+        k += (size_t)n;
+    }
+    return buf;
 }
 
 int cks_tensor_is_matrix(const cks_tensor *t)

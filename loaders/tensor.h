@@ -81,6 +81,9 @@ const char *cks_kind_name(cks_kind k);
 /* Reverse of cks_kind_name; CKS_ENOTFOUND when unknown. */
 int cks_kind_from_name(const char *s, cks_kind *out);
 
+/* "64x160" (or "scalar") into buf; returns buf. */
+const char *cks_tensor_shape_str(const cks_tensor *t, char *buf, size_t cap);
+
 /* 1 when the tensor is a 2-D float matrix (spectral statistics apply). */
 int cks_tensor_is_matrix(const cks_tensor *t);
 

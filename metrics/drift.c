@@ -5,6 +5,7 @@
  * values is exact, so rel_fro keeps its precision even when W_t and W_r agree to many
  * digits. */
 #include "drift.h"
+#include "simd.h"
 #include "error.h"
 
 #include <immintrin.h>
@@ -121,13 +122,6 @@ kernel_f64(const double *a, const double *b, size_t n, acc *s)
  * difference of two nearby 16-bit values is exact in f32. */
 #define HALF_RUN 8
 
-__attribute__((target("avx512f,avx512dq"))) static inline __m512d wsum(__m512d s, __m512 p)
-{
-    s = _mm512_add_pd(s, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
-    return _mm512_add_pd(
-        s, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
-}
-
 typedef struct {
     __m512 dd, aa, bb, ab;
 } half_part;
@@ -173,10 +167,10 @@ half_pair_avx512(const unsigned char *a, const unsigned char *b, size_t n, int b
             half_step(&p0, x0, y0, &mx);
             half_step(&p1, x1, y1, &mx);
         }
-        dd = wsum(wsum(dd, p0.dd), p1.dd);
-        aa = wsum(wsum(aa, p0.aa), p1.aa);
-        bb = wsum(wsum(bb, p0.bb), p1.bb);
-        ab = wsum(wsum(ab, p0.ab), p1.ab);
+        dd = cks_simd_wsum(cks_simd_wsum(dd, p0.dd), p1.dd);
+        aa = cks_simd_wsum(cks_simd_wsum(aa, p0.aa), p1.aa);
+        bb = cks_simd_wsum(cks_simd_wsum(bb, p0.bb), p1.bb);
+        ab = cks_simd_wsum(cks_simd_wsum(ab, p0.ab), p1.ab);
     }
     s->dd += _mm512_reduce_add_pd(dd);
     s->aa += _mm512_reduce_add_pd(aa);
@@ -227,16 +221,6 @@ static void run_chunk(const cks_tensor *t, const cks_tensor *r, int wide, int64_
     }
 }
 
-static void shape_text(const cks_tensor *t, char *buf, size_t cap)
-{
-    size_t k = 0;
-    buf[0] = '\0';
-    if (t->ndim == 0)
-        snprintf(buf, cap, "scalar");
-    for (int d = 0; d < t->ndim && k < cap; d++)
-        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", d ? "x" : "", (long long)t->shape[d]);
-}
-
 static int check_pair(const cks_tensor *t, const cks_tensor *r)
 {
     if (!cks_dtype_is_float(t->dtype) || !cks_dtype_is_float(r->dtype))
@@ -247,8 +231,8 @@ static int check_pair(const cks_tensor *t, const cks_tensor *r)
         same = t->shape[d] == r->shape[d];
     if (!same) {
         char a[128], b[128];
-        shape_text(t, a, sizeof a);
-        shape_text(r, b, sizeof b);
+        cks_tensor_shape_str(t, a, sizeof a);
+        cks_tensor_shape_str(r, b, sizeof b);
         return cks_error_set(CKS_EFORMAT, "tensor '%s': shape %s differs from the reference's %s",
                              t->name, a, b);
     }

@@ -4,6 +4,7 @@
  * catastrophic cancellation when |mean| >> std (RMSNorm weights near 1). Differences are
  * taken in f64, so they are exact. AVX-512 and AVX2 kernels are chosen at run time. */
 #include "norms.h"
+#include "simd.h"
 #include "error.h"
 
 #include <float.h>
@@ -134,14 +135,6 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(const float *x, size
  * latency. Blocks holding a NaN or Inf are counted on a slow path. */
 #define RUN 8
 
-__attribute__((target("avx512f,avx512dq"))) static inline __m512d widen_sum_avx512(__m512d s,
-                                                                                   __m512 p)
-{
-    s = _mm512_add_pd(s, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
-    return _mm512_add_pd(
-        s, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
-}
-
 /* One vector of 16 widened values into the run's partials: fpclass finds NaN/Inf (0x99:
  * QNaN, SNaN, +Inf, -Inf), vrangeps keeps the larger magnitude (imm 0x0b: absolute max,
  * sign cleared), masked lanes contribute nothing. Returns the non-finite lane mask. */
@@ -187,8 +180,8 @@ half_avx512(const unsigned char *s, size_t n, cks_dtype dt, double c, acc *a)
                 bad += 32 - __builtin_popcount(fa) - __builtin_popcount(fb);
             }
         }
-        s1 = widen_sum_avx512(widen_sum_avx512(s1, p1a), p1b);
-        s2 = widen_sum_avx512(widen_sum_avx512(s2, p2a), p2b);
+        s1 = cks_simd_wsum(cks_simd_wsum(s1, p1a), p1b);
+        s2 = cks_simd_wsum(cks_simd_wsum(s2, p2a), p2b);
     }
     a->s1 += _mm512_reduce_add_pd(s1);
     a->s2 += _mm512_reduce_add_pd(s2);

@@ -265,7 +265,7 @@ static int read_piece(pb *r, cks_tokenizer *t, spm_spec *s)
         return cks_error_set(CKS_EFORMAT, "%s: piece %d is empty", r->display, id);
     if (memchr(text, 0, tlen))
         return cks_error_set(CKS_EFORMAT, "%s: piece %d contains a NUL byte", r->display, id);
-    if (tok_utf8_check((const char *)text, tlen) != tlen)
+    if (cks_utf8_check((const char *)text, tlen) != tlen)
         return cks_error_set(CKS_EFORMAT, "%s: piece %d is not valid UTF-8", r->display, id);
     if (type < SPM_NORMAL || type > SPM_BYTE)
         return cks_error_set(CKS_EFORMAT, "%s: piece %d ('%.*s') has unknown type %llu", r->display,

@@ -5,6 +5,7 @@
 #define CKS_TOK_IMPL_H
 
 #include "tokenizer.h"
+#include "utf8.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -78,9 +79,6 @@ void tok_mergemap_put(tok_mergemap *m, int32_t l, int32_t r, int32_t rank, int32
 const tok_merge *tok_mergemap_get(const tok_mergemap *m, int32_t l, int32_t r);
 void tok_mergemap_release(tok_mergemap *m);
 
-/* Offset of the first byte that is not part of valid UTF-8 (len when all valid). Strict:
- * overlong forms, surrogates and code points past U+10FFFF are invalid. */
-size_t tok_utf8_check(const char *s, size_t len);
 /* Byte length of the UTF-8 character at s (valid input), at most avail. */
 static inline size_t tok_utf8_len(const char *s, size_t avail)
 {

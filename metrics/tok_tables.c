@@ -1,5 +1,5 @@
 /* Tokenizer tables: string lists, open-addressing string and merge maps, a
- * longest-prefix matcher, a byte buffer, and the strict UTF-8 check. All sizes are
+ * longest-prefix matcher and a byte buffer. All sizes are
  * bounded by the CKS_TOK_* limits before anything is allocated from them. */
 #include "checked.h"
 #include "error.h"
@@ -325,41 +325,4 @@ void tok_mergemap_release(tok_mergemap *m)
 {
     free(m->slot);
     m->slot = NULL;
-}
-
-/* ---- UTF-8 ---- */
-
-size_t tok_utf8_check(const char *str, size_t len)
-{
-    const uint8_t *s = (const uint8_t *)str;
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 2, cp = c & 0x1F, min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 3, cp = c & 0x0F, min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            return i; /* continuation byte, C0/C1 overlong lead, or F5..FF */
-        }
-        if (len - i < n)
-            return i;
-        for (size_t k = 1; k < n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return i;
-        i += n;
-    }
-    return len;
 }

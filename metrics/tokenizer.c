@@ -434,7 +434,7 @@ int cks_tokenizer_encode(const cks_tokenizer *t, const char *text, size_t len, i
     if (len > CKS_TOK_MAX_TEXT_BYTES)
         return cks_error_set(CKS_ELIMIT, "text of %zu bytes is over the tokenizer's limit (%zu)",
                              len, (size_t)CKS_TOK_MAX_TEXT_BYTES);
-    size_t bad = tok_utf8_check(text, len);
+    size_t bad = cks_utf8_check(text, len);
     if (bad < len)
         return cks_error_set(CKS_EFORMAT,
                              "text is not valid UTF-8 at byte offset %zu (byte 0x%02X)", bad,

@@ -1,5 +1,6 @@
 /* The growable text buffer of textbuf.h: doubling growth, sticky errors. */
 #include "textbuf.h"
+#include "utf8.h"
 #include "error.h"
 
 #include <stdarg.h>
@@ -89,32 +90,6 @@ void cks_buf_printf(cks_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 character at s[0..n) (n > 0, s[0] >= 0x80), or 0. */
-static size_t utf8_char(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned cp, min;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, cp = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, cp = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, cp = c & 0x07, min = 0x10000;
-    else
-        return 0; /* continuation byte, overlong C0/C1 lead, F5..FF */
-    if (n < len)
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 void cks_buf_put_text(cks_buf *b, const char *s, size_t max, const char *(*esc)(char c))
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -125,7 +100,7 @@ void cks_buf_put_text(cks_buf *b, const char *s, size_t max, const char *(*esc)(
             return;
         }
         if (p[i] >= 0x80) {
-            size_t len = utf8_char(p + i, n - i);
+            size_t len = cks_utf8_char(p + i, n - i);
             cks_buf_put(b, len ? (const char *)p + i : "?", len ? len : 1);
             i += len ? len : 1;
             continue;

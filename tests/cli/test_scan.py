@@ -311,7 +311,8 @@ def test_random_kills_larger_run():
             held = []
             assert not done
         seen.append("%d/%d" % (len(done), len(held)))
-        S.run(["scan", src, "-o", out, "--resume", "--quiet", "--threads", "1"], check=0)
+        S.run(["scan", src, "-o", out, "--resume", "--quiet", "--threads", "1", "--metrics", ND],
+              check=0)
         S.same_file(out, ref)
     print("  killed with reported/held checkpoints:", " ".join(seen))
 
