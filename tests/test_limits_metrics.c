@@ -1,9 +1,11 @@
-/* Resource limits of the tokenizer (CKS_TOK_MAX_*, tokenizer.h): an input at each limit is
- * accepted and one just past it refused. For the byte limits of whole files and texts, the
+/* Resource limits of metrics/: the tokenizer's (CKS_TOK_MAX_*, tokenizer.h) and the
+ * spectral statistics' matrix side (CKS_SPECTRAL_MAX_SIDE, esd.h). An input at each limit
+ * is accepted and one just past it refused. For the byte limits of whole files and texts, the
  * input at the limit is shown to pass the size check (it is then refused for its content,
  * at byte 0); those inputs live in anonymous mappings whose untouched pages cost nothing.
  * The piece-count limit (4M pieces) is in test_limits_slow.c. */
 #include "error.h"
+#include "esd.h"
 #include "testutil.h"
 #include "tokenizer.h"
 
@@ -225,6 +227,24 @@ static void test_limits__tokenizer_config_bytes(void **state)
     cks_tmpdir_remove(root);
 }
 
+/* ---- the spectral statistics' matrix side ---- */
+
+static void test_limits__spectral_side(void **state)
+{
+    /* the check reads and allocates nothing: views without data are enough */
+    int64_t max = CKS_SPECTRAL_MAX_SIDE;
+    cks_tensor t = {.name = "w", .dtype = CKS_DT_BF16, .ndim = 2, .shape = {max, 4 * max}};
+    t.numel = 4 * max * max;
+    t.nbytes = (size_t)t.numel * 2;
+    assert_int_equal(cks_esd_check(&t), 0); /* the smaller side decides */
+    t.shape[0] = 4 * max, t.shape[1] = max;
+    assert_int_equal(cks_esd_check(&t), 0);
+    t.shape[0] = t.shape[1] = max + 1;
+    t.numel = (max + 1) * (max + 1);
+    t.nbytes = (size_t)t.numel * 2;
+    expect(cks_esd_check(&t), CKS_ELIMIT, "'w'", "at most 16384");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_limits__hf_added_tokens),
         cmocka_unit_test(test_limits__encode_text_bytes),
         cmocka_unit_test(test_limits__tokenizer_config_bytes),
+        cmocka_unit_test(test_limits__spectral_side),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
