@@ -81,6 +81,53 @@ static void test_limits__safetensors_header_bytes(void **state)
     munmap(b, 8 + n + 1 + 8);
 }
 
+/* ---- tensor dimensions (safetensors headers and pickled state dicts) ---- */
+
+static void test_limits__tensor_dims(void **state)
+{
+    for (int past = 0; past < 2; past++) {
+        int nd = CKS_MAX_DIMS + past;
+        char hdr[256];
+        int k = snprintf(hdr, sizeof hdr, "{\"w\": {\"dtype\": \"F32\", \"shape\": [");
+        for (int d = 0; d < nd; d++)
+            k += snprintf(hdr + k, sizeof hdr - (size_t)k, "%s%d", d ? ", " : "", d == 0 ? 2 : 1);
+        snprintf(hdr + k, sizeof hdr - (size_t)k, "], \"data_offsets\": [0, 8]}}");
+        size_t hl = strlen(hdr), count = 0;
+        unsigned char *b = big(8 + hl + 8);
+        for (int i = 0; i < 8; i++)
+            b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+        memcpy(b + 8, hdr, hl);
+        int rc = st_parse(b, 8 + hl + 8, &count);
+        if (past)
+            expect(rc, CKS_ELIMIT, "big.safetensors", "9 dimensions (limit 8)");
+        else
+            assert_true(rc == 0 && count == 1);
+        munmap(b, 8 + hl + 8);
+        /* the same shape as a pickled tensor */
+        cks_fx_buf pk = {0};
+        int64_t shape[CKS_MAX_DIMS + 1], stride[CKS_MAX_DIMS + 1];
+        for (int d = 0; d < nd; d++)
+            shape[d] = d == 0 ? 2 : 1, stride[d] = 1;
+        PUT(&pk, "\x80\x02");
+        cks_fx_pk_odict(&pk);
+        cks_fx_putc(&pk, '(');
+        cks_fx_pk_str(&pk, "w");
+        cks_fx_pk_tensor(&pk, "0", "FloatStorage", 2, 0, nd, shape, stride);
+        PUT(&pk, "u.");
+        cks_pk_state_dict sd = {0};
+        cks_error_clear();
+        rc = cks_pickle_state_dict(pk.p, pk.n, "t.bin", &sd);
+        if (past) {
+            expect(rc, CKS_ELIMIT, "t.bin", "at most 8 non-negative ints");
+        } else {
+            assert_int_equal(rc, 0);
+            assert_true(sd.count == 1 && sd.items[0].ndim == CKS_MAX_DIMS);
+        }
+        cks_pk_state_dict_release(&sd);
+        cks_fx_buf_free(&pk);
+    }
+}
+
 /* ---- config.json: every size and the file itself ---- */
 
 static int config_with(const char *key, long long v)
@@ -491,6 +538,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_limits__safetensors_header_bytes),
+        cmocka_unit_test(test_limits__tensor_dims),
         cmocka_unit_test(test_limits__config_sizes),
         cmocka_unit_test(test_limits__config_bytes),
         cmocka_unit_test(test_limits__lfs_pointer_bytes_and_size),

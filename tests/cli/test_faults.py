@@ -179,6 +179,26 @@ def test_unreadable_files():
     assert code == 2 and "%s: not a regular file (a FIFO)" % f in err, (code, err)
 
 
+def test_oversized_config_keeps_the_run_readable():
+    """A 17 MiB config.json (valid JSON, padded) was copied into the run file's root
+    attribute 'config', which every reader then refused (CKS_STORE_MAX_STRING is 16 MiB):
+    one hostile file made the whole run unreadable. It is now read only up to the
+    config.json limit (1 MiB) and left out."""
+    src = folder_fixture("bigconfig", 2)
+    for k in range(2):
+        p = os.path.join(src, "ckpt_%03d" % k, "config.json")
+        with open(p, "rb") as f:
+            text = f.read()
+        with open(p, "wb") as f:
+            f.write(text + b" " * (17 << 20))
+    out = tmp("bigconfig.h5")
+    S.run(["scan", src, "-o", out, "--quiet", "--metrics", ND], check=0)
+    with h5py.File(out, "r") as f:
+        assert "config" not in f.attrs or len(f.attrs["config"]) < (1 << 20)
+    _, js, _ = S.run(["report", out, "--format", "json"], check=0)
+    assert __import__("json").loads(js)["checkpoint"]["name"] == "ckpt_001"
+
+
 # ---- writing faults: ENOSPC ----
 
 def mount_tmpfs(d, size):
@@ -358,6 +378,7 @@ def test_many_tensors_in_linear_time():
 if __name__ == "__main__":
     try:
         S.main([test_weight_file_truncated_while_scanned, test_unreadable_files,
+                test_oversized_config_keeps_the_run_readable,
                 test_disk_full_scan_and_merge, test_eio_writing_run_file,
                 test_sigint_sigterm_then_resume, test_two_writers_one_run_file,
                 test_many_tensors_in_linear_time])
