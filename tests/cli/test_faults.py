@@ -295,6 +295,34 @@ def test_eio_writing_run_file():
     S.same_file(merged, ref)
 
 
+def test_eio_reading_files():
+    """EIO from read(2) (simulated by the shim) on the files ckptscope reads whole: a
+    tokenizer, an eval result, a baseline. Weights are mapped, not read: a failed read of
+    a mapped page raises SIGBUS, the mechanism test_weight_file_truncated_while_scanned
+    provokes for real."""
+    src = folder_fixture("eio-read", 2)
+    out = tmp("eio-read.h5")
+    S.run(["scan", src, "-o", out, "--quiet", "--metrics", ND], check=0)
+    tok = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "tok", "small.model")
+    code, _, err = S.run(["tokenize", "--tokenizer", tok, "--text", "-"], input="hi",
+                         env=eio("small.model", "read", 0))
+    assert code == 2 and "small.model: read failed: Input/output error" in err, (code, err)
+    ev = tmp("eio-eval.json")
+    with open(ev, "w") as f:
+        f.write('{"results": {"arc": {"acc": 0.5}}}')
+    before = open(out, "rb").read()
+    code, _, err = S.run(["evals", "import", out, ev, "--ckpt", "ckpt_000"],
+                         env=eio("eio-eval.json", "read", 0))
+    assert code == 2 and "eio-eval.json: read failed: Input/output error" in err, (code, err)
+    assert open(out, "rb").read() == before
+    for ck in ("ckpt_000", "ckpt_001"):
+        S.run(["evals", "import", out, ev, "--ckpt", ck], check=0)
+    S.run(["regress", out, "--write-baseline", tmp("eio-base.json")], check=0)
+    code, _, err = S.run(["regress", out, "--baseline", tmp("eio-base.json")],
+                         env=eio("eio-base.json", "read", 0))
+    assert code == 2 and "eio-base.json: read failed: Input/output error" in err, (code, err)
+
+
 # ---- signals ----
 
 def test_sigint_sigterm_then_resume():
@@ -379,7 +407,7 @@ if __name__ == "__main__":
     try:
         S.main([test_weight_file_truncated_while_scanned, test_unreadable_files,
                 test_oversized_config_keeps_the_run_readable,
-                test_disk_full_scan_and_merge, test_eio_writing_run_file,
+                test_disk_full_scan_and_merge, test_eio_writing_run_file, test_eio_reading_files,
                 test_sigint_sigterm_then_resume, test_two_writers_one_run_file,
                 test_many_tensors_in_linear_time])
     finally:

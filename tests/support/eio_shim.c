@@ -1,10 +1,11 @@
-/* Fault injection for tests/cli/test_faults.py, loaded with LD_PRELOAD: writes and syncs on
- * files whose path holds $CKS_EIO_MATCH fail with EIO (as a dying disk makes them fail)
- * once $CKS_EIO_AFTER of them have succeeded. $CKS_EIO_OPS chooses which calls count:
- * "write" (write, pwrite, pwrite64, copy_file_range into the file), "fsync" (fsync,
- * fdatasync), or both. Every other call goes to the C library unchanged. This is simulated
- * EIO, not a failing device: the kernel is never asked; what is tested is how ckptscope
- * handles the error the system call would return. */
+/* Fault injection for tests/cli/test_faults.py, loaded with LD_PRELOAD: reads, writes and
+ * syncs on files whose path holds $CKS_EIO_MATCH fail with EIO (as a dying disk makes them
+ * fail) once $CKS_EIO_AFTER of them have succeeded. $CKS_EIO_OPS chooses which calls
+ * count: "write" (write, pwrite, pwrite64, copy_file_range into the file), "fsync" (fsync,
+ * fdatasync), "read" (read, pread, pread64; not reads through a mapping, which fault as
+ * SIGBUS like a truncated file), or several. Every other call goes to the C library unchanged. This
+ * is simulated EIO, not a failing device: the kernel is never asked; what is tested is how
+ * ckptscope handles the error the system call would return. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
@@ -43,6 +44,27 @@ static int inject(int fd, const char *op)
 }
 
 #define REAL(name, type) ((type)dlsym(RTLD_NEXT, name))
+
+ssize_t read(int fd, void *buf, size_t n)
+{
+    if (inject(fd, "read"))
+        return -1;
+    return REAL("read", ssize_t(*)(int, void *, size_t))(fd, buf, n);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    if (inject(fd, "read"))
+        return -1;
+    return REAL("pread", ssize_t(*)(int, void *, size_t, off_t))(fd, buf, n, off);
+}
+
+ssize_t pread64(int fd, void *buf, size_t n, off_t off)
+{
+    if (inject(fd, "read"))
+        return -1;
+    return REAL("pread64", ssize_t(*)(int, void *, size_t, off_t))(fd, buf, n, off);
+}
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
