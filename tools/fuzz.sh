@@ -30,6 +30,17 @@ max_len() {
   esac
 }
 
+# Allocation limits: 512 MiB (an input of at most 64 KiB that makes a parser allocate that
+# much is a bug), except in the run-file target, where HDF5 itself allocates, and fills, the
+# length a variable-length string declares (up to 4 GiB) before it finds the data missing
+# (tests/fuzz/README.md); ckptscope's own reads there stay far below 512 MiB.
+limits() {
+  case "$1" in
+    runfile) echo "-malloc_limit_mb=4608 -rss_limit_mb=6144" ;;
+    *) echo "-malloc_limit_mb=512 -rss_limit_mb=2048" ;;
+  esac
+}
+
 build() {
   tools/setup-deps.sh --fuzz >/dev/null
   cmake --preset fuzz >/dev/null
@@ -41,8 +52,9 @@ run_one() {
   t=$1 secs=$2
   d="$OUT/$t"
   mkdir -p "$d/corpus" "$d/artifacts"
+  # shellcheck disable=SC2046
   set -- "$ROOT/build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="$secs" -max_len="$(max_len "$t")" \
-    -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1 \
+    -timeout=10 $(limits "$t") -print_final_stats=1 \
     -artifact_prefix="$d/artifacts/" -dict="$ROOT/tests/fuzz/dict/$t.dict" \
     "$d/corpus" "$ROOT/tests/fuzz/corpus/$t"
   # leaks fail an input like a crash; halt on the first UBSan report. HDF5 leaks on its own
