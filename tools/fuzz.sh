@@ -91,10 +91,14 @@ case "${1:-}" in
   --minimize)
     [ $# -eq 3 ] || { echo "usage: tools/fuzz.sh --minimize TARGET FILE" >&2; exit 2; }
     build
+    bin="$ROOT/build-fuzz/tests/fuzz/fuzz_$2"
+    if "$bin" "$3" >/dev/null 2>&1; then
+      echo "tools/fuzz.sh: $3 does not crash fuzz_$2: nothing to minimise" >&2
+      exit 1
+    fi
     mkdir -p "tests/fuzz/regressions/$2"
     dest="tests/fuzz/regressions/$2/$(basename "$3")"
-    "$ROOT/build-fuzz/tests/fuzz/fuzz_$2" -minimize_crash=1 -max_total_time=60 \
-      -exact_artifact_path="$dest" "$3" || true
+    "$bin" -minimize_crash=1 -max_total_time=60 -exact_artifact_path="$dest" "$3" || true
     [ -f "$dest" ] || cp "$3" "$dest" # nothing smaller reproduced it: keep it whole
     echo "tools/fuzz.sh: $dest ($(wc -c <"$dest") bytes)"
     exit 0 ;;
