@@ -205,6 +205,11 @@ int cmd_diff(int argc, char **argv)
         cks_map_dontneed(cks_weights_file(wa, r->a->file), r->a->data, r->a->nbytes);
         cks_map_dontneed(cks_weights_file(wb, r->b->file), r->b->data, r->b->nbytes);
     }
+    /* a file that shrank or failed to read while being compared gave zeros (map.h) */
+    if ((err = cks_weights_check(wa)) != 0 || (err = cks_weights_check(wb)) != 0) {
+        status = cli_fail("diff", err);
+        goto done;
+    }
     if (o.json)
         status = emit_json(ca, cb, rows, n);
     else

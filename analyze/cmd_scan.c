@@ -169,7 +169,9 @@ void scan_read_config(const scan *sc, char **out)
         cks_error_clear();
         return; /* reported when the checkpoint is scanned */
     }
-    cks_ckpt_read(c, "config.json", CKS_MAX_SMALL_FILE, out, &len);
+    /* the config.json limit: a larger one cannot be a valid config, and the run file's
+     * readers refuse root attributes past CKS_STORE_MAX_STRING */
+    cks_ckpt_read(c, "config.json", CKS_MAX_CONFIG_BYTES, out, &len);
     cks_ckpt_free(c);
     cks_error_clear();
 }

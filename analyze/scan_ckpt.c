@@ -310,6 +310,28 @@ void scan_report(scan *sc, size_t pos, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+/* A file that shrank or failed to read while its tensors were computed (the SIGBUS
+ * guard, map.h) gave zeros: the values computed from it are discarded and the checkpoint
+ * fails, naming the file. The faulted checkpoint is unmapped, so that a later use (as the
+ * previous checkpoint or the reference) maps it afresh instead of reading zeros. */
+static int check_faults(scan *sc, const views *v)
+{
+    const cks_weights *w[3] = {v->w, v->prev, v->ref};
+    int err = 0;
+    for (int k = 0; k < 3; k++) {
+        if (!w[k] || cks_weights_check(w[k]) == 0)
+            continue;
+        if (!err)
+            err = CKS_EIO; /* the first faulted file names the error */
+        else
+            cks_error_clear();
+        for (int i = 0; i < SCAN_SLOTS; i++)
+            if (sc->slots[i].w == w[k])
+                scan_slot_release(&sc->slots[i]);
+    }
+    return err;
+}
+
 int scan_compute(scan *sc, size_t pos, size_t prev_pos, scan_outcome *out)
 {
     size_t idx = sc->sel[pos], prev = prev_pos == SIZE_MAX ? SIZE_MAX : sc->sel[prev_pos];
@@ -355,6 +377,11 @@ int scan_compute(scan *sc, size_t pos, size_t prev_pos, scan_outcome *out)
     out->seconds = cli_now() - t0;
     if (err)
         scan_table_release(&out->t);
+    else if (check_faults(sc, &v) != 0) {
+        scan_table_release(&out->t);
+        out->status = SCAN_FAILED;
+        snprintf(out->message, sizeof out->message, "%s", cks_error_last());
+    }
     return err;
 }
 

@@ -183,6 +183,12 @@ int cks_ckpt_read(const cks_ckpt *c, const char *path, size_t limit, char **out,
     if (m->size)
         memcpy(buf, m->data, m->size);
     buf[m->size] = '\0';
+    /* a file that shrank or failed to read while copied gave zeros (map.h) */
+    if ((err = cks_map_check(m)) != 0) {
+        free(buf);
+        cks_map_free(m);
+        return err;
+    }
     *len = m->size;
     *out = buf;
     cks_map_free(m);

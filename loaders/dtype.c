@@ -114,6 +114,7 @@ uint16_t cks_f32_to_f16(float f)
 /* Widening is the hot path of every metric (K2 ships fp16, the demo bf16), so the
  * half types get explicit AVX-512 / AVX2+F16C loops chosen at run time, with a portable
  * scalar loop behind them. Sources may be unaligned: loads are unaligned loads. */
+#include <cpuid.h>
 #include <immintrin.h>
 
 __attribute__((target("avx512f,avx512bw"))) static size_t bf16_avx512(const unsigned char *s,
@@ -157,6 +158,14 @@ __attribute__((target("avx,f16c"))) static size_t f16_f16c(const unsigned char *
     return i;
 }
 
+/* F16C needs the OS to save YMM state, which the "avx" check covers; the F16C bit itself
+ * is read from CPUID (leaf 1, ECX bit 29). */
+int cks_cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
 static float f16_table[65536];
 static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
 
@@ -195,7 +204,7 @@ void cks_widen_f32(cks_dtype dt, const void *src, float *dst, size_t n)
     case CKS_DT_F16:
         if (__builtin_cpu_supports("avx512f"))
             i = f16_avx512(s, dst, n);
-        else if (__builtin_cpu_supports("f16c"))
+        else if (cks_cpu_has_f16c())
             i = f16_f16c(s, dst, n);
         if (i < n)
             pthread_once(&f16_once, f16_table_build);

@@ -1,5 +1,6 @@
 /* Thread-local error message buffer (see error.h). */
 #include "error.h"
+#include "utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,12 +10,33 @@
 
 static _Thread_local char errbuf[CKS_ERRBUF];
 
+/* Messages quote names and text read from hostile files (a tensor name, a JSON parser's
+ * "near '...'"). Whatever those hold, a message stays one line that is safe to print on
+ * a terminal: control characters (C0, DEL, C1: a newline, an escape sequence) and bytes
+ * that are not UTF-8 become '?', in place. Valid UTF-8 stays as it is. */
+static void make_printable(char *msg)
+{
+    unsigned char *p = (unsigned char *)msg;
+    size_t left = strlen(msg);
+    while (left > 0) {
+        size_t n = cks_utf8_char(p, left);
+        if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7F)) ||
+            (n == 2 && p[0] == 0xC2 && p[1] < 0xA0)) {
+            n = n ? n : 1;
+            memset(p, '?', n);
+        }
+        p += n;
+        left -= n;
+    }
+}
+
 int cks_error_set(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(errbuf, sizeof errbuf, fmt, ap);
     va_end(ap);
+    make_printable(errbuf);
     return code;
 }
 
@@ -27,6 +49,7 @@ int cks_error_prefix(int code, const char *fmt, ...)
     va_end(ap);
     memcpy(old, errbuf, sizeof old);
     snprintf(errbuf, sizeof errbuf, "%s: %s", prefix, old);
+    make_printable(errbuf);
     return code;
 }
 

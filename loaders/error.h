@@ -24,7 +24,9 @@ enum {
 };
 
 /* Sets the thread's message from a printf format and returns code, so a failure reads
- * `return cks_error_set(CKS_EFORMAT, "%s: ...", path);`. */
+ * `return cks_error_set(CKS_EFORMAT, "%s: ...", path);`. Whatever the arguments hold
+ * (names from hostile files), the message is one printable line: control characters and
+ * bytes that are not UTF-8 become '?'. */
 int cks_error_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prepends "<context>: " to the current message (adding the file or branch a callee did

@@ -1,6 +1,6 @@
 /* Git LFS pointer files (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md).
  *
- * A pointer is UTF-8 text under CKS_LFS_POINTER_MAX bytes, lines "key value\n", first
+ * A pointer is UTF-8 text of at most CKS_LFS_POINTER_MAX bytes, lines "key value\n", first
  * line "version https://git-lfs.github.com/spec/v1" (or the pre-release
  * "https://hawser.github.com/spec/v1"), then sorted keys including
  *   oid sha256:<exactly 64 lowercase hex digits>

@@ -112,6 +112,33 @@ static int map_new(cks_map **out, const char *display)
     return 0;
 }
 
+/* Opens a regular file for reading. Anything else is refused before it is opened: a
+ * FIFO in a hostile repository would block open(2) forever, and opening a device can have
+ * effects (a tape rewinds). O_NONBLOCK covers a file swapped for a FIFO in between, and
+ * fstat checks what was opened. */
+static int open_regular(const char *path, const char *display, int *fd, struct stat *st)
+{
+    if (stat(path, st) != 0)
+        return cks_error_set(errno == ENOENT ? CKS_ENOTFOUND : CKS_EIO, "%s: cannot open: %s",
+                             display, strerror(errno));
+    if (!S_ISREG(st->st_mode))
+        return cks_error_set(CKS_EFORMAT, "%s: not a regular file (%s)", display,
+                             S_ISDIR(st->st_mode)    ? "a folder"
+                             : S_ISFIFO(st->st_mode) ? "a FIFO"
+                                                     : "a device or socket");
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (*fd < 0)
+        return cks_error_set(errno == ENOENT ? CKS_ENOTFOUND : CKS_EIO, "%s: cannot open: %s",
+                             display, strerror(errno));
+    if (fstat(*fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        int err = cks_error_set(CKS_EIO, "%s: not a readable regular file", display);
+        close(*fd);
+        *fd = -1;
+        return err;
+    }
+    return 0;
+}
+
 int cks_map_file(cks_map **out, const char *path, const char *display)
 {
     int fd = -1, err = 0;
@@ -119,18 +146,8 @@ int cks_map_file(cks_map **out, const char *path, const char *display)
     struct stat st;
     if (!display)
         display = path;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cks_error_set(errno == ENOENT ? CKS_ENOTFOUND : CKS_EIO, "%s: cannot open: %s",
-                             display, strerror(errno));
-    if (fstat(fd, &st) != 0) {
-        err = cks_error_set(CKS_EIO, "%s: cannot stat: %s", display, strerror(errno));
-        goto done;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        err = cks_error_set(CKS_EFORMAT, "%s: not a regular file", display);
-        goto done;
-    }
+    if ((err = open_regular(path, display, &fd, &st)) != 0)
+        return err;
     if ((err = map_new(&m, display)) != 0)
         goto done;
     if (st.st_size > 0) {
@@ -224,16 +241,11 @@ void cks_map_willneed(const cks_map *m, const void *p, size_t len, int wait)
 
 int cks_read_file(const char *path, size_t limit, char **out, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+    int fd = -1, err = 0;
     char *buf = NULL;
     struct stat st;
-    if (fd < 0)
-        return cks_error_set(errno == ENOENT ? CKS_ENOTFOUND : CKS_EIO, "%s: cannot open: %s", path,
-                             strerror(errno));
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        err = cks_error_set(CKS_EIO, "%s: not a readable regular file", path);
-        goto done;
-    }
+    if ((err = open_regular(path, path, &fd, &st)) != 0)
+        return err;
     if ((uint64_t)st.st_size > limit) {
         err = cks_error_set(CKS_ELIMIT, "%s: %lld bytes, more than the %zu allowed", path,
                             (long long)st.st_size, limit);

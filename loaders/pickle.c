@@ -136,7 +136,7 @@ static int make_tuple(vm *v, size_t base)
     uint32_t t = 0;
     int err = cks_pkvm_new(v, K_TUPLE, &t);
     if (!err)
-        err = append(v, t, v->stack + base, v->sp - base);
+        err = append(v, t, v->sp > base ? v->stack + base : NULL, v->sp - base);
     if (err)
         return err;
     v->sp = base;

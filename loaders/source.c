@@ -34,28 +34,23 @@ int64_t cks_name_step(const char *name)
     return v;
 }
 
+/* Names are collected first and deduplicated once at the end (dedup_by_name): checking
+ * each new name against all the others made opening a source of 100k branches take a
+ * minute. Until then a name may be listed twice (a local branch and a remote-tracking
+ * one), hence the cap on raw entries. */
+#define RAW_CHECKPOINTS_MAX (4 * CKS_MAX_CHECKPOINTS)
+
+static int too_many(const cks_source *s)
+{
+    return cks_error_set(CKS_ELIMIT, "%s: more than %d checkpoints", s->path, CKS_MAX_CHECKPOINTS);
+}
+
 int cks_source_add(cks_source *s, const char *name, const char *commit, const char *remote)
 {
     if (fnmatch(s->glob, name, 0) != 0)
         return 0;
-    for (size_t i = 0; i < s->count; i++) {
-        if (strcmp(s->ckpts[i].name, name) == 0) {
-            /* dedup: a local branch wins over remote-tracking ones */
-            if (s->ckpts[i].remote && !remote) {
-                char *c = commit ? strdup(commit) : NULL;
-                if (commit && !c)
-                    return cks_error_set(CKS_ENOMEM, "out of memory");
-                free((char *)s->ckpts[i].commit);
-                free((char *)s->ckpts[i].remote);
-                s->ckpts[i].commit = c;
-                s->ckpts[i].remote = NULL;
-            }
-            return 0;
-        }
-    }
-    if (s->count >= CKS_MAX_CHECKPOINTS)
-        return cks_error_set(CKS_ELIMIT, "%s: more than %d checkpoints", s->path,
-                             CKS_MAX_CHECKPOINTS);
+    if (s->count >= RAW_CHECKPOINTS_MAX)
+        return too_many(s);
     if (s->count == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
         cks_ckpt_info *v = realloc(s->ckpts, cap * sizeof *v);
@@ -68,7 +63,7 @@ int cks_source_add(cks_source *s, const char *name, const char *commit, const ch
     c->name = strdup(name);
     c->commit = commit ? strdup(commit) : NULL;
     c->remote = remote ? strdup(remote) : NULL;
-    c->step = cks_name_step(name);
+    c->step = (int64_t)s->count; /* the order of arrival, until dedup_by_name sets the step */
     if (!c->name || (commit && !c->commit) || (remote && !c->remote)) {
         free((char *)c->name);
         free((char *)c->commit);
@@ -77,6 +72,41 @@ int cks_source_add(cks_source *s, const char *name, const char *commit, const ch
     }
     s->count++;
     return 0;
+}
+
+/* By name; for one name a local branch first, then remote-tracking ones in the order they
+ * were listed. */
+static int cmp_arrival(const void *pa, const void *pb)
+{
+    const cks_ckpt_info *a = pa, *b = pb;
+    int c = strcmp(a->name, b->name);
+    if (c)
+        return c;
+    if (!a->remote != !b->remote)
+        return a->remote ? 1 : -1;
+    return (a->step > b->step) - (a->step < b->step);
+}
+
+/* One checkpoint per name: a local branch wins over remote-tracking ones, else the first
+ * remote-tracking one listed. Sets each step from the name. */
+static int dedup_by_name(cks_source *s)
+{
+    size_t k = 0;
+    if (s->count > 1)
+        qsort(s->ckpts, s->count, sizeof *s->ckpts, cmp_arrival);
+    for (size_t i = 0; i < s->count; i++) {
+        cks_ckpt_info *c = &s->ckpts[i];
+        if (k > 0 && strcmp(s->ckpts[k - 1].name, c->name) == 0) {
+            free((char *)c->name);
+            free((char *)c->commit);
+            free((char *)c->remote);
+            continue;
+        }
+        c->step = cks_name_step(c->name);
+        s->ckpts[k++] = *c;
+    }
+    s->count = k;
+    return k > CKS_MAX_CHECKPOINTS ? too_many(s) : 0;
 }
 
 static int cmp_ckpt(const void *pa, const void *pb)
@@ -138,7 +168,7 @@ int cks_source_open(cks_source **out, const char *path, const char *glob)
         goto detected;
     err = cks_source_folder_open(s, &rec);
 detected:
-    if (err)
+    if (err || (err = dedup_by_name(s)) != 0)
         goto fail;
     if (s->count == 0) {
         err = cks_error_set(CKS_ENOTFOUND, "%s (%s): no checkpoint matches '%s'", path,

@@ -41,13 +41,18 @@ typedef struct {
 static int add_ref(void *ctx, const char *rel, const char *abs)
 {
     ref_ctx *rc = ctx;
-    char buf[128];
-    FILE *f = fopen(abs, "rb");
-    if (!f)
+    char buf[128], *text = NULL;
+    size_t n = 0;
+    /* a ref is one commit id; cks_read_file refuses FIFOs and devices without blocking */
+    int err = cks_read_file(abs, sizeof buf - 1, &text, &n);
+    if (err == CKS_ENOTFOUND) {
+        cks_error_clear();
         return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
+    }
+    if (err)
+        return err;
+    memcpy(buf, text, n + 1);
+    free(text);
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';
     if (n != 40 && n != 64)

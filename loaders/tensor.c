@@ -20,6 +20,7 @@ void cks_tensor_list_release(cks_tensor_list *l)
         free(l->names[i]);
     free(l->names);
     free(l->items);
+    free(l->by_name);
     memset(l, 0, sizeof *l);
 }
 
@@ -50,10 +51,54 @@ int cks_tensor_list_push(cks_tensor_list *l, const cks_tensor *t)
 
 long cks_tensor_list_find(const cks_tensor_list *l, const char *name)
 {
+    if (l->by_name && l->n_indexed == l->count) {
+        size_t lo = 0, hi = l->count;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = strcmp(l->items[l->by_name[mid]].name, name);
+            if (c == 0)
+                return (long)l->by_name[mid];
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return -1;
+    }
     for (size_t i = 0; i < l->count; i++)
         if (strcmp(l->items[i].name, name) == 0)
             return (long)i;
     return -1;
+}
+
+typedef struct {
+    const char *name;
+    size_t at;
+} named;
+
+static int cmp_named(const void *pa, const void *pb)
+{
+    return strcmp(((const named *)pa)->name, ((const named *)pb)->name);
+}
+
+int cks_tensor_list_index(cks_tensor_list *l)
+{
+    size_t n = l->count ? l->count : 1;
+    named *tmp = malloc(n * sizeof *tmp);
+    size_t *ix = tmp ? realloc(l->by_name, n * sizeof *ix) : NULL;
+    if (!ix) {
+        free(tmp);
+        return cks_error_set(CKS_ENOMEM, "out of memory indexing a tensor list");
+    }
+    for (size_t i = 0; i < l->count; i++)
+        tmp[i] = (named){l->items[i].name, i};
+    qsort(tmp, l->count, sizeof *tmp, cmp_named);
+    for (size_t i = 0; i < l->count; i++)
+        ix[i] = tmp[i].at;
+    free(tmp);
+    l->by_name = ix;
+    l->n_indexed = l->count;
+    return 0;
 }
 
 static int kind_rank(cks_kind k)
@@ -95,7 +140,13 @@ void cks_tensor_list_sort(cks_tensor_list *l)
 {
     if (l->count > 1)
         qsort(l->items, l->count, sizeof *l->items, cmp_tensor);
-    /* names[] only owns the strings; its order does not matter */
+    /* names[] only owns the strings; its order does not matter. The index holds
+     * positions, which moved. */
+    if (l->by_name && cks_tensor_list_index(l) != 0) {
+        free(l->by_name); /* out of memory: lookups fall back to the linear scan */
+        l->by_name = NULL;
+        cks_error_clear();
+    }
 }
 
 int cks_tensor_check_extent(cks_dtype dt, int ndim, const int64_t *shape, size_t nbytes,

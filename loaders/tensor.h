@@ -48,7 +48,9 @@ typedef struct {
 typedef struct {
     cks_tensor *items;
     size_t count, cap;
-    char **names; /* owned copies, parallel to items */
+    char **names;     /* owned copies (their order is not items' order) */
+    size_t *by_name;  /* indices of items sorted by name (cks_tensor_list_index), or NULL */
+    size_t n_indexed; /* count when by_name was built: pushing more makes it stale */
 } cks_tensor_list;
 
 void cks_tensor_list_init(cks_tensor_list *l);
@@ -56,10 +58,16 @@ void cks_tensor_list_release(cks_tensor_list *l);
 /* Appends a copy of *t, duplicating t->name; fills layer and kind from the name.
  * Returns CKS_ENOMEM or 0. */
 int cks_tensor_list_push(cks_tensor_list *l, const cks_tensor *t);
-/* Index of the tensor with this name, or -1. Linear scan unless sorted. */
+/* Index of the tensor with this name, or -1: a binary search once the list is indexed
+ * (and nothing was pushed since), a linear scan otherwise. A checkpoint may hold a
+ * million tensors (CKS_MAX_TENSORS): code that looks up every tensor of one list in
+ * another must index it, or it is quadratic. */
 long cks_tensor_list_find(const cks_tensor_list *l, const char *name);
+/* Builds the name index that cks_tensor_list_find uses (names must be unique). CKS_ENOMEM
+ * or 0. */
+int cks_tensor_list_index(cks_tensor_list *l);
 /* Sorts by (layer, kind, name) with non-layer tensors (-1) first: the natural reading
- * order embed, layers 0..L-1, norm, lm_head ... */
+ * order embed, layers 0..L-1, norm, lm_head ... An index is rebuilt for the new order. */
 void cks_tensor_list_sort(cks_tensor_list *l);
 
 /* Sets *numel to the product of shape[0..ndim) and checks it times the dtype size

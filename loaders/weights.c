@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CKS_MAX_INDEX_BYTES (64u << 20)
-
 /* Format readers: append the tensors of one mapped file. */
 typedef int (*format_parse_fn)(const cks_map *m, int file, cks_tensor_list *out);
 
@@ -220,10 +218,14 @@ int cks_weights_open(cks_weights **out, const cks_ckpt *c)
             goto done;
         }
     }
+    /* sorted for reading, indexed for lookups by name (check_index, and scan and diff look
+     * up every tensor in another checkpoint) */
+    cks_tensor_list_sort(&w->tensors);
+    if ((err = cks_tensor_list_index(&w->tensors)) != 0)
+        goto done;
     if (wf.index &&
         (err = check_index(w, &wf, &ix, cks_ckpt_display(c, wf.index, display, sizeof display))))
         goto done;
-    cks_tensor_list_sort(&w->tensors);
     *out = w;
     w = NULL;
 done:

@@ -12,6 +12,8 @@
 #include "source.h"
 #include "tensor.h"
 
+#define CKS_MAX_INDEX_BYTES (64u << 20) /* a shard index json; K2's is ~70 KiB */
+
 typedef enum { CKS_FORMAT_NONE = 0, CKS_FORMAT_SAFETENSORS, CKS_FORMAT_PYTORCH } cks_format;
 
 /* "safetensors", "pytorch", or NULL for NONE. */

@@ -320,7 +320,7 @@ static void run_chunk(const cks_tensor *t, int64_t lo, int64_t hi, double c, acc
         if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
             done = half_avx512(base + (size_t)lo * 2, n, t->dtype, c, a);
         else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                 __builtin_cpu_supports("f16c"))
+                 cks_cpu_has_f16c())
             done = half_avx2(base + (size_t)lo * 2, n, t->dtype, c, a);
         lo += (int64_t)done;
     }

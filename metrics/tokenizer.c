@@ -525,6 +525,10 @@ int cks_tokenizer_load_ckpt(cks_tokenizer **out, const cks_ckpt *c)
             rc = cks_tokenizer_load_spm(out, m->data, m->size, disp);
         else
             rc = cks_tokenizer_load_hf(out, (const char *)m->data, m->size, disp);
+        if (rc == 0 && (rc = cks_map_check(m)) != 0) { /* it shrank while read: zeros */
+            cks_tokenizer_free(*out);
+            *out = NULL;
+        }
         cks_map_free(m);
         return rc;
     }

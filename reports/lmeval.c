@@ -62,11 +62,6 @@ static char *sanitize(const char *text, size_t len, size_t *outlen)
     return out;
 }
 
-typedef struct {
-    cks_eval_entry *items;
-    size_t count, cap;
-} entry_vec;
-
 static int check_name(const char *s, const char *what, const char *display)
 {
     size_t n = strlen(s);
@@ -74,39 +69,6 @@ static int check_name(const char *s, const char *what, const char *display)
         strcmp(s, "..") == 0)
         return cks_error_set(CKS_EFORMAT, "%s: %s name '%.60s' is empty, too long or holds '/'",
                              display, what, s);
-    return 0;
-}
-
-/* The entry for (task, metric), created NaN-filled when new. */
-static int entry_get(entry_vec *v, const char *task, const char *metric, cks_eval_entry **out)
-{
-    for (size_t i = v->count; i-- > 0;) {
-        if (strcmp(v->items[i].metric, metric) == 0 && strcmp(v->items[i].task, task) == 0) {
-            *out = &v->items[i];
-            return 0;
-        }
-    }
-    if (v->count == v->cap) {
-        size_t cap = v->cap ? 2 * v->cap : 64;
-        cks_eval_entry *items = realloc(v->items, cap * sizeof *items);
-        if (!items)
-            return cks_error_set(CKS_ENOMEM, "out of memory");
-        v->items = items;
-        v->cap = cap;
-    }
-    cks_eval_entry *e = &v->items[v->count];
-    e->task = strdup(task);
-    e->metric = strdup(metric);
-    if (!e->task || !e->metric) {
-        free(e->task);
-        free(e->metric);
-        return cks_error_set(CKS_ENOMEM, "out of memory");
-    }
-    e->value = e->stderr_ = NAN;
-    e->n = -1;
-    e->higher_is_better = -1;
-    v->count++;
-    *out = e;
     return 0;
 }
 
@@ -124,19 +86,63 @@ static int value_of(const json_t *v, double *out)
     return 1;
 }
 
-static int parse_task(entry_vec *v, const char *task, const json_t *metrics, int *v4,
+/* One metric value as read, before duplicates are merged: the same metric can be written
+ * twice ("acc" and "acc,none"), and a task can be in both "results" and "groups". */
+typedef struct {
+    const char *task; /* borrowed from the parsed JSON */
+    char *metric;
+    double x;
+    int is_stderr;
+    size_t seq; /* reading order: a later value wins */
+} raw_value;
+
+typedef struct {
+    raw_value *items;
+    size_t count, cap;
+} raw_vec;
+
+static void raw_release(raw_vec *r)
+{
+    for (size_t i = 0; i < r->count; i++)
+        free(r->items[i].metric);
+    free(r->items);
+    memset(r, 0, sizeof *r);
+}
+
+static int raw_add(raw_vec *r, const char *task, const char *metric, double x, int is_stderr)
+{
+    if (r->count == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 64;
+        raw_value *items = realloc(r->items, cap * sizeof *items);
+        if (!items)
+            return cks_error_set(CKS_ENOMEM, "out of memory");
+        r->items = items;
+        r->cap = cap;
+    }
+    char *m = strdup(metric);
+    if (!m)
+        return cks_error_set(CKS_ENOMEM, "out of memory");
+    r->items[r->count] = (raw_value){task, m, x, is_stderr, r->count};
+    r->count++;
+    return 0;
+}
+
+static int parse_task(raw_vec *v, const char *task, const json_t *metrics, int *v4,
                       const char *display)
 {
     const char *key;
     json_t *val;
     int err;
+    char shown[64];
     if (!json_is_object(metrics))
         return cks_error_set(CKS_EFORMAT, "%s: results of task '%s' are not an object", display,
                              task);
     if ((err = check_name(task, "task", display)) != 0)
         return err;
-    if (json_object_size(metrics) > 2 * CKS_MAX_EVAL_METRICS)
-        return cks_error_set(CKS_ELIMIT, "%s: task '%s' has more than %d metrics", display, task,
+    /* each metric and its stderr, plus labels such as "alias" (counted exactly below) */
+    if (json_object_size(metrics) > 2 * CKS_MAX_EVAL_METRICS + 16)
+        return cks_error_set(CKS_ELIMIT, "%s: task '%s' has more than %d metrics", display,
+                             cks_printable(shown, sizeof shown, task, strlen(task)),
                              CKS_MAX_EVAL_METRICS);
     json_object_foreach((json_t *)metrics, key, val)
     {
@@ -156,21 +162,76 @@ static int parse_task(entry_vec *v, const char *task, const json_t *metrics, int
         int is_stderr = se && (se[7] == '\0' || se[7] == ',');
         if (is_stderr)
             memmove(se, se + 7, strlen(se + 7) + 1);
-        if ((err = check_name(name, "metric", display)) != 0)
+        if ((err = check_name(name, "metric", display)) != 0 ||
+            (err = raw_add(v, task, name, x, is_stderr)) != 0)
             return err;
-        cks_eval_entry *e = NULL;
-        if ((err = entry_get(v, task, name, &e)) != 0)
-            return err;
-        if (is_stderr)
-            e->stderr_ = x;
-        else
-            e->value = x;
     }
     return 0;
 }
 
+static int cmp_raw(const void *pa, const void *pb)
+{
+    const raw_value *a = pa, *b = pb;
+    int r = strcmp(a->task, b->task);
+    if (!r)
+        r = strcmp(a->metric, b->metric);
+    return r ? r : (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* One entry per (task, metric), in that order: the last value read and the last stderr
+ * read win. Sorting first keeps this O(n log n) whatever the file holds. Checks the
+ * number of tasks and of metrics per task. */
+static int merge_values(raw_vec *r, const char *display, cks_eval_entry **out, size_t *n)
+{
+    cks_eval_entry *e = calloc(r->count ? r->count : 1, sizeof *e);
+    size_t k = 0, tasks = 0, per_task = 0;
+    char shown[64];
+    int err = 0;
+    if (!e)
+        return cks_error_set(CKS_ENOMEM, "out of memory");
+    if (r->count > 1)
+        qsort(r->items, r->count, sizeof *r->items, cmp_raw);
+    for (size_t i = 0; i < r->count && !err; i++) {
+        raw_value *x = &r->items[i];
+        int same_task = k > 0 && strcmp(e[k - 1].task, x->task) == 0;
+        if (!same_task || strcmp(e[k - 1].metric, x->metric) != 0) {
+            per_task = same_task ? per_task + 1 : 1;
+            tasks += !same_task;
+            if (tasks > CKS_MAX_EVAL_TASKS)
+                err = cks_error_set(CKS_ELIMIT, "%s: more than %d tasks", display,
+                                    CKS_MAX_EVAL_TASKS);
+            else if (per_task > CKS_MAX_EVAL_METRICS)
+                err = cks_error_set(CKS_ELIMIT, "%s: task '%s' has more than %d metrics", display,
+                                    cks_printable(shown, sizeof shown, x->task, strlen(x->task)),
+                                    CKS_MAX_EVAL_METRICS);
+            else if (!(e[k].task = strdup(x->task)))
+                err = cks_error_set(CKS_ENOMEM, "out of memory");
+            if (err)
+                break;
+            e[k].metric = x->metric;
+            x->metric = NULL;
+            e[k].value = e[k].stderr_ = NAN;
+            e[k].n = -1;
+            e[k].higher_is_better = -1;
+            k++;
+        }
+        if (x->is_stderr)
+            e[k - 1].stderr_ = x->x;
+        else
+            e[k - 1].value = x->x;
+    }
+    if (err) {
+        cks_eval_result tmp = {e, k, 0, NULL};
+        cks_lmeval_release(&tmp);
+        return err;
+    }
+    *out = e;
+    *n = k;
+    return 0;
+}
+
 /* v0.4 side tables: higher_is_better and n-samples. */
-static void apply_side_tables(entry_vec *v, const json_t *root)
+static void apply_side_tables(cks_eval_result *v, const json_t *root)
 {
     const json_t *hib = json_object_get(root, "higher_is_better");
     const json_t *ns = json_object_get(root, "n-samples");
@@ -193,14 +254,7 @@ static void apply_side_tables(entry_vec *v, const json_t *root)
     }
 }
 
-static int cmp_entry(const void *pa, const void *pb)
-{
-    const cks_eval_entry *a = pa, *b = pb;
-    int r = strcmp(a->task, b->task);
-    return r ? r : strcmp(a->metric, b->metric);
-}
-
-static int parse_section(entry_vec *v, const json_t *sec, int *v4, const char *display)
+static int parse_section(raw_vec *v, const json_t *sec, int *v4, const char *display)
 {
     const char *task;
     json_t *metrics;
@@ -221,7 +275,8 @@ static int parse_section(entry_vec *v, const json_t *sec, int *v4, const char *d
 
 int cks_lmeval_parse(const char *text, size_t len, const char *display, cks_eval_result *out)
 {
-    entry_vec v = {0};
+    raw_vec v = {0};
+    cks_eval_result r = {0};
     json_t *root = NULL;
     size_t clen;
     int err, v4 = 0;
@@ -242,29 +297,24 @@ int cks_lmeval_parse(const char *text, size_t len, const char *display, cks_eval
         goto done;
     }
     if ((err = parse_section(&v, results, &v4, display)) != 0 ||
-        (err = parse_section(&v, json_object_get(root, "groups"), &v4, display)) != 0)
+        (err = parse_section(&v, json_object_get(root, "groups"), &v4, display)) != 0 ||
+        (err = merge_values(&v, display, &r.items, &r.count)) != 0)
         goto done;
     if (json_object_get(root, "higher_is_better") || json_object_get(root, "n-samples"))
         v4 = 1;
-    apply_side_tables(&v, root);
-    if (v.count > 1)
-        qsort(v.items, v.count, sizeof *v.items, cmp_entry);
-    memset(out, 0, sizeof *out);
+    apply_side_tables(&r, root);
     const char *ma =
         json_string_value(json_object_get(json_object_get(root, "config"), "model_args"));
-    if (ma && !(out->model_args = strdup(ma))) {
+    if (ma && !(r.model_args = strdup(ma))) {
         err = cks_error_set(CKS_ENOMEM, "out of memory");
         goto done;
     }
-    out->items = v.items;
-    out->count = v.count;
-    out->version = v4 ? 4 : 3;
-    v.items = NULL;
-    v.count = 0;
-done : {
-    cks_eval_result tmp = {v.items, v.count, 0, NULL};
-    cks_lmeval_release(&tmp);
-}
+    r.version = v4 ? 4 : 3;
+    *out = r;
+    memset(&r, 0, sizeof r);
+done:
+    cks_lmeval_release(&r);
+    raw_release(&v);
     json_decref(root);
     return err;
 }

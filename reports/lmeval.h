@@ -10,7 +10,8 @@
  * "<m>_stderr" values become the stderr of <m>. Python writes bare NaN / Infinity, which
  * JSON forbids: they are read as NaN. Checks: the top level and "results" are objects;
  * values are numbers, null, NaN or "N/A" (non-numeric strings such as "alias" are skipped);
- * at most CKS_MAX_EVAL_TASKS tasks and CKS_MAX_EVAL_METRICS metrics per task; names at most
+ * at most CKS_MAX_EVAL_TASKS distinct tasks and CKS_MAX_EVAL_METRICS distinct metrics per task
+ * (over "results" and "groups"; a metric's stderr is not counted apart); names at most
  * CKS_MAX_EVAL_NAME bytes and free of '/' (they become HDF5 paths). */
 #ifndef CKS_LMEVAL_H
 #define CKS_LMEVAL_H
@@ -18,7 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CKS_MAX_EVAL_BYTES   (256u << 20)
+/* Real result files are tens of KiB (Pythia's: 24 KiB; v0.4 with configs: a few MiB);
+ * jansson holds about 15 times the text, so 64 MiB bounds a hostile file to ~1 GiB. */
+#define CKS_MAX_EVAL_BYTES   (64u << 20)
 #define CKS_MAX_EVAL_TASKS   100000
 #define CKS_MAX_EVAL_METRICS 256
 #define CKS_MAX_EVAL_NAME    200

@@ -128,10 +128,8 @@ int cks_runview_read_at(cks_runview *v, const char *path, size_t i, double **out
     if (rows != v->n)
         return cks_error_set(CKS_EFORMAT, "%s: %s has %zu rows, but the run has %zu checkpoints",
                              v->path, cks_printable(p, sizeof p, path, strlen(path)), rows, v->n);
-    if (c > CKS_STORE_MAX_CELLS)
-        return cks_error_set(CKS_ELIMIT, "%s: %s has %zu columns, more than %u", v->path,
-                             cks_printable(p, sizeof p, path, strlen(path)), c,
-                             CKS_STORE_MAX_CELLS);
+    if ((err = cks_store_check_read(v->store, path, c)) != 0)
+        return err;
     double *row = malloc((c ? c : 1) * sizeof *row);
     if (!row)
         return cks_error_set(CKS_ENOMEM, "out of memory");

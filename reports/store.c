@@ -301,14 +301,15 @@ static hid_t fapl_new(void)
     return p;
 }
 
+/* The failure of H5Fopen/H5Fcreate is translated before their access list is closed:
+ * every HDF5 call, H5Pclose included, clears the error stack that holds the reason. */
 static int open_ro(cks_store *s)
 {
     hid_t p = fapl_new();
     s->fid = H5Fopen(s->path, H5F_ACC_RDONLY, p);
+    int err = s->fid < 0 ? cks_store_h5err(CKS_EIO, "%s: cannot open the run file", s->path) : 0;
     H5Pclose(p);
-    if (s->fid < 0)
-        return cks_store_h5err(CKS_EIO, "%s: cannot open the run file", s->path);
-    return 0;
+    return err;
 }
 
 static void close_fid(cks_store *s)
@@ -645,11 +646,11 @@ static int create_tmp(cks_store **out, const char *path, const cks_store_meta *m
     unlink(s->tmp);
     hid_t p = fapl_new();
     s->fid = H5Fcreate(s->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, p);
-    H5Pclose(p);
-    if (s->fid < 0) {
+    if (s->fid < 0)
         err = cks_store_h5err(CKS_EIO, "%s: cannot create %s", path, s->tmp);
+    H5Pclose(p);
+    if (err)
         goto fail_tmp;
-    }
     s->in_tx = 1; /* writes below go through the transaction checks */
     s->fresh = 1;
     if ((err = write_root(s, meta)) != 0)
@@ -724,9 +725,10 @@ int cks_store_begin(cks_store *s)
     hook(s, "copied");
     hid_t p = fapl_new();
     s->fid = H5Fopen(s->tmp, H5F_ACC_RDWR, p);
+    if (s->fid < 0)
+        err = cks_store_h5err(CKS_EIO, "%s: cannot open the copy %s", s->path, s->tmp);
     H5Pclose(p);
     if (s->fid < 0) {
-        err = cks_store_h5err(CKS_EIO, "%s: cannot open the copy %s", s->path, s->tmp);
         unlink(s->tmp);
         open_ro(s);
         return err;

@@ -48,6 +48,11 @@
 #define CKS_STORE_MAX_ROWS       1000000     /* checkpoints or tensors in one file */
 #define CKS_STORE_MAX_CELLS      (1u << 28)  /* elements read by one cks_store_read_matrix */
 #define CKS_STORE_SERIES_CHUNK   64          /* rows per chunk of 1-D datasets */
+/* A read of more elements than this must be backed by data the file stores (at least 2
+ * bytes per element): HDF5 fills unwritten chunks, so without it a few-KiB hostile file
+ * could declare [16384, 16384] and make a reader allocate 2 GiB. Real runs: K2's [N, T]
+ * datasets are 360 x ~720, /spectra 360 x 256, all fully written. */
+#define CKS_STORE_SPARSE_CELLS (1u << 20)
 
 typedef struct cks_store cks_store;
 
@@ -181,8 +186,14 @@ int cks_store_exists(cks_store *s, const char *path);
 /* Shape of a float dataset; 1-D datasets report cols = 1. */
 int cks_store_shape(cks_store *s, const char *path, size_t *rows, size_t *cols);
 /* Whole float dataset as doubles, row-major, *rows x *cols (1-D: cols = 1). Free *out.
- * CKS_ELIMIT past CKS_STORE_MAX_CELLS. */
+ * CKS_ELIMIT past CKS_STORE_MAX_CELLS, or past CKS_STORE_SPARSE_CELLS when the file does
+ * not store the data (cks_store_check_read). */
 int cks_store_read_matrix(cks_store *s, const char *path, double **out, size_t *rows, size_t *cols);
+/* 0 when reading cells values of the float dataset at path may allocate that much: at most
+ * CKS_STORE_MAX_CELLS, and past CKS_STORE_SPARSE_CELLS backed by at least 2 bytes per
+ * value stored in the file; CKS_ELIMIT otherwise. Call it before sizing a buffer from a
+ * dataset's shape. */
+int cks_store_check_read(cks_store *s, const char *path, size_t cells);
 /* One row into out[n]; n must equal the dataset's cols. */
 int cks_store_read_row(cks_store *s, const char *path, size_t row, double *out, size_t n);
 /* One column into out[n]; n must equal the dataset's rows. */

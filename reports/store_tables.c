@@ -329,12 +329,25 @@ int cks_store_put_checkpoint(cks_store *s, const char *name, int64_t step, const
     return cks_store_put_checkpoint_at(s, name, step, commit, status, NULL, row);
 }
 
+/* The reader refuses fields longer than CKS_STORE_MAX_NAME (field() above), so the writer
+ * does too: whatever it writes reads back. */
+static int check_len(const cks_store *s, const char *table, const char *what, const char *v)
+{
+    if (v && strnlen(v, CKS_STORE_MAX_NAME + 1) > CKS_STORE_MAX_NAME)
+        return cks_error_set(CKS_ELIMIT, "%s: %s: a %s longer than %d bytes", s->path, table, what,
+                             CKS_STORE_MAX_NAME);
+    return 0;
+}
+
 int cks_store_put_checkpoint_at(cks_store *s, const char *name, int64_t step, const char *commit,
                                 const char *status, const char *analysed_at, size_t *row)
 {
     int err = cks_store_need_tx(s, "recording a checkpoint");
     size_t at, n;
-    if (err)
+    if (err || (err = check_len(s, "/checkpoints", "name", name)) ||
+        (err = check_len(s, "/checkpoints", "commit", commit)) ||
+        (err = check_len(s, "/checkpoints", "status", status)) ||
+        (err = check_len(s, "/checkpoints", "analysed_at", analysed_at)))
         return err;
     if ((err = cks_store_nrows(s, &n)) != 0)
         return err;
@@ -360,33 +373,80 @@ int cks_store_put_checkpoint_at(cks_store *s, const char *name, int64_t step, co
     return err;
 }
 
+typedef struct {
+    const char *name;
+    size_t at;
+} name_at;
+
+static int cmp_name_at(const void *pa, const void *pb)
+{
+    const name_at *a = pa, *b = pb;
+    int c = strcmp(a->name, b->name);
+    return c ? c : (a->at > b->at) - (a->at < b->at);
+}
+
+/* names[i] = {v[i].name, i} sorted by name (then position); NULL when out of memory. */
+static name_at *sorted_names(const cks_store_tensor *v, size_t n)
+{
+    name_at *x = malloc((n ? n : 1) * sizeof *x);
+    if (!x)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        x[i] = (name_at){v[i].name, i};
+    qsort(x, n, sizeof *x, cmp_name_at);
+    return x;
+}
+
+/* Position in have of the column named name, or SIZE_MAX (hv: have sorted by name). */
+static size_t find_column(const name_at *hv, size_t nhave, const char *name)
+{
+    size_t lo = 0, hi = nhave;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(hv[mid].name, name);
+        if (c == 0)
+            return hv[mid].at;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return SIZE_MAX;
+}
+
+/* Names are matched through sorted copies, not pairwise: a checkpoint may hold a million
+ * tensors, and comparing each with every column took hours. */
 int cks_store_add_tensors(cks_store *s, const cks_store_tensor *t, size_t n, size_t *cols)
 {
     int err = cks_store_need_tx(s, "adding tensors");
     cks_store_tensor *have = NULL;
-    size_t nhave = 0, nnew = 0;
+    size_t nhave = 0, nnew = 0, *col = NULL, *first = NULL;
     tensor_rec *recs = NULL;
+    name_at *hv = NULL, *in = NULL;
     if (err || (err = cks_store_tensors(s, &have, &nhave)) != 0)
         return err;
-    if (!(recs = calloc(n ? n : 1, sizeof *recs))) {
+    if (!(recs = calloc(n ? n : 1, sizeof *recs)) || !(col = malloc((n ? n : 1) * sizeof *col)) ||
+        !(first = malloc((n ? n : 1) * sizeof *first)) || !(hv = sorted_names(have, nhave)) ||
+        !(in = sorted_names(t, n))) {
         err = cks_error_set(CKS_ENOMEM, "out of memory");
         goto done;
     }
+    /* a name given twice takes the column of its first occurrence */
+    for (size_t k = 0; k < n; k++)
+        first[in[k].at] =
+            k > 0 && strcmp(in[k - 1].name, in[k].name) == 0 ? first[in[k - 1].at] : in[k].at;
     for (size_t i = 0; i < n; i++) {
-        size_t col = SIZE_MAX;
-        for (size_t j = 0; j < nhave && col == SIZE_MAX; j++)
-            if (strcmp(have[j].name, t[i].name) == 0)
-                col = j;
-        for (size_t j = 0; j < nnew && col == SIZE_MAX; j++) /* a name given twice */
-            if (strcmp(recs[j].name, t[i].name) == 0)
-                col = nhave + j;
-        if (col == SIZE_MAX) {
-            col = nhave + nnew;
+        col[i] = find_column(hv, nhave, t[i].name);
+        if (col[i] == SIZE_MAX && first[i] != i)
+            col[i] = col[first[i]];
+        if (col[i] == SIZE_MAX) {
+            if ((err = check_len(s, "/tensors", "name", t[i].name)) ||
+                (err = check_len(s, "/tensors", "kind", t[i].kind)))
+                goto done;
+            col[i] = nhave + nnew;
             recs[nnew++] = (tensor_rec){(char *)t[i].name, t[i].layer,
                                         (char *)(t[i].kind ? t[i].kind : ""), t[i].rows, t[i].cols};
         }
-        if (cols)
-            cols[i] = col;
     }
     if (nhave + nnew > CKS_STORE_MAX_ROWS) {
         err = cks_error_set(CKS_ELIMIT, "%s: more than %d tensors", s->path, CKS_STORE_MAX_ROWS);
@@ -397,7 +457,13 @@ int cks_store_add_tensors(cks_store *s, const cks_store_tensor *t, size_t n, siz
         err = write_records(s, "/tensors", mt, recs, nhave, nnew);
         H5Tclose(mt);
     }
+    if (!err && cols)
+        memcpy(cols, col, n * sizeof *cols);
 done:
+    free(in);
+    free(hv);
+    free(first);
+    free(col);
     free(recs);
     cks_store_tensors_free(have, nhave);
     return err;

@@ -416,6 +416,44 @@ static int read_block(cks_store *s, const char *path, hid_t d, hsize_t r0, hsize
     return err;
 }
 
+/* Reading cells values of the open dataset d allocates 8 * cells bytes. HDF5 returns the
+ * fill value for chunks that were never written, so a tiny hostile file can declare a
+ * huge dataset: past CKS_STORE_SPARSE_CELLS, the file must store at least 2 bytes per cell
+ * read (a float32 dataset half written; ours are fully written), which bounds what a file
+ * can make us allocate to 4 times its size. */
+static int check_backed(cks_store *s, const char *path, hid_t d, uint64_t cells)
+{
+    char p[256]; /* dataset names come from the file */
+    if (cells > CKS_STORE_MAX_CELLS)
+        return cks_error_set(CKS_ELIMIT, "%s: %s: reading %llu values, more than %u", s->path,
+                             cks_printable(p, sizeof p, path, strlen(path)),
+                             (unsigned long long)cells, CKS_STORE_MAX_CELLS);
+    if (cells <= CKS_STORE_SPARSE_CELLS)
+        return 0;
+    hsize_t stored = H5Dget_storage_size(d);
+    H5Eclear2(H5E_DEFAULT);
+    if (stored / 2 < cells)
+        return cks_error_set(CKS_ELIMIT,
+                             "%s: %s: reading %llu values, but the file stores only %llu bytes "
+                             "of them (unwritten data past %u values: a damaged or hostile file)",
+                             s->path, cks_printable(p, sizeof p, path, strlen(path)),
+                             (unsigned long long)cells, (unsigned long long)stored,
+                             CKS_STORE_SPARSE_CELLS);
+    return 0;
+}
+
+int cks_store_check_read(cks_store *s, const char *path, size_t cells)
+{
+    hid_t d = H5I_INVALID_HID;
+    hsize_t dims[2] = {0, 0};
+    int err = open_float(s, path, &d, dims);
+    if (err)
+        return err;
+    err = check_backed(s, path, d, cells);
+    H5Dclose(d);
+    return err;
+}
+
 int cks_store_read_matrix(cks_store *s, const char *path, double **out, size_t *rows, size_t *cols)
 {
     hid_t d = H5I_INVALID_HID;
@@ -424,12 +462,11 @@ int cks_store_read_matrix(cks_store *s, const char *path, double **out, size_t *
     int err = open_float(s, path, &d, dims);
     if (err)
         return err;
-    if (__builtin_mul_overflow((size_t)dims[0], (size_t)dims[1], &cells) ||
-        cells > CKS_STORE_MAX_CELLS) {
+    if (__builtin_mul_overflow((size_t)dims[0], (size_t)dims[1], &cells))
+        cells = SIZE_MAX;
+    if ((err = check_backed(s, path, d, cells)) != 0) {
         H5Dclose(d);
-        return cks_error_set(CKS_ELIMIT, "%s: %s has %llux%llu values, more than %u", s->path, path,
-                             (unsigned long long)dims[0], (unsigned long long)dims[1],
-                             CKS_STORE_MAX_CELLS);
+        return err;
     }
     double *buf = malloc((cells ? cells : 1) * sizeof *buf);
     if (!buf) {

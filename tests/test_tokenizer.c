@@ -393,9 +393,7 @@ static void pbw_piece(pbw *w, const char *piece, float score, int type)
 /* A tiny valid BPE model: <unk> <s> </s> ▁ a b ab ▁ab; extra lets a test add records. */
 static void mini_model(pbw *w, int model_type, const char *norm_name)
 {
-    static const char *normal[] = {"\xe2\x96\x81", "a", "b", "ab",
-                                   "\xe2\x96\x81"
-                                   "ab"};
+    static const char *normal[] = {"\xe2\x96\x81", "a", "b", "ab", "\342\226\201ab"};
     pbw_piece(w, "<unk>", 0, 2);
     pbw_piece(w, "<s>", 0, 3);
     pbw_piece(w, "</s>", 0, 3);

@@ -18,7 +18,7 @@ for arg in "$@"; do
   case "$arg" in
     --mpi) PACKAGES="$PACKAGES libopenmpi-dev openmpi-bin" ;;
     --browser) PACKAGES="$PACKAGES chromium" ;;
-    --fuzz) PACKAGES="$PACKAGES clang libclang-rt-14-dev" ;;
+    --fuzz) PACKAGES="$PACKAGES clang libclang-rt-14-dev libomp-dev" ;;
     --train) PACKAGES="$PACKAGES jargon-text" ;;
     *) echo "setup-deps.sh: unknown option $arg" >&2; exit 2 ;;
   esac

@@ -3,15 +3,18 @@
 # Then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Then the MPI build (preset mpi: ckptscope with -DCKPTSCOPE_MPI=ON) and its mpirun tests
 # (ctest label mpi); CKS_SKIP_MPI=1 leaves it out.
+# Then every libFuzzer target (preset fuzz, clang) for CKS_FUZZ_SECONDS (default 30) each,
+# two at a time (tools/fuzz.sh): a crash, leak, hang or huge allocation fails the run;
+# CKS_SKIP_FUZZ=1 leaves it out.
 set -eu
 cd "$(dirname "$0")/.."
 # --browser: Chromium for the HTML trends page test (label browser); --mpi: OpenMPI for
 # the MPI build below
-if [ "${CKS_SKIP_MPI:-0}" != 1 ]; then
-  tools/setup-deps.sh --browser --mpi
-else
-  tools/setup-deps.sh --browser
-fi
+deps="--browser"
+[ "${CKS_SKIP_MPI:-0}" = 1 ] || deps="$deps --mpi"
+[ "${CKS_SKIP_FUZZ:-0}" = 1 ] || deps="$deps --fuzz"
+# shellcheck disable=SC2086
+tools/setup-deps.sh $deps
 cmake --preset dev >/dev/null
 cmake --build --preset dev -j "$(nproc)"
 ctest --preset dev
@@ -24,5 +27,8 @@ if [ "${CKS_SKIP_MPI:-0}" != 1 ]; then
   cmake --preset mpi >/dev/null
   cmake --build --preset mpi -j "$(nproc)"
   ctest --preset mpi
+fi
+if [ "${CKS_SKIP_FUZZ:-0}" != 1 ]; then
+  tools/fuzz.sh "${CKS_FUZZ_SECONDS:-30}"
 fi
 echo "test.sh: all tests passed"
