@@ -118,7 +118,7 @@ static void shard_index(void)
 
 static void config(void)
 {
-    cks_fx_model m = {64, 160, 2, 4, 2, 256, 128, 10000.0, 1e-5, 0, CKS_DT_F32};
+    cks_fx_model m = {64, 160, 2, 4, 2, 256, 128, 10000.0, 1e-5, 0, CKS_DT_F32, 0};
     char *c = cks_fx_config_json(&m);
     put_text("config", "fixture", c);
     free(c);
