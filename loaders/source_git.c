@@ -2,6 +2,7 @@
  * branch's tree, Git LFS pointers resolve to <commondir>/lfs/objects. Read-only: no
  * checkout, no index, no ref or object is written. */
 #include "error.h"
+#include "grow.h"
 #include "lfs.h"
 #include "source_impl.h"
 
@@ -207,14 +208,9 @@ static void remote_names_release(remote_names *r)
 
 static int remote_names_add(remote_names *r, const char *name, size_t len)
 {
-    if (r->count == r->cap) {
-        size_t cap = r->cap ? 2 * r->cap : 4;
-        char **n = cap <= SIZE_MAX / sizeof *n ? realloc(r->names, cap * sizeof *n) : NULL;
-        if (!n)
-            return cks_error_set(CKS_ENOMEM, "out of memory");
-        r->names = n;
-        r->cap = cap;
-    }
+    int err = cks_grow(&r->names, &r->cap, r->count, sizeof *r->names, 4);
+    if (err)
+        return err;
     if (!(r->names[r->count] = strndup(name, len)))
         return cks_error_set(CKS_ENOMEM, "out of memory");
     r->count++;

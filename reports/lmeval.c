@@ -1,6 +1,7 @@
 /* lm-evaluation-harness result parsing, v0.3 and v0.4 layouts (see lmeval.h). */
 #include "lmeval.h"
 #include "error.h"
+#include "grow.h"
 #include "json.h"
 
 #include <math.h>
@@ -111,14 +112,9 @@ static void raw_release(raw_vec *r)
 
 static int raw_add(raw_vec *r, const char *task, const char *metric, double x, int is_stderr)
 {
-    if (r->count == r->cap) {
-        size_t cap = r->cap ? 2 * r->cap : 64;
-        raw_value *items = realloc(r->items, cap * sizeof *items);
-        if (!items)
-            return cks_error_set(CKS_ENOMEM, "out of memory");
-        r->items = items;
-        r->cap = cap;
-    }
+    int err = cks_grow(&r->items, &r->cap, r->count, sizeof *r->items, 64);
+    if (err)
+        return err;
     char *m = strdup(metric);
     if (!m)
         return cks_error_set(CKS_ENOMEM, "out of memory");

@@ -4,6 +4,7 @@
  * of their groups. One store transaction from creation (cks_store_create_tx): the file
  * appears whole or not at all. */
 #include "error.h"
+#include "grow.h"
 #include "merge_impl.h"
 
 #include <math.h>
@@ -21,15 +22,10 @@ typedef struct {
 
 static int strings_push(strings *s, char *x)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 32;
-        char **p = realloc(s->v, cap * sizeof *p);
-        if (!p) {
-            free(x);
-            return cks_error_set(CKS_ENOMEM, "out of memory");
-        }
-        s->v = p;
-        s->cap = cap;
+    int err = cks_grow(&s->v, &s->cap, s->n, sizeof *s->v, 32);
+    if (err) {
+        free(x);
+        return err;
     }
     s->v[s->n++] = x;
     return 0;

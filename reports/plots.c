@@ -3,6 +3,7 @@
  * the step axis, numbers and labels, file names. */
 #include "plots_impl.h"
 #include "error.h"
+#include "grow.h"
 #include "gnuplot.h"
 #include "tensor.h"
 
@@ -121,14 +122,9 @@ static char *dup_or_null(const char *s)
 static int list_add(cks_plot_list *l, const char *family, const char *file, const char *title,
                     const char *reason)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 32;
-        cks_plot_item *p = realloc(l->item, cap * sizeof *p);
-        if (!p)
-            return cks_error_set(CKS_ENOMEM, "out of memory");
-        l->item = p;
-        l->cap = cap;
-    }
+    int err = cks_grow(&l->item, &l->cap, l->n, sizeof *l->item, 32);
+    if (err)
+        return err;
     cks_plot_item *it = &l->item[l->n];
     it->family = strdup(family);
     it->file = dup_or_null(file);

@@ -4,6 +4,7 @@
  * and judges each score with cks_gate_compare. */
 #include "regress.h"
 #include "error.h"
+#include "grow.h"
 #include "evals.h"
 #include "json.h"
 
@@ -73,14 +74,8 @@ typedef struct {
 
 static cks_gate_metric *metric_add(metric_vec *v, const char *id)
 {
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? 2 * v->cap : 64;
-        cks_gate_metric *m = realloc(v->m, cap * sizeof *m);
-        if (!m)
-            return NULL;
-        v->m = m;
-        v->cap = cap;
-    }
+    if (cks_grow(&v->m, &v->cap, v->n, sizeof *v->m, 64) != 0)
+        return NULL;
     cks_gate_metric *m = &v->m[v->n];
     memset(m, 0, sizeof *m);
     if (!(m->id = strdup(id)))

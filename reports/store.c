@@ -3,6 +3,7 @@
  * fsync the folder), plus HDF5 error translation and string attributes. The datasets
  * themselves are in store_data.c. See store.h for the guarantees. */
 #include "error.h"
+#include "grow.h"
 #include "store_impl.h"
 
 #include <errno.h>
@@ -243,16 +244,8 @@ typedef struct {
 static herr_t attr_one(hid_t obj, const char *name, const H5A_info_t *info, void *op)
 {
     attr_list *l = op;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        char **p = realloc(l->names, cap * sizeof *p);
-        if (!p) {
-            l->err = cks_error_set(CKS_ENOMEM, "out of memory");
-            return -1;
-        }
-        l->names = p;
-        l->cap = cap;
-    }
+    if ((l->err = cks_grow(&l->names, &l->cap, l->n, sizeof *l->names, 16)) != 0)
+        return -1;
     if (!(l->names[l->n] = strdup(name))) {
         l->err = cks_error_set(CKS_ENOMEM, "out of memory");
         return -1;

@@ -2,6 +2,7 @@
  * "axes" attribute, kept at N rows (and T columns for tensor matrices) before every
  * commit, read whole, by row or by column. See store.h. */
 #include "error.h"
+#include "grow.h"
 #include "store_impl.h"
 
 #include <math.h>
@@ -526,16 +527,8 @@ typedef struct {
 static herr_t list_one(hid_t g, const char *name, const H5L_info_t *info, void *op)
 {
     name_list *l = op;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 32;
-        char **p = realloc(l->names, cap * sizeof *p);
-        if (!p) {
-            l->err = cks_error_set(CKS_ENOMEM, "out of memory");
-            return -1;
-        }
-        l->names = p;
-        l->cap = cap;
-    }
+    if ((l->err = cks_grow(&l->names, &l->cap, l->n, sizeof *l->names, 32)) != 0)
+        return -1;
     if (!(l->names[l->n] = strdup(name))) {
         l->err = cks_error_set(CKS_ENOMEM, "out of memory");
         return -1;

@@ -16,60 +16,34 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static unsigned char *big(size_t n)
-{
-    void *p =
-        mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    assert_true(p != MAP_FAILED);
-    return p;
-}
-
-static void expect(int rc, int code, const char *want1, const char *want2)
-{
-    const char *msg = cks_error_last();
-    if (rc != code || (want1 && !strstr(msg, want1)) || (want2 && !strstr(msg, want2)))
-        fail_msg("got %d '%s', expected %d with '%s' and '%s'", rc, msg, code, want1 ? want1 : "",
-                 want2 ? want2 : "");
-    cks_error_clear();
-}
-
 static void test_limits__tokenizer_file_bytes(void **state)
 {
     size_t n = (size_t)CKS_TOK_MAX_FILE_BYTES + 1;
-    unsigned char *b = big(n);
+    unsigned char *b = cks_big_zeroed(n);
     cks_tokenizer *t;
     /* at the limit the content is read (and refused: zeros are no model) */
-    expect(cks_tokenizer_load_spm(&t, b, CKS_TOK_MAX_FILE_BYTES, "tokenizer.model"), CKS_EFORMAT,
-           "tokenizer.model", NULL);
-    expect(cks_tokenizer_load_spm(&t, b, n, "tokenizer.model"), CKS_ELIMIT, "tokenizer.model",
-           "268435456");
-    expect(cks_tokenizer_load_hf(&t, (const char *)b, CKS_TOK_MAX_FILE_BYTES, "tokenizer.json"),
-           CKS_EFORMAT, "tokenizer.json", "not valid JSON");
-    expect(cks_tokenizer_load_hf(&t, (const char *)b, n, "tokenizer.json"), CKS_ELIMIT,
-           "tokenizer.json", "268435456");
+    cks_expect_error(cks_tokenizer_load_spm(&t, b, CKS_TOK_MAX_FILE_BYTES, "tokenizer.model"),
+                     CKS_EFORMAT, "tokenizer.model", NULL);
+    cks_expect_error(cks_tokenizer_load_spm(&t, b, n, "tokenizer.model"), CKS_ELIMIT,
+                     "tokenizer.model", "268435456");
+    cks_expect_error(
+        cks_tokenizer_load_hf(&t, (const char *)b, CKS_TOK_MAX_FILE_BYTES, "tokenizer.json"),
+        CKS_EFORMAT, "tokenizer.json", "not valid JSON");
+    cks_expect_error(cks_tokenizer_load_hf(&t, (const char *)b, n, "tokenizer.json"), CKS_ELIMIT,
+                     "tokenizer.json", "268435456");
     munmap(b, n);
     /* the same through a file (sparse: nothing is written) */
     char *dir = cks_tmpdir_new("limits"), path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.model", dir);
     cks_write_file(path, "", 0);
     assert_int_equal(truncate(path, (off_t)CKS_TOK_MAX_FILE_BYTES), 0);
-    expect(cks_tokenizer_load_file(&t, path), CKS_EFORMAT, "tokenizer.model", NULL);
+    cks_expect_error(cks_tokenizer_load_file(&t, path), CKS_EFORMAT, "tokenizer.model", NULL);
     assert_int_equal(truncate(path, (off_t)CKS_TOK_MAX_FILE_BYTES + 1), 0);
-    expect(cks_tokenizer_load_file(&t, path), CKS_ELIMIT, "tokenizer.model", NULL);
+    cks_expect_error(cks_tokenizer_load_file(&t, path), CKS_ELIMIT, "tokenizer.model", NULL);
     cks_tmpdir_remove(dir);
 }
 
 /* ---- one piece's bytes ---- */
-
-static size_t varint(unsigned char *p, uint64_t v)
-{
-    size_t n = 0;
-    do {
-        p[n++] = (unsigned char)((v & 0x7F) | (v > 0x7F ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-    return n;
-}
 
 /* tests/data/tok/small.model with one more NORMAL piece of len bytes ('q' repeated): a
  * repeated field may follow the others, and the piece takes the next id. */
@@ -81,9 +55,9 @@ static int spm_with_piece(size_t len, int64_t *vocab)
     unsigned char *m = malloc(n + len + 64), hdr[16];
     assert_non_null(m);
     memcpy(m, base, n);
-    size_t k = varint(hdr, len), inner = 1 + k + len + 5 + 2, at = n;
+    size_t k = cks_put_varint(hdr, len), inner = 1 + k + len + 5 + 2, at = n;
     m[at++] = 0x0A; /* ModelProto.pieces (1, length-delimited) */
-    at += varint(m + at, inner);
+    at += cks_put_varint(m + at, inner);
     m[at++] = 0x0A; /* SentencePiece.piece (1) */
     memcpy(m + at, hdr, k);
     at += k;
@@ -133,8 +107,8 @@ static void test_limits__piece_bytes(void **state)
     int64_t vocab = 0;
     assert_int_equal(spm_with_piece(CKS_TOK_MAX_PIECE_BYTES, &vocab), 0);
     assert_true(vocab > 256);
-    expect(spm_with_piece(CKS_TOK_MAX_PIECE_BYTES + 1, &vocab), CKS_ELIMIT, "small.model",
-           "bytes (limit 4096)");
+    cks_expect_error(spm_with_piece(CKS_TOK_MAX_PIECE_BYTES + 1, &vocab), CKS_ELIMIT, "small.model",
+                     "bytes (limit 4096)");
     for (int past = 0; past < 2; past++) {
         char *piece = malloc(CKS_TOK_MAX_PIECE_BYTES + 2);
         memset(piece, 'q', CKS_TOK_MAX_PIECE_BYTES + (size_t)past);
@@ -143,7 +117,7 @@ static void test_limits__piece_bytes(void **state)
         cks_tokenizer *t;
         int rc = cks_tokenizer_load_hf(&t, j, strlen(j), "tokenizer.json");
         if (past) {
-            expect(rc, CKS_ELIMIT, "tokenizer.json", "(limit 4096)");
+            cks_expect_error(rc, CKS_ELIMIT, "tokenizer.json", "(limit 4096)");
         } else {
             assert_int_equal(rc, 0);
             assert_int_equal(strlen(cks_tokenizer_piece(t, 2)), CKS_TOK_MAX_PIECE_BYTES);
@@ -161,7 +135,7 @@ static void test_limits__hf_added_tokens(void **state)
         cks_tokenizer *t;
         int rc = cks_tokenizer_load_hf(&t, j, strlen(j), "tokenizer.json");
         if (past) {
-            expect(rc, CKS_ELIMIT, "tokenizer.json", "more than 65536 added tokens");
+            cks_expect_error(rc, CKS_ELIMIT, "tokenizer.json", "more than 65536 added tokens");
         } else {
             assert_int_equal(rc, 0);
             assert_int_equal(cks_tokenizer_vocab_size(t), 3 + CKS_TOK_MAX_ADDED);
@@ -184,14 +158,14 @@ static void test_limits__encode_text_bytes(void **state)
     assert_int_equal(cks_tokenizer_load_hf(&t, j, strlen(j), "tokenizer.json"), 0);
     free(j);
     size_t n = CKS_TOK_MAX_TEXT_BYTES + 1;
-    unsigned char *b = big(n);
+    unsigned char *b = cks_big_zeroed(n);
     b[0] = 0xFF; /* at the limit the text is read, and refused at its first byte */
     int32_t *ids = NULL;
     size_t k = 0;
-    expect(cks_tokenizer_encode(t, (const char *)b, CKS_TOK_MAX_TEXT_BYTES, &ids, &k), CKS_EFORMAT,
-           "byte offset 0", NULL);
-    expect(cks_tokenizer_encode(t, (const char *)b, n, &ids, &k), CKS_ELIMIT, "268435457",
-           "268435456");
+    cks_expect_error(cks_tokenizer_encode(t, (const char *)b, CKS_TOK_MAX_TEXT_BYTES, &ids, &k),
+                     CKS_EFORMAT, "byte offset 0", NULL);
+    cks_expect_error(cks_tokenizer_encode(t, (const char *)b, n, &ids, &k), CKS_ELIMIT, "268435457",
+                     "268435456");
     munmap(b, n);
     cks_tokenizer_free(t);
 }
@@ -221,7 +195,8 @@ static void test_limits__tokenizer_config_bytes(void **state)
     assert_int_equal(bos, 0);
     cks_ckpt_free(c);
     assert_int_equal(cks_ckpt_open(&c, s, 1), 0);
-    expect(cks_tokenizer_ckpt_add_bos(c, &bos), CKS_ELIMIT, "tokenizer_config.json", "4194304");
+    cks_expect_error(cks_tokenizer_ckpt_add_bos(c, &bos), CKS_ELIMIT, "tokenizer_config.json",
+                     "4194304");
     cks_ckpt_free(c);
     cks_source_free(s);
     cks_tmpdir_remove(root);
@@ -242,7 +217,7 @@ static void test_limits__spectral_side(void **state)
     t.shape[0] = t.shape[1] = max + 1;
     t.numel = (max + 1) * (max + 1);
     t.nbytes = (size_t)t.numel * 2;
-    expect(cks_esd_check(&t), CKS_ELIMIT, "'w'", "at most 16384");
+    cks_expect_error(cks_esd_check(&t), CKS_ELIMIT, "'w'", "at most 16384");
 }
 
 int main(void)

@@ -21,15 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void expect(int rc, int code, const char *want1, const char *want2)
-{
-    const char *msg = cks_error_last();
-    if (rc != code || (want1 && !strstr(msg, want1)) || (want2 && !strstr(msg, want2)))
-        fail_msg("got %d '%s', expected %d with '%s' and '%s'", rc, msg, code, want1 ? want1 : "",
-                 want2 ? want2 : "");
-    cks_error_clear();
-}
-
 /* ---- a million tensors: safetensors header, shard index ---- */
 
 /* n empty F32 tensors t0..t<n-1> (empty tensors may share offsets). */
@@ -61,7 +52,7 @@ static void test_limits__safetensors_tensors(void **state)
         cks_tensor_list_init(&l);
         int rc = cks_safetensors_parse(m, 0, &l);
         if (past) {
-            expect(rc, CKS_ELIMIT, "many.safetensors", "1048577 tensors (limit 1048576)");
+            cks_expect_error(rc, CKS_ELIMIT, "many.safetensors", "1048577 tensors (limit 1048576)");
         } else {
             assert_int_equal(rc, 0);
             assert_int_equal(l.count, CKS_MAX_TENSORS);
@@ -85,7 +76,7 @@ static void test_limits__shard_index_tensors(void **state)
         cks_shard_index ix;
         int rc = cks_shard_index_parse(t, o, "model.safetensors.index.json", &ix);
         if (past) {
-            expect(rc, CKS_ELIMIT, "index.json", "1048577 tensors (limit 1048576)");
+            cks_expect_error(rc, CKS_ELIMIT, "index.json", "1048577 tensors (limit 1048576)");
         } else {
             assert_int_equal(rc, 0);
             assert_int_equal(ix.ntensors, CKS_MAX_TENSORS);
@@ -139,7 +130,8 @@ static void test_limits__zip_entries(void **state)
     for (int off = 24; off <= 32; off += 8)
         for (int i = 0; i < 8; i++)
             z64[off + i] = (unsigned char)(((uint64_t)CKS_ZIP_MAX_ENTRIES + 1) >> (8 * i));
-    expect(cks_torchzip_open(m, &a), CKS_ELIMIT, "many.bin", "1048577 zip entries (limit");
+    cks_expect_error(cks_torchzip_open(m, &a), CKS_ELIMIT, "many.bin",
+                     "1048577 zip entries (limit");
     cks_map_free(m);
 }
 
@@ -176,7 +168,8 @@ static void test_limits__source_checkpoints(void **state)
     cks_source_free(s);
     snprintf(p, sizeof p, "%s/ckpt_%06d", root, CKS_MAX_CHECKPOINTS);
     assert_int_equal(mkdir(p, 0755), 0);
-    expect(cks_source_open(&s, root, NULL), CKS_ELIMIT, root, "more than 100000 checkpoints");
+    cks_expect_error(cks_source_open(&s, root, NULL), CKS_ELIMIT, root,
+                     "more than 100000 checkpoints");
     many_dir_remove(root, mounted);
 }
 
@@ -200,22 +193,12 @@ static void test_limits__checkpoint_files(void **state)
     cks_ckpt_free(c);
     snprintf(p, sizeof p, "%s/ckpt_000/f%06d", root, CKS_MAX_FILES);
     cks_write_file(p, "", 0);
-    expect(cks_ckpt_open(&c, s, 0), CKS_ELIMIT, "ckpt_000", "more than 100000 files");
+    cks_expect_error(cks_ckpt_open(&c, s, 0), CKS_ELIMIT, "ckpt_000", "more than 100000 files");
     cks_source_free(s);
     many_dir_remove(root, mounted);
 }
 
 /* ---- four million pieces ---- */
-
-static size_t varint(unsigned char *p, uint64_t v)
-{
-    size_t n = 0;
-    do {
-        p[n++] = (unsigned char)((v & 0x7F) | (v > 0x7F ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-    return n;
-}
 
 static void test_limits__spm_pieces(void **state)
 {
@@ -243,7 +226,7 @@ static void test_limits__spm_pieces(void **state)
             v /= 32;
         } while (v);
         m[at++] = 0x0A;
-        at += varint(m + at, 2 + k + 7);
+        at += cks_put_varint(m + at, 2 + k + 7);
         m[at++] = 0x0A;
         m[at++] = (unsigned char)k;
         memcpy(m + at, piece, k);
@@ -257,8 +240,8 @@ static void test_limits__spm_pieces(void **state)
             cks_tokenizer_free(t);
         }
     }
-    expect(cks_tokenizer_load_spm(&t, m, at, "big.model"), CKS_ELIMIT, "big.model",
-           "more than 4194304 pieces");
+    cks_expect_error(cks_tokenizer_load_spm(&t, m, at, "big.model"), CKS_ELIMIT, "big.model",
+                     "more than 4194304 pieces");
     free(m);
     free(base);
 }
@@ -286,7 +269,7 @@ static void test_limits__baseline_metrics(void **state)
         cks_baseline b;
         int rc = cks_baseline_read(path, &b);
         if (past) {
-            expect(rc, CKS_EFORMAT, "baseline.json", "at most 1000000 scores");
+            cks_expect_error(rc, CKS_EFORMAT, "baseline.json", "at most 1000000 scores");
         } else {
             assert_int_equal(rc, 0);
             assert_int_equal(b.n, CKS_GATE_MAX_METRICS);

@@ -7,6 +7,7 @@
 #include "dtype.h"
 #include "error.h"
 #include "fixture.h"
+#include "grow.h"
 #include "lfs.h"
 #include "map.h"
 #include "path.h"
@@ -86,6 +87,31 @@ static void test_dtype__widen_all_float_types(void **state)
 }
 
 /* ---- tensor names ---- */
+
+/* ---- growing arrays ---- */
+
+static void test_grow__doubles_and_keeps_contents(void **state)
+{
+    (void)state;
+    int *a = NULL;
+    size_t cap = 0, n;
+    for (n = 0; n < 1000; n++) {
+        assert_int_equal(cks_grow(&a, &cap, n, sizeof *a, 8), 0);
+        assert_true(cap > n);
+        a[n] = (int)n;
+    }
+    assert_int_equal(cap, 1024); /* 8, 16, ..., 1024 */
+    for (n = 0; n < 1000; n++)
+        assert_int_equal(a[n], (int)n);
+    /* a capacity whose double does not fit in size_t is refused, leaving the array alone */
+    size_t huge = SIZE_MAX / 2;
+    int *keep = a;
+    assert_int_equal(cks_grow(&a, &huge, huge, sizeof *a, 8), CKS_ENOMEM);
+    assert_ptr_equal(a, keep);
+    assert_int_equal(huge, SIZE_MAX / 2);
+    cks_error_clear();
+    free(a);
+}
 
 static void test_tensor__classify_llama_names(void **state)
 {
@@ -446,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_dtype__f16_round_trip_every_value),
         cmocka_unit_test(test_dtype__bf16_rounding),
         cmocka_unit_test(test_dtype__widen_all_float_types),
+        cmocka_unit_test(test_grow__doubles_and_keeps_contents),
         cmocka_unit_test(test_tensor__classify_llama_names),
         cmocka_unit_test(test_tensor__check_extent_overflow),
         cmocka_unit_test(test_config__valid),

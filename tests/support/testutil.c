@@ -1,11 +1,14 @@
 /* cmocka helpers (see testutil.h). */
 #include "testutil.h"
 
+#include "error.h"
+
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 void cks_assert_close_impl(double got, double want, double rtol, double atol, const char *expr,
@@ -90,4 +93,31 @@ unsigned char *cks_read_test_file(const char *path, size_t *len)
     fclose(f);
     *len = (size_t)n;
     return buf;
+}
+
+void cks_expect_error(int rc, int code, const char *want1, const char *want2)
+{
+    const char *msg = cks_error_last();
+    if (rc != code || (want1 && !strstr(msg, want1)) || (want2 && !strstr(msg, want2)))
+        fail_msg("got %d '%s', expected %d with '%s' and '%s'", rc, msg, code, want1 ? want1 : "",
+                 want2 ? want2 : "");
+    cks_error_clear();
+}
+
+unsigned char *cks_big_zeroed(size_t n)
+{
+    void *p =
+        mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    assert_true(p != MAP_FAILED);
+    return p;
+}
+
+size_t cks_put_varint(unsigned char *p, uint64_t v)
+{
+    size_t n = 0;
+    do {
+        p[n++] = (unsigned char)((v & 0x7F) | (v > 0x7F ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return n;
 }

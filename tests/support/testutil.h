@@ -33,4 +33,15 @@ unsigned char *cks_read_test_file(const char *path, size_t *len);
 /* Writes bytes to a file; fails the test on error. */
 void cks_write_file(const char *path, const void *data, size_t len);
 
+/* Fails unless rc == code and the last error message (error.h) contains want1 and want2
+ * (either may be NULL); then clears the error. For the refusal paths of the limit tests. */
+void cks_expect_error(int rc, int code, const char *want1, const char *want2);
+
+/* n bytes of zeroed memory that cost nothing until touched (an anonymous MAP_NORESERVE
+ * mapping: inputs at a size limit of gigabytes); release with munmap. */
+unsigned char *cks_big_zeroed(size_t n);
+
+/* Writes v as a protobuf base-128 varint at p; returns its length (at most 10). */
+size_t cks_put_varint(unsigned char *p, uint64_t v);
+
 #endif
