@@ -11,6 +11,9 @@
 #                                          tests/fuzz/regressions/TARGET/ (commit it, then fix
 #                                          the parser: ctest fuzz_replay_TARGET replays it)
 #
+# CKS_FUZZ_SEED=N fixes libFuzzer's random seed (tools/test.sh sets 1, so that what CI
+# finds, it finds again; a longer campaign leaves it unset).
+#
 # The committed seeds (tests/fuzz/corpus/<target>) are read, never written: what a run
 # discovers goes to build-fuzz/fuzz-out/<target>/corpus, kept between runs.
 set -eu
@@ -54,7 +57,7 @@ run_one() {
   mkdir -p "$d/corpus" "$d/artifacts"
   # shellcheck disable=SC2046
   set -- "$ROOT/build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="$secs" -max_len="$(max_len "$t")" \
-    -timeout=10 $(limits "$t") -print_final_stats=1 \
+    -timeout=10 $(limits "$t") -print_final_stats=1 ${CKS_FUZZ_SEED:+-seed="$CKS_FUZZ_SEED"} \
     -artifact_prefix="$d/artifacts/" -dict="$ROOT/tests/fuzz/dict/$t.dict" \
     "$d/corpus" "$ROOT/tests/fuzz/corpus/$t"
   # leaks fail an input like a crash; halt on the first UBSan report. HDF5 leaks on its own
