@@ -170,10 +170,7 @@ static void test_limits__config_bytes(void **state)
                               "\"num_hidden_layers\": 1, \"num_attention_heads\": 4, "
                               "\"vocab_size\": 5}";
     size_t n = CKS_MAX_CONFIG_BYTES + 1;
-    char *text = malloc(n);
-    assert_non_null(text);
-    memcpy(text, cfg, sizeof cfg - 1);
-    memset(text + sizeof cfg - 1, ' ', n - (sizeof cfg - 1));
+    char *text = cks_padded_json(cfg, n);
     cks_config c;
     assert_int_equal(cks_config_parse(text, CKS_MAX_CONFIG_BYTES, "config.json", &c), 0);
     cks_expect_error(cks_config_parse(text, n, "config.json", &c), CKS_ELIMIT, "config.json",
@@ -488,10 +485,7 @@ static void test_limits__shard_index_bytes(void **state)
     char *root = cks_tmpdir_new("limits");
     static const char ix[] = "{\"weight_map\": {\"w\": \"model-1.safetensors\"}}";
     size_t n = CKS_MAX_INDEX_BYTES + 1;
-    char *text = malloc(n);
-    assert_non_null(text);
-    memcpy(text, ix, sizeof ix - 1);
-    memset(text + sizeof ix - 1, ' ', n - (sizeof ix - 1));
+    char *text = cks_padded_json(ix, n);
     for (int past = 0; past < 2; past++) {
         char p[4096];
         snprintf(p, sizeof p, "%s/ckpt_00%d", root, past);

@@ -175,10 +175,7 @@ static void test_limits__tokenizer_config_bytes(void **state)
     char *root = cks_tmpdir_new("limits"), p[4096];
     static const char cfg[] = "{\"add_bos_token\": false}";
     size_t n = CKS_TOK_MAX_CONFIG_BYTES + 1;
-    char *text = malloc(n);
-    assert_non_null(text);
-    memcpy(text, cfg, sizeof cfg - 1);
-    memset(text + sizeof cfg - 1, ' ', n - (sizeof cfg - 1));
+    char *text = cks_padded_json(cfg, n);
     for (int past = 0; past < 2; past++) {
         snprintf(p, sizeof p, "%s/ckpt_00%d", root, past);
         assert_int_equal(mkdir(p, 0755), 0);

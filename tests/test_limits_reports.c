@@ -30,10 +30,7 @@ static void test_limits__lmeval_bytes(void **state)
 {
     static const char doc[] = "{\"results\": {\"arc\": {\"acc\": 0.5}}}";
     size_t n = CKS_MAX_EVAL_BYTES + 1;
-    char *text = malloc(n);
-    assert_non_null(text);
-    memcpy(text, doc, sizeof doc - 1);
-    memset(text + sizeof doc - 1, ' ', n - (sizeof doc - 1));
+    char *text = cks_padded_json(doc, n);
     cks_eval_result r;
     assert_int_equal(lmeval(text, CKS_MAX_EVAL_BYTES, &r), 0);
     assert_int_equal(r.count, 1);
@@ -394,10 +391,7 @@ static void test_limits__baseline_bytes_and_ids(void **state)
     snprintf(path, sizeof path, "%s/baseline.json", dir);
     static const char doc[] = HEAD "\"metrics\": [{\"id\": \"evals/arc/acc\", \"value\": 0.5}]}";
     size_t n = CKS_BASELINE_MAX_BYTES + 1;
-    char *text = malloc(n);
-    assert_non_null(text);
-    memcpy(text, doc, sizeof doc - 1);
-    memset(text + sizeof doc - 1, ' ', n - (sizeof doc - 1));
+    char *text = cks_padded_json(doc, n);
     cks_baseline b;
     cks_write_file(path, text, CKS_BASELINE_MAX_BYTES);
     assert_int_equal(cks_baseline_read(path, &b), 0);

@@ -121,3 +121,14 @@ size_t cks_put_varint(unsigned char *p, uint64_t v)
     } while (v);
     return n;
 }
+
+char *cks_padded_json(const char *doc, size_t n)
+{
+    size_t len = strlen(doc);
+    assert_true(n >= len);
+    char *text = malloc(n ? n : 1);
+    assert_non_null(text);
+    memcpy(text, doc, len);
+    memset(text + len, ' ', n - len);
+    return text;
+}

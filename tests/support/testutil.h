@@ -41,6 +41,10 @@ void cks_expect_error(int rc, int code, const char *want1, const char *want2);
  * mapping: inputs at a size limit of gigabytes); release with munmap. */
 unsigned char *cks_big_zeroed(size_t n);
 
+/* A heap copy of the JSON document doc padded with spaces to n bytes (n >= strlen(doc)):
+ * the same document at any size, for the byte limits of the JSON readers. Free it. */
+char *cks_padded_json(const char *doc, size_t n);
+
 /* Writes v as a protobuf base-128 varint at p; returns its length (at most 10). */
 size_t cks_put_varint(unsigned char *p, uint64_t v);
 
