@@ -135,60 +135,71 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(const float *x, size
  * latency. Blocks holding a NaN or Inf are counted on a slow path. */
 #define RUN 8
 
-/* One vector of 16 widened values into the run's partials: fpclass finds NaN/Inf (0x99:
- * QNaN, SNaN, +Inf, -Inf), vrangeps keeps the larger magnitude (imm 0x0b: absolute max,
- * sign cleared), masked lanes contribute nothing. Returns the non-finite lane mask. */
-__attribute__((target("avx512f,avx512dq"))) static inline __mmask16
-step_avx512(__m512 v, __m512 cf, __m512 *amax, __m512 *p1, __m512 *p2)
+static void kernel(const float *x, size_t n, double c, acc *a);
+
+/* 32 widened values (two vectors) from 16-bit storage at s. */
+__attribute__((target("avx512f,avx512bw,avx512dq"))) static inline void
+load32_avx512(const unsigned char *s, int bf, __m512 *va, __m512 *vb)
 {
-    __mmask16 fin = (__mmask16)~_mm512_fpclass_ps_mask(v, 0x99);
-    *amax = _mm512_mask_range_ps(*amax, fin, *amax, v, 0x0b);
-    __m512 d = _mm512_maskz_sub_ps(fin, v, cf);
-    *p1 = _mm512_add_ps(*p1, d);
-    *p2 = _mm512_fmadd_ps(d, d, *p2);
-    return fin;
+    if (bf) { /* 32 bf16: odd ones are the high halves, even ones shift up */
+        __m512i x = _mm512_loadu_si512((const void *)s);
+        *va = _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32((int)0xffff0000u)));
+        *vb = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+    } else {
+        *va = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)s));
+        *vb = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + 32)));
+    }
 }
 
+/* Full runs of RUN x 32 values; returns how many values it took (the caller does the
+ * rest). Lanes are not classified: five vector ops per 16 values (widen, vrangeps for
+ * the absolute maximum (imm 0x0b), sub, add, fma), which is what one thread is bound by.
+ * A NaN or Inf propagates into the run's partials or maximum, as does an f32 overflow of
+ * a partial (|x - c| above 2^64); such a run is widened and done again by the f32 kernel,
+ * which classifies every lane and sums in f64. */
 __attribute__((target("avx512f,avx512bw,avx512dq"))) static size_t
 half_avx512(const unsigned char *s, size_t n, cks_dtype dt, double c, acc *a)
 {
     const __m512 cf = _mm512_set1_ps((float)c);
-    const __m512i hi16 = _mm512_set1_epi32((int)0xffff0000u);
     const int bf = dt == CKS_DT_BF16;
     __m512d s1 = _mm512_setzero_pd(), s2 = s1;
     __m512 amax = _mm512_setzero_ps();
-    int64_t bad = 0;
+    int64_t fast = 0;
     size_t i = 0;
-    while (i + 32 <= n) {
-        __m512 p1a = _mm512_setzero_ps(), p2a = p1a, p1b = p1a, p2b = p1a;
-        for (int r = 0; r < RUN && i + 32 <= n; r++, i += 32) {
+    for (; i + 32 * RUN <= n; i += 32 * RUN) {
+        __m512 p1a = _mm512_setzero_ps(), p2a = p1a, p1b = p1a, p2b = p1a, ra = p1a;
+        for (int r = 0; r < RUN; r++) {
             __m512 va, vb;
-            if (bf) { /* 32 bf16: odd ones are the high halves, even ones shift up */
-                __m512i x = _mm512_loadu_si512((const void *)(s + 2 * i));
-                va = _mm512_castsi512_ps(_mm512_and_si512(x, hi16));
-                vb = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
-            } else {
-                va = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + 2 * i)));
-                vb = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + 2 * i + 32)));
-            }
-            __mmask16 fa = step_avx512(va, cf, &amax, &p1a, &p2a);
-            __mmask16 fb = step_avx512(vb, cf, &amax, &p1b, &p2b);
-            if (__builtin_expect((fa & fb) != 0xffff, 0)) {
-                float tmp[32];
-                cks_widen_f32(dt, s + 2 * i, tmp, 32);
-                count_nonfinite(tmp, 32, a);
-                bad += 32 - __builtin_popcount(fa) - __builtin_popcount(fb);
-            }
+            load32_avx512(s + 2 * (i + 32 * (size_t)r), bf, &va, &vb);
+            ra = _mm512_range_ps(ra, va, 0x0b);
+            ra = _mm512_range_ps(ra, vb, 0x0b);
+            __m512 da = _mm512_sub_ps(va, cf), db = _mm512_sub_ps(vb, cf);
+            p1a = _mm512_add_ps(p1a, da);
+            p1b = _mm512_add_ps(p1b, db);
+            p2a = _mm512_fmadd_ps(da, da, p2a);
+            p2b = _mm512_fmadd_ps(db, db, p2b);
         }
+        /* fpclass 0x99: QNaN, SNaN, +Inf, -Inf */
+        __mmask16 bad = _mm512_fpclass_ps_mask(p1a, 0x99) | _mm512_fpclass_ps_mask(p1b, 0x99) |
+                        _mm512_fpclass_ps_mask(p2a, 0x99) | _mm512_fpclass_ps_mask(p2b, 0x99) |
+                        _mm512_fpclass_ps_mask(ra, 0x99);
+        if (__builtin_expect(bad != 0, 0)) {
+            float tmp[32 * RUN];
+            cks_widen_f32(dt, s + 2 * i, tmp, 32 * RUN);
+            kernel(tmp, 32 * RUN, c, a);
+            continue;
+        }
+        amax = _mm512_max_ps(amax, ra);
         s1 = cks_simd_wsum(cks_simd_wsum(s1, p1a), p1b);
         s2 = cks_simd_wsum(cks_simd_wsum(s2, p2a), p2b);
+        fast += 32 * RUN;
     }
     a->s1 += _mm512_reduce_add_pd(s1);
     a->s2 += _mm512_reduce_add_pd(s2);
     float m = _mm512_reduce_max_ps(amax);
     if (m > a->amax)
         a->amax = m;
-    a->n += (int64_t)i - bad;
+    a->n += fast;
     return i;
 }
 
@@ -207,41 +218,50 @@ __attribute__((target("avx2,fma"))) static inline __m256d widen_sum_avx2(__m256d
     return _mm256_add_pd(s, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
 }
 
+/* The AVX2 form of half_avx512: full runs of RUN x 16 values, unclassified lanes (the
+ * absolute maximum through and + max, whose second operand carries a NaN into the run's
+ * maximum), runs with anything not finite done again by the f32 kernel. */
 __attribute__((target("avx2,fma,f16c"))) static size_t half_avx2(const unsigned char *s, size_t n,
                                                                  cks_dtype dt, double c, acc *a)
 {
-    const __m256 fmax = _mm256_set1_ps(FLT_MAX), cf = _mm256_set1_ps((float)c);
+    const __m256 cf = _mm256_set1_ps((float)c), fmax = _mm256_set1_ps(FLT_MAX);
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const int bf = dt == CKS_DT_BF16;
     __m256d s1 = _mm256_setzero_pd(), s2 = s1;
     __m256 amax = _mm256_setzero_ps();
-    int64_t bad = 0;
+    int64_t fast = 0;
     size_t i = 0;
-    while (i + 16 <= n) {
-        __m256 p1a = _mm256_setzero_ps(), p2a = p1a, p1b = p1a, p2b = p1a;
-        for (int r = 0; r < RUN && i + 16 <= n; r++, i += 16) {
-            __m256 va = load8_avx2(s + 2 * i, bf), vb = load8_avx2(s + 2 * i + 16, bf);
-            __m256 aa = _mm256_and_ps(va, absmask), ab = _mm256_and_ps(vb, absmask);
-            __m256 fa = _mm256_cmp_ps(aa, fmax, _CMP_LE_OQ),
-                   fb = _mm256_cmp_ps(ab, fmax, _CMP_LE_OQ);
-            int ma = _mm256_movemask_ps(fa), mb = _mm256_movemask_ps(fb);
-            if (__builtin_expect((ma & mb) != 0xff, 0)) {
-                float tmp[16];
-                cks_widen_f32(dt, s + 2 * i, tmp, 16);
-                count_nonfinite(tmp, 16, a);
-                bad += 16 - __builtin_popcount((unsigned)ma) - __builtin_popcount((unsigned)mb);
-            }
-            amax = _mm256_max_ps(amax, _mm256_and_ps(aa, fa));
-            amax = _mm256_max_ps(amax, _mm256_and_ps(ab, fb));
-            __m256 da = _mm256_and_ps(_mm256_sub_ps(va, cf), fa);
-            __m256 db = _mm256_and_ps(_mm256_sub_ps(vb, cf), fb);
+    for (; i + 16 * RUN <= n; i += 16 * RUN) {
+        __m256 p1a = _mm256_setzero_ps(), p2a = p1a, p1b = p1a, p2b = p1a, ra = p1a;
+        for (int r = 0; r < RUN; r++) {
+            const unsigned char *q = s + 2 * (i + 16 * (size_t)r);
+            __m256 va = load8_avx2(q, bf), vb = load8_avx2(q + 16, bf);
+            ra = _mm256_max_ps(ra, _mm256_and_ps(va, absmask));
+            ra = _mm256_max_ps(ra, _mm256_and_ps(vb, absmask));
+            __m256 da = _mm256_sub_ps(va, cf), db = _mm256_sub_ps(vb, cf);
             p1a = _mm256_add_ps(p1a, da);
             p1b = _mm256_add_ps(p1b, db);
             p2a = _mm256_fmadd_ps(da, da, p2a);
             p2b = _mm256_fmadd_ps(db, db, p2b);
         }
+        /* |x| <= FLT_MAX is false for NaN and Inf */
+        __m256 all = _mm256_and_ps(
+            _mm256_and_ps(_mm256_cmp_ps(_mm256_and_ps(p1a, absmask), fmax, _CMP_LE_OQ),
+                          _mm256_cmp_ps(_mm256_and_ps(p1b, absmask), fmax, _CMP_LE_OQ)),
+            _mm256_and_ps(
+                _mm256_cmp_ps(_mm256_and_ps(p2a, absmask), fmax, _CMP_LE_OQ),
+                _mm256_and_ps(_mm256_cmp_ps(_mm256_and_ps(p2b, absmask), fmax, _CMP_LE_OQ),
+                              _mm256_cmp_ps(ra, fmax, _CMP_LE_OQ))));
+        if (__builtin_expect(_mm256_movemask_ps(all) != 0xff, 0)) {
+            float tmp[16 * RUN];
+            cks_widen_f32(dt, s + 2 * i, tmp, 16 * RUN);
+            kernel(tmp, 16 * RUN, c, a);
+            continue;
+        }
+        amax = _mm256_max_ps(amax, ra);
         s1 = widen_sum_avx2(widen_sum_avx2(s1, p1a), p1b);
         s2 = widen_sum_avx2(widen_sum_avx2(s2, p2a), p2b);
+        fast += 16 * RUN;
     }
     double t1[4], t2[4];
     float tm[8];
@@ -255,7 +275,7 @@ __attribute__((target("avx2,fma,f16c"))) static size_t half_avx2(const unsigned 
     for (int l = 0; l < 8; l++)
         if (tm[l] > a->amax)
             a->amax = tm[l];
-    a->n += (int64_t)i - bad;
+    a->n += fast;
     return i;
 }
 

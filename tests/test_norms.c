@@ -172,6 +172,32 @@ static void test_norms__nonfinite_in_half_vectors(void **state)
     }
 }
 
+/* BF16 values whose squares overflow f32 (|x| > 2^64) are finite, and their norms too:
+ * such runs leave the f32 partials of the 16-bit kernels and are summed in f64. The
+ * expected values are the sums in double of the exact widened values. */
+static void test_norms__huge_finite_bf16(void **state)
+{
+    enum { N = 1000 };
+    uint16_t bf[N];
+    double s = 0, ss = 0, amax = 0;
+    for (int i = 0; i < N; i++) {
+        float v = i == 300 ? 3e30f : i == 301 ? -1e25f : (float)(i % 5) * 0.25f;
+        bf[i] = cks_f32_to_bf16(v);
+        double w = cks_bf16_to_f32(bf[i]); /* the stored value, exactly */
+        s += w, ss += w * w;
+        amax = fabs(w) > amax ? fabs(w) : amax;
+    }
+    cks_tensor t = view(CKS_DT_BF16, bf, N);
+    cks_norms r;
+    assert_int_equal(cks_norms_compute(&t, 1, &r), 0);
+    assert_int_equal(r.nan, 0);
+    assert_int_equal(r.inf, 0);
+    assert_true(isfinite(r.fro) && isfinite(r.std));
+    assert_close(r.fro, sqrt(ss), 1e-12, 0);
+    assert_close(r.mean, s / N, 1e-12, 0);
+    assert_close(r.absmax, amax, 0, 0);
+}
+
 /* F64 values that f32 cannot hold: 1 + k * 2^-40 */
 static void test_norms__f64_keeps_precision(void **state)
 {
@@ -203,6 +229,7 @@ int main(void)
         cmocka_unit_test(test_norms__nan_and_inf_counted_apart),
         cmocka_unit_test(test_norms__half_types),
         cmocka_unit_test(test_norms__nonfinite_in_half_vectors),
+        cmocka_unit_test(test_norms__huge_finite_bf16),
         cmocka_unit_test(test_norms__f64_keeps_precision),
         cmocka_unit_test(test_norms__refuses_integer_dtype),
     };
