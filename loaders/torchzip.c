@@ -109,10 +109,26 @@ static int find_end64(const cks_map *m, uint64_t loc, zend *e, uint16_t n16, uin
     return 0;
 }
 
+/* torch.save before PyTorch 1.6 (or with _use_new_zipfile_serialization=False) writes a
+ * pickle stream, not a zip: protocol 2, then the magic number 0x1950a86a20f9469cfc6c as a
+ * LONG1. Named in the refusal so that the user knows what to do about it. */
+static int is_legacy_torch(const cks_map *m)
+{
+    static const unsigned char magic[14] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
+                                            0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+    return m->size >= sizeof magic && memcmp(m->data, magic, sizeof magic) == 0;
+}
+
 static int find_end(const cks_map *m, zend *e)
 {
     const char *disp = m->display;
     size_t size = m->size;
+    if (is_legacy_torch(m))
+        return cks_error_set(CKS_EUNSUPPORTED,
+                             "%s: a legacy torch.save file (PyTorch before 1.6, not a zip "
+                             "archive); load it in PyTorch and save it again with "
+                             "torch.save(state_dict, path), or as safetensors",
+                             disp);
     if (size < END_LEN)
         return cks_error_set(CKS_EFORMAT, "%s: %zu bytes, too short for a zip archive", disp, size);
     /* the end record is last, followed only by its comment */

@@ -496,6 +496,11 @@ def make_hostile(out, good):
     raw("end64_disagrees.bin", patched(real, z64 + 32, "<Q", 5), "format error",
         "the ZIP64 end record disagrees")
     raw("not_zip.bin", b"this is not a zip archive\n" * 4, "format error", "no zip end record")
+    # the pre-1.6 format: a pickle stream, named in the refusal
+    legacy = io.BytesIO()
+    torch.save({"w": torch.arange(12, dtype=torch.float32)}, legacy,
+               _use_new_zipfile_serialization=False)
+    raw("legacy.bin", legacy.getvalue(), "unsupported", "a legacy torch.save file")
     with open(f"{h}/expected.json", "w") as f:
         json.dump(exp, f, indent=2, sort_keys=True)
 
