@@ -137,36 +137,56 @@ __attribute__((target("avx512f,avx512dq"))) static inline void half_step(half_pa
     *mx = _mm512_range_ps(*mx, d, 0x0b); /* larger magnitude, sign cleared */
 }
 
-/* Returns the number of elements consumed (a multiple of 32); the caller finishes the rest. */
+/* Returns the number of elements consumed (a multiple of 32 * HALF_RUN); the caller
+ * finishes the rest. A run whose f32 partials or maximum are not finite (a NaN or Inf
+ * element, or values above 2^64 whose squares overflow f32) is widened and summed again
+ * in f64 by kernel_f32, so that finite tensors always give finite drift. */
 __attribute__((target("avx512f,avx512bw,avx512dq"))) static size_t
-half_pair_avx512(const unsigned char *a, const unsigned char *b, size_t n, int bf, acc *s)
+half_pair_avx512(const unsigned char *a, const unsigned char *b, size_t n, cks_dtype dt, acc *s)
 {
     const __m512i hi16 = _mm512_set1_epi32((int)0xffff0000u);
+    const int bf = dt == CKS_DT_BF16;
     __m512d dd = _mm512_setzero_pd(), aa = dd, bb = dd, ab = dd;
     __m512 mx = _mm512_setzero_ps();
     size_t i = 0;
-    while (i + 32 <= n) {
+    for (; i + 32 * HALF_RUN <= n; i += 32 * HALF_RUN) {
         half_part p0, p1;
         p0.dd = p0.aa = p0.bb = p0.ab = _mm512_setzero_ps();
         p1 = p0;
-        for (int r = 0; r < HALF_RUN && i + 32 <= n; r++, i += 32) {
+        __m512 rmx = _mm512_setzero_ps();
+        for (int r = 0; r < HALF_RUN; r++) {
+            size_t j = i + 32 * (size_t)r;
             __m512 x0, x1, y0, y1;
             if (bf) {
-                __m512i xa = _mm512_loadu_si512((const void *)(a + 2 * i));
-                __m512i yb = _mm512_loadu_si512((const void *)(b + 2 * i));
+                __m512i xa = _mm512_loadu_si512((const void *)(a + 2 * j));
+                __m512i yb = _mm512_loadu_si512((const void *)(b + 2 * j));
                 x0 = _mm512_castsi512_ps(_mm512_and_si512(xa, hi16));
                 x1 = _mm512_castsi512_ps(_mm512_slli_epi32(xa, 16));
                 y0 = _mm512_castsi512_ps(_mm512_and_si512(yb, hi16));
                 y1 = _mm512_castsi512_ps(_mm512_slli_epi32(yb, 16));
             } else {
-                x0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + 2 * i)));
-                x1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + 2 * i + 32)));
-                y0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * i)));
-                y1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * i + 32)));
+                x0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + 2 * j)));
+                x1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + 2 * j + 32)));
+                y0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j)));
+                y1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j + 32)));
             }
-            half_step(&p0, x0, y0, &mx);
-            half_step(&p1, x1, y1, &mx);
+            half_step(&p0, x0, y0, &rmx);
+            half_step(&p1, x1, y1, &rmx);
         }
+        /* fpclass 0x99: QNaN, SNaN, +Inf, -Inf */
+        __m512 all =
+            _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p0.dd, p1.dd), _mm512_add_ps(p0.aa, p1.aa)),
+                          _mm512_add_ps(_mm512_add_ps(p0.bb, p1.bb), rmx));
+        if (__builtin_expect((_mm512_fpclass_ps_mask(all, 0x99) |
+                              _mm512_fpclass_ps_mask(_mm512_add_ps(p0.ab, p1.ab), 0x99)) != 0,
+                             0)) {
+            float fa[32 * HALF_RUN], fb[32 * HALF_RUN];
+            cks_widen_f32(dt, a + 2 * i, fa, 32 * HALF_RUN);
+            cks_widen_f32(dt, b + 2 * i, fb, 32 * HALF_RUN);
+            kernel_f32(fa, fb, 32 * HALF_RUN, s);
+            continue;
+        }
+        mx = _mm512_max_ps(mx, rmx);
         dd = cks_simd_wsum(cks_simd_wsum(dd, p0.dd), p1.dd);
         aa = cks_simd_wsum(cks_simd_wsum(aa, p0.aa), p1.aa);
         bb = cks_simd_wsum(cks_simd_wsum(bb, p0.bb), p1.bb);
@@ -199,8 +219,8 @@ static void run_chunk(const cks_tensor *t, const cks_tensor *r, int wide, int64_
     if (!wide && t->dtype == r->dtype && (t->dtype == CKS_DT_BF16 || t->dtype == CKS_DT_F16) &&
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
         size_t done = half_pair_avx512(pa + (size_t)lo * 2, pb + (size_t)lo * 2, (size_t)(hi - lo),
-                                       t->dtype == CKS_DT_BF16, s);
-        lo += (int64_t)done; /* the remaining < 32 elements take the general path */
+                                       t->dtype, s);
+        lo += (int64_t)done; /* the remaining < 256 elements take the general path */
     }
     if (wide) {
         double ba[BLOCK / 2], bb[BLOCK / 2]; /* same 16 KiB as the f32 path */

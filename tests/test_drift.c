@@ -290,6 +290,36 @@ static void test_drift__undefined_is_nan(void **state)
     assert_true(isnan(d.rel_fro) && isnan(d.cos) && isnan(d.absmax_delta));
 }
 
+/* BF16 tensors holding finite values above 2^64, whose squares overflow f32: the 16-bit
+ * kernel's f32 partials overflow and that run is summed again in f64, so the drift is
+ * finite and matches the long-double reference on the exact widened values; a NaN
+ * element still makes it NaN. */
+static void test_drift__huge_finite_bf16(void **state)
+{
+    enum { N = 1000 };
+    uint16_t xa[N], xb[N];
+    double a[N], b[N];
+    for (int i = 0; i < N; i++) {
+        float va = i == 300 ? 3e30f : (float)(i % 7) * 0.125f;
+        float vb = i == 300 ? 1e30f : i == 600 ? -2e25f : (float)(i % 5) * 0.25f;
+        xa[i] = cks_f32_to_bf16(va);
+        xb[i] = cks_f32_to_bf16(vb);
+        a[i] = cks_bf16_to_f32(xa[i]);
+        b[i] = cks_bf16_to_f32(xb[i]);
+    }
+    cks_tensor ta = view("w", CKS_DT_BF16, xa, N, 0), tb = view("w", CKS_DT_BF16, xb, N, 0);
+    cks_drift d, want;
+    assert_int_equal(cks_drift_compute(&ta, 1, &tb, 0, 1, &d), 0);
+    reference(a, b, N, &want);
+    assert_true(isfinite(d.rel_fro) && isfinite(d.cos));
+    assert_close(d.rel_fro, want.rel_fro, 1e-12, 0);
+    assert_close(d.cos, want.cos, 1e-12, 0);
+    assert_close(d.absmax_delta, want.absmax_delta, 0, 0);
+    xa[700] = 0x7fc0; /* a NaN */
+    assert_int_equal(cks_drift_compute(&ta, 1, &tb, 0, 1, &d), 0);
+    assert_true(isnan(d.rel_fro) && isnan(d.cos));
+}
+
 static void test_drift__metric_table(void **state)
 {
     size_t n;
@@ -319,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_drift__threads_deterministic),
         cmocka_unit_test(test_drift__rejects_mismatch),
         cmocka_unit_test(test_drift__undefined_is_nan),
+        cmocka_unit_test(test_drift__huge_finite_bf16),
         cmocka_unit_test(test_drift__metric_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
