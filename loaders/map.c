@@ -205,31 +205,36 @@ void cks_map_free(cks_map *m)
     free(m);
 }
 
-void cks_map_dontneed(const cks_map *m, const void *p, size_t len)
+/* The range [p, p + len) as addresses with the page size, when it is non-empty and lies
+ * inside m's mapping; 0 otherwise (a hint for anything else is ignored). */
+static int hint_range(const cks_map *m, const void *p, size_t len, uintptr_t *lo, uintptr_t *hi,
+                      uintptr_t *pg)
 {
     if (!m || !m->base || len == 0)
-        return;
-    long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t lo = (uintptr_t)p, hi = lo + len;
+        return 0;
+    *pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    *lo = (uintptr_t)p, *hi = *lo + len;
     uintptr_t base = (uintptr_t)m->base, end = base + m->maplen;
-    if (lo < base || hi > end)
+    return *lo >= base && *hi <= end;
+}
+
+void cks_map_dontneed(const cks_map *m, const void *p, size_t len)
+{
+    uintptr_t lo, hi, pg;
+    if (!hint_range(m, p, len, &lo, &hi, &pg))
         return;
-    lo = (lo + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1); /* whole pages inside the range */
-    hi &= ~((uintptr_t)pg - 1);
+    lo = (lo + pg - 1) & ~(pg - 1); /* whole pages inside the range */
+    hi &= ~(pg - 1);
     if (hi > lo)
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 void cks_map_willneed(const cks_map *m, const void *p, size_t len, int wait)
 {
-    if (!m || !m->base || len == 0)
+    uintptr_t lo, hi, pg;
+    if (!hint_range(m, p, len, &lo, &hi, &pg))
         return;
-    long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t lo = (uintptr_t)p, hi = lo + len;
-    uintptr_t base = (uintptr_t)m->base, end = base + m->maplen;
-    if (lo < base || hi > end)
-        return;
-    lo &= ~((uintptr_t)pg - 1); /* every page the range touches */
+    lo &= ~(pg - 1); /* every page the range touches */
 #ifdef MADV_POPULATE_READ
     if (wait) {
         madvise((void *)lo, hi - lo, MADV_POPULATE_READ); /* EINVAL before 5.14: harmless */

@@ -137,6 +137,16 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(const float *x, size
 
 static void kernel(const float *x, size_t n, double c, acc *a);
 
+/* A run of the 16-bit kernels that held something not finite in f32 (NaN, Inf, or an
+ * overflowed partial), widened and done again by the f32 kernel: every lane classified,
+ * sums in f64. n <= 32 * RUN. */
+static void redo_run(cks_dtype dt, const unsigned char *s, size_t n, double c, acc *a)
+{
+    float tmp[32 * RUN];
+    cks_widen_f32(dt, s, tmp, n);
+    kernel(tmp, n, c, a);
+}
+
 /* 32 widened values (two vectors) from 16-bit storage at s. */
 __attribute__((target("avx512f,avx512bw,avx512dq"))) static inline void
 load32_avx512(const unsigned char *s, int bf, __m512 *va, __m512 *vb)
@@ -179,14 +189,13 @@ half_avx512(const unsigned char *s, size_t n, cks_dtype dt, double c, acc *a)
             p2a = _mm512_fmadd_ps(da, da, p2a);
             p2b = _mm512_fmadd_ps(db, db, p2b);
         }
-        /* fpclass 0x99: QNaN, SNaN, +Inf, -Inf */
-        __mmask16 bad = _mm512_fpclass_ps_mask(p1a, 0x99) | _mm512_fpclass_ps_mask(p1b, 0x99) |
-                        _mm512_fpclass_ps_mask(p2a, 0x99) | _mm512_fpclass_ps_mask(p2b, 0x99) |
-                        _mm512_fpclass_ps_mask(ra, 0x99);
+        /* anything not finite propagates into the sum (an overflow of it only redoes a
+         * run needlessly); fpclass 0x99: QNaN, SNaN, +Inf, -Inf */
+        __m512 any =
+            _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p1a, p1b), _mm512_add_ps(p2a, p2b)), ra);
+        __mmask16 bad = _mm512_fpclass_ps_mask(any, 0x99);
         if (__builtin_expect(bad != 0, 0)) {
-            float tmp[32 * RUN];
-            cks_widen_f32(dt, s + 2 * i, tmp, 32 * RUN);
-            kernel(tmp, 32 * RUN, c, a);
+            redo_run(dt, s + 2 * i, 32 * RUN, c, a);
             continue;
         }
         amax = _mm512_max_ps(amax, ra);
@@ -244,18 +253,12 @@ __attribute__((target("avx2,fma,f16c"))) static size_t half_avx2(const unsigned 
             p2a = _mm256_fmadd_ps(da, da, p2a);
             p2b = _mm256_fmadd_ps(db, db, p2b);
         }
-        /* |x| <= FLT_MAX is false for NaN and Inf */
-        __m256 all = _mm256_and_ps(
-            _mm256_and_ps(_mm256_cmp_ps(_mm256_and_ps(p1a, absmask), fmax, _CMP_LE_OQ),
-                          _mm256_cmp_ps(_mm256_and_ps(p1b, absmask), fmax, _CMP_LE_OQ)),
-            _mm256_and_ps(
-                _mm256_cmp_ps(_mm256_and_ps(p2a, absmask), fmax, _CMP_LE_OQ),
-                _mm256_and_ps(_mm256_cmp_ps(_mm256_and_ps(p2b, absmask), fmax, _CMP_LE_OQ),
-                              _mm256_cmp_ps(ra, fmax, _CMP_LE_OQ))));
+        /* as in half_avx512; |x| <= FLT_MAX is false for NaN and Inf */
+        __m256 any =
+            _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(p1a, p1b), _mm256_add_ps(p2a, p2b)), ra);
+        __m256 all = _mm256_cmp_ps(_mm256_and_ps(any, absmask), fmax, _CMP_LE_OQ);
         if (__builtin_expect(_mm256_movemask_ps(all) != 0xff, 0)) {
-            float tmp[16 * RUN];
-            cks_widen_f32(dt, s + 2 * i, tmp, 16 * RUN);
-            kernel(tmp, 16 * RUN, c, a);
+            redo_run(dt, s + 2 * i, 16 * RUN, c, a);
             continue;
         }
         amax = _mm256_max_ps(amax, ra);
