@@ -235,15 +235,8 @@ int cks_store_set_attr(cks_store *s, const char *obj, const char *name, const ch
     return cks_store_fail(s, err);
 }
 
-typedef struct {
-    char **names;
-    size_t n, cap;
-    int err;
-} attr_list;
-
-static herr_t attr_one(hid_t obj, const char *name, const H5A_info_t *info, void *op)
+herr_t cks_store_names_push(cks_store_names *l, const char *name)
 {
-    attr_list *l = op;
     if ((l->err = cks_grow(&l->names, &l->cap, l->n, sizeof *l->names, 16)) != 0)
         return -1;
     if (!(l->names[l->n] = strdup(name))) {
@@ -254,9 +247,14 @@ static herr_t attr_one(hid_t obj, const char *name, const H5A_info_t *info, void
     return 0;
 }
 
+static herr_t attr_one(hid_t obj, const char *name, const H5A_info_t *info, void *op)
+{
+    return cks_store_names_push(op, name);
+}
+
 int cks_store_attr_names(cks_store *s, const char *obj, char ***names, size_t *n)
 {
-    attr_list l = {NULL, 0, 0, 0};
+    cks_store_names l = {NULL, 0, 0, 0};
     hsize_t idx = 0;
     hid_t o = H5Oopen(s->fid, obj, H5P_DEFAULT);
     if (o < 0) {

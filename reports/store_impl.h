@@ -35,6 +35,15 @@ hid_t cks_store_str_type(void);
 int cks_store_attr_read(hid_t obj, const char *name, size_t limit, const char *display, char **out);
 int cks_store_attr_write(hid_t obj, const char *name, const char *value, const char *display);
 
+/* Names collected by the H5Aiterate2 / H5Literate callbacks: push copies name; on
+ * failure it sets err (and the message) and returns -1, which stops the iteration. */
+typedef struct {
+    char **names;
+    size_t n, cap;
+    int err;
+} cks_store_names;
+herr_t cks_store_names_push(cks_store_names *l, const char *name);
+
 /* store_tables.c: create the empty /checkpoints and /tensors; the length of a table. */
 int cks_store_init_tables(cks_store *s);
 int cks_store_table_len(cks_store *s, const char *path, size_t *n);

@@ -2,7 +2,6 @@
  * "axes" attribute, kept at N rows (and T columns for tensor matrices) before every
  * commit, read whole, by row or by column. See store.h. */
 #include "error.h"
-#include "grow.h"
 #include "store_impl.h"
 
 #include <math.h>
@@ -518,23 +517,9 @@ int cks_store_read_column(cks_store *s, const char *path, size_t col, double *ou
     return err;
 }
 
-typedef struct {
-    char **names;
-    size_t n, cap;
-    int err;
-} name_list;
-
 static herr_t list_one(hid_t g, const char *name, const H5L_info_t *info, void *op)
 {
-    name_list *l = op;
-    if ((l->err = cks_grow(&l->names, &l->cap, l->n, sizeof *l->names, 32)) != 0)
-        return -1;
-    if (!(l->names[l->n] = strdup(name))) {
-        l->err = cks_error_set(CKS_ENOMEM, "out of memory");
-        return -1;
-    }
-    l->n++;
-    return 0;
+    return cks_store_names_push(op, name);
 }
 
 void cks_store_names_free(char **names, size_t n)
@@ -546,7 +531,7 @@ void cks_store_names_free(char **names, size_t n)
 
 int cks_store_list(cks_store *s, const char *group, char ***names, size_t *n)
 {
-    name_list l = {NULL, 0, 0, 0};
+    cks_store_names l = {NULL, 0, 0, 0};
     hsize_t idx = 0;
     if (!cks_store_exists(s, group))
         return cks_error_set(CKS_ENOTFOUND, "%s: no group %s", s->path, group);
