@@ -18,13 +18,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REF = os.path.join(HERE, "..", "..", "tools", "llama_ref.py")
 
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
+from soft_check import check, finish  # noqa: E402
 
 
 def run(*args):
@@ -202,9 +196,7 @@ def main():
         expect_error(ckptscope, [scaled + "@ckpt_000", "--tokens", raw], "gate_proj", "[96x64]")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print("%d failure(s)" % len(failures))
-        sys.exit(1)
+    finish()
     print("ok")
 
 
