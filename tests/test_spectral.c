@@ -114,15 +114,24 @@ static void check_analytic(const json_t *c, const cks_spectral *s, const float *
     }
 }
 
+/* The committed reference matrices (tests/data/spectral/matrices.safetensors), mapped and
+ * parsed; release the list, then free the map. */
+static void open_matrices(cks_map **m, cks_tensor_list *tl)
+{
+    char *path = data_path("matrices.safetensors");
+    *m = NULL;
+    cks_tensor_list_init(tl);
+    assert_int_equal(cks_map_file(m, path, NULL), 0);
+    assert_int_equal(cks_safetensors_parse(*m, 0, tl), 0);
+    free(path);
+}
+
 static void test_spectral__matches_numpy_on_reference_matrices(void **state)
 {
     json_t *doc = load_expected();
-    char *path = data_path("matrices.safetensors");
-    cks_map *m = NULL;
+    cks_map *m;
     cks_tensor_list tl;
-    cks_tensor_list_init(&tl);
-    assert_int_equal(cks_map_file(&m, path, NULL), 0);
-    assert_int_equal(cks_safetensors_parse(m, 0, &tl), 0);
+    open_matrices(&m, &tl);
     const json_t *cases = json_object_get(doc, "matrices");
     assert_int_equal(json_array_size(cases), tl.count);
     for (size_t ci = 0; ci < json_array_size(cases); ci++) {
@@ -150,7 +159,6 @@ static void test_spectral__matches_numpy_on_reference_matrices(void **state)
     }
     cks_tensor_list_release(&tl);
     cks_map_free(m);
-    free(path);
     json_decref(doc);
 }
 
@@ -159,12 +167,9 @@ static void test_spectral__matches_numpy_on_reference_matrices(void **state)
 static void test_esd__both_solvers_match_numpy_eigenvalues(void **state)
 {
     json_t *doc = load_expected();
-    char *path = data_path("matrices.safetensors");
-    cks_map *m = NULL;
+    cks_map *m;
     cks_tensor_list tl;
-    cks_tensor_list_init(&tl);
-    assert_int_equal(cks_map_file(&m, path, NULL), 0);
-    assert_int_equal(cks_safetensors_parse(m, 0, &tl), 0);
+    open_matrices(&m, &tl);
     const json_t *cases = json_object_get(doc, "matrices");
     for (size_t ci = 0; ci < json_array_size(cases); ci++) {
         const json_t *c = json_array_get(cases, ci);
@@ -188,7 +193,6 @@ static void test_esd__both_solvers_match_numpy_eigenvalues(void **state)
     assert_int_equal(cks_esd_pick(4096, 2), CKS_ESD_SYEVR);
     cks_tensor_list_release(&tl);
     cks_map_free(m);
-    free(path);
     json_decref(doc);
 }
 
