@@ -1,0 +1,119 @@
+/* Row operations of the forward pass (see model_ops.h). References: transformers'
+ * LlamaRMSNorm, torch.nn.LayerNorm, OlmoLayerNorm, GELUActivation, OlmoAttention's clamp,
+ * LlamaRotaryEmbedding and apply_rotary_pos_emb (GPT-NeoX's partial form). */
+#include "model_ops.h"
+#include "gemm.h"
+
+#include <math.h>
+#include <string.h>
+
+int cks_model_linear(const float *x, int64_t ldx, int64_t m, const float *W, const float *b,
+                     int64_t out, int64_t in, float *y, int64_t ldy, int accumulate, int nthreads)
+{
+    int err = cks_sgemm('N', 'T', m, out, in, 1.0f, x, ldx, W, in, accumulate ? 1.0f : 0.0f, y, ldy,
+                        nthreads);
+    if (err || !b)
+        return err;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t r = 0; r < m; r++) {
+        float *yr = y + r * ldy;
+        for (int64_t j = 0; j < out; j++)
+            yr[j] += b[j];
+    }
+    return 0;
+}
+
+static void norm_row(cks_norm_type type, float *o, const float *x, const float *w, const float *b,
+                     int64_t n, float eps)
+{
+    double s = 0, ss = 0;
+    if (type == CKS_NORM_RMS) {
+        for (int64_t i = 0; i < n; i++)
+            ss += (double)x[i] * x[i];
+        float inv = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+        for (int64_t i = 0; i < n; i++)
+            o[i] = w[i] * (x[i] * inv);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        s += x[i];
+    const float mean = (float)(s / (double)n);
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)x[i] - (double)mean;
+        ss += d * d;
+    }
+    const float inv = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+    if (type == CKS_NORM_LAYER_NP) {
+        for (int64_t i = 0; i < n; i++)
+            o[i] = (x[i] - mean) * inv;
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        o[i] = (x[i] - mean) * inv * w[i] + b[i];
+}
+
+void cks_model_norm(cks_norm_type type, float *out, int64_t ldo, const float *x, int64_t ldx,
+                    const float *w, const float *b, int64_t rows, int64_t n, float eps,
+                    int nthreads)
+{
+    if (type == CKS_NORM_LAYER_NP)
+        eps = 1e-5f; /* OlmoLayerNorm: F.layer_norm(..., eps=1e-5) whatever the config says */
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        if (type == CKS_NORM_NONE) {
+            if (out + r * ldo != x + r * ldx)
+                memcpy(out + r * ldo, x + r * ldx, (size_t)n * sizeof *out);
+            continue;
+        }
+        norm_row(type, out + r * ldo, x + r * ldx, w, b, n, eps);
+    }
+}
+
+void cks_model_gelu(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = x[i] * 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+}
+
+void cks_model_clip(float *x, int64_t ldx, int64_t rows, int64_t n, float c, int nthreads)
+{
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * ldx;
+        for (int64_t i = 0; i < n; i++)
+            xr[i] = xr[i] < -c ? -c : xr[i] > c ? c : xr[i];
+    }
+}
+
+void cks_model_rope_tables(float *cosv, float *sinv, int64_t max_pos, int64_t nfreq, int64_t d,
+                           double theta)
+{
+    const float fd = (float)d, base = (float)theta;
+    for (int64_t i = 0; i < nfreq; i++) {
+        float inv = 1.0f / powf(base, (float)(2 * i) / fd);
+        for (int64_t p = 0; p < max_pos; p++) {
+            float ang = (float)p * inv;
+            cosv[p * nfreq + i] = (float)cos((double)ang);
+            sinv[p * nfreq + i] = (float)sin((double)ang);
+        }
+    }
+}
+
+void cks_model_rope(float *qk, int64_t ld, int64_t rows, int64_t nheads, int64_t hd, int64_t nfreq,
+                    const int32_t *pos, const float *cosv, const float *sinv, int nthreads)
+{
+    if (nfreq == 0)
+        return;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *cs = cosv + (int64_t)pos[r] * nfreq, *sn = sinv + (int64_t)pos[r] * nfreq;
+        for (int64_t h = 0; h < nheads; h++) {
+            float *v = qk + r * ld + h * hd;
+            for (int64_t i = 0; i < nfreq; i++) {
+                float a = v[i], b = v[i + nfreq];
+                v[i] = a * cs[i] - b * sn[i];
+                v[i + nfreq] = b * cs[i] + a * sn[i];
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+/* The forward pass's run state and weights in float32 (see model.h): scratch buffers
+ * allocated once, a layer or the lm_head widened from the mapped checkpoint (row-block
+ * views run by run), and embedding lookups. */
+#include "checked.h"
+#include "error.h"
+#include "model.h"
+#include "model_ops.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WIDEN_BLOCK ((size_t)1 << 16) /* elements per widening task */
+#define WIDEN_CHUNK ((size_t)8 << 20) /* stored bytes mapped in at a time while widening */
+#define HEAD_ROWS   512               /* rows per lm_head block */
+#define VOCAB_BLOCK 4096 /* logits columns per block: 512 x 4096 floats (8 MiB) stay in cache */
+#define MLP_ROWS    1024 /* rows per gate/up/down block */
+#define QBLOCK      128  /* query rows per attention block */
+
+static int64_t qkv_rows(const cks_model_config *c)
+{
+    return (c->n_heads + 2 * c->n_kv_heads) * c->head_dim;
+}
+
+static int64_t up_rows(const cks_model_config *c)
+{
+    return c->steps.mlp == CKS_MLP_SWIGLU ? 2 * c->hidden : c->hidden;
+}
+
+/* Floats of one widened layer: every piece, present or not (a few vectors of slack). */
+static int64_t layer_floats(const cks_model_config *c)
+{
+    const int64_t qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    int64_t n = 6 * c->dim + qd + kvd;       /* norms and their biases */
+    n += qkv_rows(c) * c->dim + qkv_rows(c); /* wqkv, bqkv */
+    n += c->dim * qd + c->dim;               /* wo, bo */
+    n += up_rows(c) * c->dim + up_rows(c);   /* w_up (gate|up), b_up */
+    n += c->dim * c->hidden + c->dim;        /* w_down, b_down */
+    return n;
+}
+
+static float *alloc_floats(int64_t a, int64_t b, int *bad)
+{
+    int64_t n;
+    size_t bytes;
+    if (*bad || cks_mul_i64(a, b, &n) || n < 0 || cks_mul_size((size_t)n, sizeof(float), &bytes)) {
+        *bad = 1;
+        return NULL;
+    }
+    /* 64-byte aligned rows start for the GEMM kernels */
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) {
+        *bad = 1;
+        return NULL;
+    }
+    return p;
+}
+
+static void state_sizes(cks_model_state *s, int64_t max_rows, int64_t max_win, int nthreads)
+{
+    const cks_model_config *c = &s->cfg;
+    s->nthreads = nthreads < 1 ? 1 : nthreads;
+    s->max_rows = max_rows < 1 ? 1 : max_rows;
+    s->max_win = max_win < 1 ? 1 : max_win;
+    if (s->max_win > s->max_rows)
+        s->max_rows = s->max_win;
+    s->mlp_rows = s->max_rows < MLP_ROWS ? s->max_rows : MLP_ROWS;
+    s->qblock = s->max_win < QBLOCK ? s->max_win : QBLOCK;
+    s->head_rows = s->max_rows < HEAD_ROWS ? s->max_rows : HEAD_ROWS;
+    s->vblock = c->vocab < VOCAB_BLOCK ? c->vocab : VOCAB_BLOCK;
+    s->up_rows = up_rows(c);
+}
+
+int cks_model_state_new(cks_model_state **out, const cks_model_config *cfg, int64_t max_rows,
+                        int64_t max_win, int nthreads)
+{
+    const cks_model_config *c = cfg;
+    const int64_t qd = c->n_heads * c->head_dim;
+    int bad = 0;
+    if (c->window > 0 && max_win > c->window)
+        return cks_error_set(CKS_EUNSUPPORTED,
+                             "windows of %lld tokens would meet the %s sliding window of %lld "
+                             "tokens, which ckptscope does not implement",
+                             (long long)max_win, c->family->model_type, (long long)c->window);
+    cks_model_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return cks_error_set(CKS_ENOMEM, "out of memory");
+    s->cfg = *cfg;
+    state_sizes(s, max_rows, max_win, nthreads);
+    int64_t wfl = layer_floats(c), head = c->vocab * c->dim;
+    int post = c->steps.attn_out || c->steps.mlp_out;
+    s->wbuf = alloc_floats(wfl > head ? wfl : head, 1, &bad);
+    s->final_norm = alloc_floats(c->dim, 1, &bad);
+    s->final_norm_b = alloc_floats(c->dim, 1, &bad);
+    s->rope_cos = alloc_floats(s->max_win, c->rot_freqs > 0 ? c->rot_freqs : 1, &bad);
+    s->rope_sin = alloc_floats(s->max_win, c->rot_freqs > 0 ? c->rot_freqs : 1, &bad);
+    s->xb = alloc_floats(s->max_rows, c->dim, &bad);
+    s->ob = post ? alloc_floats(s->max_rows, c->dim, &bad) : NULL;
+    s->qkv = alloc_floats(s->max_rows, qkv_rows(c), &bad);
+    s->att = alloc_floats(s->max_rows, qd, &bad);
+    s->hb = alloc_floats(s->mlp_rows, s->up_rows, &bad);
+    s->scores = alloc_floats((int64_t)s->nthreads * s->qblock, s->max_win, &bad);
+    s->logits = alloc_floats(s->head_rows, s->vblock, &bad);
+    s->lse_max = alloc_floats(s->head_rows, 1, &bad);
+    s->lse_target = alloc_floats(s->head_rows, 1, &bad);
+    s->lse_sum = bad ? NULL : malloc((size_t)s->head_rows * sizeof *s->lse_sum);
+    s->pos = bad ? NULL : malloc((size_t)s->max_rows * sizeof *s->pos);
+    if (bad || !s->pos || !s->lse_sum) {
+        cks_model_state_free(s);
+        return cks_error_set(CKS_ENOMEM,
+                             "out of memory for the forward pass (batches of %lld rows, "
+                             "windows of %lld)",
+                             (long long)max_rows, (long long)max_win);
+    }
+    cks_model_rope_tables(s->rope_cos, s->rope_sin, s->max_win, c->rot_freqs, c->rot_dim, c->theta);
+    *out = s;
+    return 0;
+}
+
+void cks_model_state_free(cks_model_state *s)
+{
+    if (!s)
+        return;
+    free(s->pos);
+    free(s->lse_sum);
+    free(s->lse_target);
+    free(s->lse_max);
+    free(s->logits);
+    free(s->scores);
+    free(s->hb);
+    free(s->att);
+    free(s->qkv);
+    free(s->ob);
+    free(s->xb);
+    free(s->rope_sin);
+    free(s->rope_cos);
+    free(s->final_norm_b);
+    free(s->final_norm);
+    free(s->wbuf);
+    free(s);
+}
+
+/* ---- widening ---- */
+
+/* Widens one contiguous run of n stored elements of t, WIDEN_CHUNK stored bytes at a
+ * time: the pager maps each chunk in before and releases it after, so at most one chunk
+ * of the mapped file is resident. */
+static void widen_run(const cks_model_state *s, const cks_tensor *t, const unsigned char *src,
+                      size_t n, float *dst)
+{
+    const size_t es = cks_dtype_size(t->dtype);
+    const size_t per_chunk = WIDEN_CHUNK / es;
+    const cks_model_pager *pg = &s->pager;
+    for (size_t c0 = 0; c0 < n; c0 += per_chunk) {
+        const size_t cn = n - c0 < per_chunk ? n - c0 : per_chunk;
+        const int64_t nb = (int64_t)((cn + WIDEN_BLOCK - 1) / WIDEN_BLOCK);
+        if (pg->prepare)
+            pg->prepare(pg->ctx, t, src + c0 * es, cn * es);
+#pragma omp parallel for num_threads(s->nthreads) schedule(static)
+        for (int64_t b = 0; b < nb; b++) {
+            size_t i = c0 + (size_t)b * WIDEN_BLOCK,
+                   k = c0 + cn - i < WIDEN_BLOCK ? c0 + cn - i : WIDEN_BLOCK;
+            cks_widen_f32(t->dtype, src + i * es, dst + i, k);
+        }
+        if (pg->release)
+            pg->release(pg->ctx, t, src + c0 * es, cn * es);
+    }
+}
+
+/* Widens t (contiguous or a row-block view, tensor.h) into dst, in element order. */
+static void widen(const cks_model_state *s, const cks_tensor *t, float *dst)
+{
+    for (int64_t i = 0; i < cks_tensor_nseg(t); i++) {
+        size_t n;
+        const unsigned char *src = cks_tensor_seg(t, i, &n);
+        widen_run(s, t, src, n, dst);
+        dst += n;
+    }
+}
+
+/* Lays the layer's pieces out in wbuf (NULL where the model has none) and widens them. */
+void cks_model_load_layer(cks_model_state *s, const cks_model_weights *w, int64_t l)
+{
+    const cks_model_config *c = &s->cfg;
+    const cks_model_layer_views *v = &w->layers[l];
+    const int64_t qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    cks_model_layer *L = &s->layer;
+    float *p = s->wbuf;
+#define TAKE(field, view, n) \
+    L->field = NULL;         \
+    if (view) {              \
+        L->field = p;        \
+        p += (n);            \
+    }
+    TAKE(attn_norm, v->attn_norm, c->dim);
+    TAKE(attn_norm_b, v->attn_norm_b, c->dim);
+    TAKE(mlp_norm, v->mlp_norm, c->dim);
+    TAKE(mlp_norm_b, v->mlp_norm_b, c->dim);
+    TAKE(q_norm, v->q_norm, qd);
+    TAKE(k_norm, v->k_norm, kvd);
+    TAKE(wqkv, v->wq, qkv_rows(c) * c->dim);
+    TAKE(bqkv, v->bq, qkv_rows(c));
+    TAKE(wo, v->wo, c->dim * qd);
+    TAKE(bo, v->bo, c->dim);
+    TAKE(w_up, v->w_up, s->up_rows * c->dim);
+    TAKE(b_up, v->b_up, s->up_rows);
+    TAKE(w_down, v->w_down, c->dim * c->hidden);
+    TAKE(b_down, v->b_down, c->dim);
+#undef TAKE
+    const struct {
+        const cks_tensor *t;
+        float *dst;
+    } parts[] = {
+        {v->attn_norm, L->attn_norm},
+        {v->attn_norm_b, L->attn_norm_b},
+        {v->mlp_norm, L->mlp_norm},
+        {v->mlp_norm_b, L->mlp_norm_b},
+        {v->q_norm, L->q_norm},
+        {v->k_norm, L->k_norm},
+        {v->wq, L->wqkv},
+        {v->wk, L->wqkv ? L->wqkv + qd * c->dim : NULL},
+        {v->wv, L->wqkv ? L->wqkv + (qd + kvd) * c->dim : NULL},
+        {v->bq, L->bqkv},
+        {v->bk, L->bqkv ? L->bqkv + qd : NULL},
+        {v->bv, L->bqkv ? L->bqkv + qd + kvd : NULL},
+        {v->wo, L->wo},
+        {v->bo, L->bo},
+        /* SwiGLU: gate rows first, then up rows (one GEMM gives [gate | up]) */
+        {v->w_gate, L->w_up},
+        {v->w_up, v->w_gate ? L->w_up + c->hidden * c->dim : L->w_up},
+        {v->b_gate, L->b_up},
+        {v->b_up, v->b_gate ? L->b_up + c->hidden : L->b_up},
+        {v->w_down, L->w_down},
+        {v->b_down, L->b_down},
+    };
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (parts[i].t)
+            widen(s, parts[i].t, parts[i].dst);
+}
+
+void cks_model_load_head(cks_model_state *s, const cks_model_weights *w)
+{
+    if (w->final_norm)
+        widen(s, w->final_norm, s->final_norm);
+    if (w->final_norm_b)
+        widen(s, w->final_norm_b, s->final_norm_b);
+    widen(s, w->lm_head, s->wbuf);
+    memset(&s->layer, 0, sizeof s->layer);
+}
+
+void cks_model_embed(const cks_model_weights *w, const int32_t *ids, int64_t n, float *x,
+                     int nthreads)
+{
+    const int64_t dim = w->cfg.dim;
+    const size_t row = (size_t)dim * cks_dtype_size(w->embed->dtype);
+    const unsigned char *e = w->embed->data;
+#pragma omp parallel for num_threads(nthreads < 1 ? 1 : nthreads) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        cks_widen_f32(w->embed->dtype, e + (size_t)ids[i] * row, x + i * dim, (size_t)dim);
+}
