@@ -205,7 +205,7 @@ static void print_config(const cks_config *cfg)
     printf("config: model_type %s%s%s%s, hidden %s, intermediate %s, layers %s, heads %s (kv "
            "%lld), vocab %s, ctx %s, rope_theta %g, eps %g, tied %s, dtype %s\n\n",
            cfg->model_type[0] ? cfg->model_type : "?", cfg->family ? " (" : " (not a family ",
-           cfg->family ? cks_family_find(cfg->model_type)->hf_class : "ckptscope runs", ")",
+           cfg->family ? cfg->family->hf_class : "ckptscope runs", ")",
            size_str(cfg->hidden_size, b[0], 32), size_str(cfg->intermediate_size, b[1], 32),
            size_str(cfg->num_hidden_layers, b[2], 32), size_str(cfg->num_attention_heads, b[3], 32),
            (long long)cfg->num_key_value_heads, size_str(cfg->vocab_size, b[4], 32),

@@ -137,9 +137,11 @@ static int read_rope(const json_t *j, const char *display, cks_config *c)
         if (k == 1) { /* rope_parameters carries theta and the rotary share itself */
             int err = cks_json_get_real(v, "rope_theta", 1, 1e12, 1, c->rope_theta, display,
                                         &c->rope_theta);
-            if (err == 0 || err == CKS_ENOTFOUND)
+            if ((err == 0 || err == CKS_ENOTFOUND) && json_object_get(v, "partial_rotary_factor")) {
+                c->present |= CKS_CF_PARTIAL_ROTARY; /* LLaMA-like families: refused unless 1 */
                 err = cks_json_get_real(v, "partial_rotary_factor", 0, 1, 1, c->rotary_pct, display,
                                         &c->rotary_pct);
+            }
             if (err && err != CKS_ENOTFOUND)
                 return err;
         }

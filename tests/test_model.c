@@ -216,6 +216,10 @@ static void test_model__config_refusals_by_name(void **state)
          "\"default\", \"rope_theta\": 500.0, \"partial_rotary_factor\": 0.5}}",
          0, NULL},
         {"{" SIZES ", \"model_type\": \"olmo\", \"clip_qkv\": null}", 0, NULL},
+        /* transformers 5's rope_parameters: a rotary share LLaMA's code cannot run */
+        {"{" SIZES ", \"model_type\": \"llama\", \"rope_parameters\": {\"rope_type\": "
+         "\"default\", \"rope_theta\": 500.0, \"partial_rotary_factor\": 0.5}}",
+         CKS_EUNSUPPORTED, "partial_rotary_factor = 0.5"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cks_config c;
