@@ -179,6 +179,52 @@ static void widen(const cks_model_state *s, const cks_tensor *t, float *dst)
     }
 }
 
+/* 1 when q, k, v are the three row-block views of one fused tensor (GPT-NeoX's
+ * query_key_value, loaders/weights.h): block i of each lies side by side in the file. */
+static int fused_views(const cks_tensor *const *v)
+{
+    if (!v[0] || !v[1] || !v[2] || cks_tensor_is_contiguous(v[0]))
+        return 0;
+    size_t n0, n1;
+    const unsigned char *a = cks_tensor_seg(v[0], 0, &n0), *b = cks_tensor_seg(v[1], 0, &n1),
+                        *c = cks_tensor_seg(v[2], 0, &n1);
+    size_t bytes = n0 * cks_dtype_size(v[0]->dtype);
+    for (int p = 1; p < 3; p++)
+        if (v[p]->file != v[0]->file || v[p]->dtype != v[0]->dtype ||
+            v[p]->block_rows != v[0]->block_rows || v[p]->block_stride != v[0]->block_stride ||
+            cks_tensor_nseg(v[p]) != cks_tensor_nseg(v[0]))
+            return 0;
+    return b == a + bytes && c == b + bytes && v[0]->block_stride == 3 * v[0]->block_rows;
+}
+
+/* Widens the q, k, v views of one fused tensor in one pass over its stored rows, about
+ * WIDEN_CHUNK bytes of heads at a time (mapped in, widened into the three destinations,
+ * released): every page is read once, where three separate views would read the fused
+ * rows three times and drop each other's pages. */
+static void widen_fused(const cks_model_state *s, const cks_tensor *const *v, float *const *dst)
+{
+    const int64_t nseg = cks_tensor_nseg(v[0]);
+    size_t n;
+    cks_tensor_seg(v[0], 0, &n);
+    const size_t es = cks_dtype_size(v[0]->dtype), head = 3 * n * es;
+    const int64_t per = head < WIDEN_CHUNK ? (int64_t)(WIDEN_CHUNK / head) : 1;
+    const cks_model_pager *pg = &s->pager;
+    for (int64_t h0 = 0; h0 < nseg; h0 += per) {
+        const int64_t nh = nseg - h0 < per ? nseg - h0 : per;
+        const unsigned char *p = cks_tensor_seg(v[0], h0, &n);
+        if (pg->prepare)
+            pg->prepare(pg->ctx, v[0], p, (size_t)nh * head);
+#pragma omp parallel for num_threads(s->nthreads) schedule(static)
+        for (int64_t t = 0; t < 3 * nh; t++) {
+            size_t k;
+            const void *src = cks_tensor_seg(v[t % 3], h0 + t / 3, &k);
+            cks_widen_f32(v[t % 3]->dtype, src, dst[t % 3] + (size_t)(h0 + t / 3) * k, k);
+        }
+        if (pg->release)
+            pg->release(pg->ctx, v[0], p, (size_t)nh * head);
+    }
+}
+
 /* Lays the layer's pieces out in wbuf (NULL where the model has none) and widens them. */
 void cks_model_load_layer(cks_model_state *s, const cks_model_weights *w, int64_t l)
 {
@@ -234,9 +280,23 @@ void cks_model_load_layer(cks_model_state *s, const cks_model_weights *w, int64_
         {v->w_down, L->w_down},
         {v->b_down, L->b_down},
     };
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        if (parts[i].t)
-            widen(s, parts[i].t, parts[i].dst);
+    const cks_tensor *wqkv[3] = {v->wq, v->wk, v->wv}, *bqkv[3] = {v->bq, v->bk, v->bv};
+    int fw = fused_views(wqkv), fb = fused_views(bqkv);
+    if (fw) {
+        float *const d[3] = {L->wqkv, L->wqkv + qd * c->dim, L->wqkv + (qd + kvd) * c->dim};
+        widen_fused(s, wqkv, d);
+    }
+    if (fb) {
+        float *const d[3] = {L->bqkv, L->bqkv + qd, L->bqkv + qd + kvd};
+        widen_fused(s, bqkv, d);
+    }
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        const cks_tensor *t = parts[i].t;
+        if (!t || (fw && (t == v->wq || t == v->wk || t == v->wv)) ||
+            (fb && (t == v->bq || t == v->bk || t == v->bv)))
+            continue;
+        widen(s, t, parts[i].dst);
+    }
 }
 
 void cks_model_load_head(cks_model_state *s, const cks_model_weights *w)
