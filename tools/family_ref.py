@@ -3,11 +3,13 @@
 golden file the C and CLI tests compare with (tools/family_ref.json).
 
 The models are written out here with torch operations in float64, from Hugging Face
-transformers' modeling files as of 2025 (the v4.53 line: modular_gpt_neox.py at commit
-00dcc6dd, modeling_olmo2.py at 000c33fd; modeling_llama.py, modeling_mistral.py,
-modeling_qwen2.py and modeling_olmo.py of the same line, whose layers are LLaMA's), with
-the defaults of each configuration_<family>.py. transformers is not a Debian package, so
-nothing is imported from it:
+transformers' modeling files of 2025: src/transformers/models/gpt_neox/modular_gpt_neox.py
+of the v4.53 line (commit 00dcc6dd), models/olmo2/modeling_olmo2.py and
+configuration_olmo2.py of the v5 development line (commits 000c33fd, 008e5743), and
+modeling_llama.py, modeling_mistral.py, modeling_qwen2.py, modeling_olmo.py of the same
+period, whose layers are LLaMA's with the changes listed below (the computation used here
+is the same across those versions); the defaults are each configuration_<family>.py's.
+transformers is not a Debian package, so nothing is imported from it:
   llama    LlamaRMSNorm, LlamaRotaryEmbedding (_compute_default_rope_parameters),
            rotate_half / apply_rotary_pos_emb, repeat_kv, eager_attention_forward,
            LlamaAttention, LlamaMLP, LlamaDecoderLayer, LlamaModel, LlamaForCausalLM
