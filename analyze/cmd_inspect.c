@@ -4,7 +4,7 @@
 #include "cmd.h"
 #include "error.h"
 #include "esd.h"
-#include "family.h"
+#include "model_family.h"
 #include "json.h"
 #include "norms.h"
 #include "spec.h"

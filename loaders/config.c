@@ -1,10 +1,10 @@
 /* config.json parsing and the forward pass's checks (see config.h). The fields beyond the
- * sizes are one table; the family row (family.c) says which of them its HF code reads,
+ * sizes are one table; the family row (model_family.c) says which of them its HF code reads,
  * their defaults, and which ckptscope implements at the default value only. */
 #include "config.h"
 #include "checked.h"
 #include "error.h"
-#include "family.h"
+#include "model_family.h"
 #include "json.h"
 
 #include <math.h>
@@ -206,9 +206,9 @@ static int read_sizes(const json_t *j, const char *display, cks_config *c)
 }
 
 /* The defaults of a family, or the generic ones (LLaMA's behaviour fields, no sizes). */
-static void defaults(cks_config *c, const cks_family *fam)
+static void defaults(cks_config *c, const cks_model_family *fam)
 {
-    *c = fam ? fam->dflt : cks_family_default()->dflt;
+    *c = fam ? fam->dflt : cks_model_family_default()->dflt;
     c->family = fam;
     c->bos_token_id = fam ? fam->dflt.bos_token_id : -1;
     c->num_key_value_heads = 0;
@@ -261,7 +261,7 @@ int cks_config_parse(const char *text, size_t len, const char *display, cks_conf
         return err;
     json_t *mt = json_object_get(j, "model_type");
     const char *type = json_is_string(mt) ? json_string_value(mt) : "";
-    defaults(&c, cks_family_find(type));
+    defaults(&c, cks_model_family_find(type));
     snprintf(c.model_type, sizeof c.model_type, "%s", type);
     if ((err = parse_fields(j, display, &c)) != 0)
         goto done;
@@ -327,7 +327,7 @@ static int differs(const cks_config *c, const cks_config *d, const field *f)
 /* Fields the family's code honours that ckptscope implements at the default only. */
 static int check_fixed(const cks_config *c, const char *display)
 {
-    const cks_family *fam = c->family;
+    const cks_model_family *fam = c->family;
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const field *f = &fields[i];
         if (!f->bit || !(fam->fixed & f->bit) || !(c->present & f->bit) ||
@@ -393,11 +393,11 @@ int cks_config_check_forward(const cks_config *c, const char *display)
         if (!c->model_type[0])
             return cks_error_set(CKS_EUNSUPPORTED,
                                  "%s: no model_type; ckptscope's forward pass implements %s",
-                                 display, cks_family_list());
+                                 display, cks_model_family_list());
         return cks_error_set(CKS_EUNSUPPORTED,
                              "%s: model_type \"%s\" is not implemented; ckptscope's forward "
                              "pass implements %s",
-                             display, c->model_type, cks_family_list());
+                             display, c->model_type, cks_model_family_list());
     }
     if ((err = check_sizes(c, display)) != 0 || (err = check_fixed(c, display)) != 0)
         return err;
@@ -414,7 +414,7 @@ int cks_config_check_forward(const cks_config *c, const char *display)
 
 int64_t cks_config_window(const cks_config *c)
 {
-    const cks_family *fam = c->family;
+    const cks_model_family *fam = c->family;
     if (!fam || !(fam->reads & CKS_CF_SLIDING_WINDOW) || c->sliding_window <= 0)
         return 0;
     if (!(fam->reads & CKS_CF_USE_SLIDING))

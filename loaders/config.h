@@ -1,6 +1,6 @@
 /* config.json of a checkpoint (DESIGN §2).
  *
- * model_type picks the family (family.h); the fields the family's Hugging Face code reads
+ * model_type picks the family (model_family.h); the fields the family's Hugging Face code reads
  * are parsed with that family's defaults. Two levels of checking:
  *
  * cks_config_parse — what every command may rely on. The text is JSON, at most
@@ -32,7 +32,8 @@
 #define CKS_MAX_VOCAB        (1 << 22) /* 4M pieces */
 #define CKS_MAX_POSITIONS    (1 << 22)
 
-/* config.json fields beyond the sizes, as bits (cks_family.reads/.fixed, cks_config.present). */
+/* config.json fields beyond the sizes, as bits (cks_model_family.reads/.fixed, cks_config.present).
+ */
 #define CKS_CF_KV_HEADS       (1u << 0)  /* num_key_value_heads */
 #define CKS_CF_HEAD_DIM       (1u << 1)  /* head_dim (else hidden_size / num_attention_heads) */
 #define CKS_CF_RMS_EPS        (1u << 2)  /* rms_norm_eps */
@@ -51,11 +52,11 @@
 #define CKS_CF_USE_SLIDING    (1u << 15) /* use_sliding_window, max_window_layers, layer_types */
 #define CKS_CF_HIDDEN_ACT     (1u << 16) /* hidden_act */
 
-typedef struct cks_family cks_family;
+typedef struct cks_model_family cks_model_family;
 
 typedef struct {
-    const cks_family *family; /* from model_type; NULL when unknown or absent */
-    char model_type[32];      /* "" when absent */
+    const cks_model_family *family; /* from model_type; NULL when unknown or absent */
+    char model_type[32];            /* "" when absent */
     /* sizes; 0 when absent */
     int64_t hidden_size;
     int64_t intermediate_size;

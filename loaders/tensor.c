@@ -1,8 +1,8 @@
-/* Tensor lists, kinds and row-block views (the name -> (layer, kind) mapper is family.c). */
+/* Tensor lists, kinds and row-block views (the name -> (layer, kind) mapper is model_family.c). */
 #include "tensor.h"
 #include "checked.h"
 #include "error.h"
-#include "family.h"
+#include "model_family.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,7 +238,7 @@ cks_kind cks_kind_weight(cks_kind bias)
 
 void cks_tensor_classify(const char *name, int *layer, cks_kind *kind)
 {
-    cks_family_classify(NULL, name, layer, kind);
+    cks_model_family_classify(NULL, name, layer, kind);
 }
 
 const char *cks_tensor_shape_str(const cks_tensor *t, char *buf, size_t cap)

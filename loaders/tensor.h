@@ -103,7 +103,7 @@ int cks_tensor_check_extent(cks_dtype dt, int ndim, const int64_t *shape, size_t
                             int64_t *numel);
 
 /* Maps a Hugging Face LLaMA tensor name to its layer (or -1) and kind (the llama row of
- * family.h; cks_family_classify maps the names of any family). */
+ * model_family.h; cks_model_family_classify maps the names of any family). */
 void cks_tensor_classify(const char *name, int *layer, cks_kind *kind);
 /* "q", ..., "other", "q_bias", ... */
 const char *cks_kind_name(cks_kind k);

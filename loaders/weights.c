@@ -1,7 +1,7 @@
 /* Format detection and tensor views for one checkpoint (see weights.h). */
 #include "weights.h"
 #include "error.h"
-#include "family.h"
+#include "model_family.h"
 #include "safetensors.h"
 #include "shard_index.h"
 #include "torchbin.h"
@@ -142,7 +142,7 @@ struct cks_weights {
     size_t nmaps;
     cks_tensor_list tensors;
     cks_tensor_list buffers;
-    const cks_family *family;
+    const cks_model_family *family;
 };
 
 void cks_weights_free(cks_weights *w)
@@ -233,20 +233,20 @@ static int organise(cks_weights *w, const cks_ckpt *c, const char *display)
         const cks_tensor *t = &all.items[i];
         int layer;
         cks_kind kind;
-        if (cks_family_classify(w->family, t->name, &layer, &kind))
+        if (cks_model_family_classify(w->family, t->name, &layer, &kind))
             err = cks_tensor_list_push(&w->buffers, t);
-        else if (cks_family_is_fused(w->family, t->name))
+        else if (cks_model_family_is_fused(w->family, t->name))
             err = split_fused(&w->tensors, t, cp, display);
         else
             err = cks_tensor_list_push(&w->tensors, t);
     }
     cks_tensor_list_release(&all);
     for (size_t i = 0; i < w->tensors.count; i++)
-        cks_family_classify(w->family, w->tensors.items[i].name, &w->tensors.items[i].layer,
-                            &w->tensors.items[i].kind);
+        cks_model_family_classify(w->family, w->tensors.items[i].name, &w->tensors.items[i].layer,
+                                  &w->tensors.items[i].kind);
     for (size_t i = 0; i < w->buffers.count; i++)
-        cks_family_classify(w->family, w->buffers.items[i].name, &w->buffers.items[i].layer,
-                            &w->buffers.items[i].kind);
+        cks_model_family_classify(w->family, w->buffers.items[i].name, &w->buffers.items[i].layer,
+                                  &w->buffers.items[i].kind);
     return err;
 }
 
@@ -340,7 +340,7 @@ const cks_tensor_list *cks_weights_buffers(const cks_weights *w)
     return &w->buffers;
 }
 
-const cks_family *cks_weights_family(const cks_weights *w)
+const cks_model_family *cks_weights_family(const cks_weights *w)
 {
     return w->family;
 }

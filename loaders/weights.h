@@ -6,7 +6,7 @@
  * With an index, every shard it names must exist in the checkpoint, and each tensor it
  * lists must be found in the shard it names; a tensor in two files is an error.
  *
- * Tensors are named by the checkpoint's family (config.json's model_type, family.h; LLaMA
+ * Tensors are named by the checkpoint's family (config.json's model_type, model_family.h; LLaMA
  * names when it is unknown or there is no config.json). A family's buffers (GPT-NeoX's
  * attention.bias, attention.masked_bias, rotary_emb.inv_freq in older Pythia files) are
  * not weights: they are kept apart (cks_weights_buffers), so every metric skips them. A
@@ -55,7 +55,7 @@ const cks_tensor_list *cks_weights_tensors(const cks_weights *w);
 /* The family's buffers found in the files (kind other; no metric applies). */
 const cks_tensor_list *cks_weights_buffers(const cks_weights *w);
 /* The family its config.json names, or NULL (unknown, absent or unreadable). */
-const cks_family *cks_weights_family(const cks_weights *w);
+const cks_model_family *cks_weights_family(const cks_weights *w);
 /* 0, or CKS_EIO naming the file when one of the weight files faulted while being read
  * (see cks_map_check): call it after computing from the views, before trusting results. */
 int cks_weights_check(const cks_weights *w);

@@ -2,7 +2,7 @@
  * evalset.h). */
 #include "evalset.h"
 #include "error.h"
-#include "family.h"
+#include "model_family.h"
 #include "map.h"
 #include "tokfile.h"
 

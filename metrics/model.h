@@ -1,4 +1,4 @@
-/* The built-in forward pass (DESIGN §5): every family of family.h in float32, organised
+/* The built-in forward pass (DESIGN §5): every family of model_family.h in float32, organised
  * for layer-major evaluation (metrics/ppl.h drives it; function-space statistics reuse the
  * layer and head functions).
  *
@@ -32,17 +32,17 @@
 #define CKS_MODEL_H
 
 #include "config.h"
-#include "family.h"
+#include "model_family.h"
 #include "tensor.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
-    const cks_family *family;
-    cks_family_steps steps; /* the row's forward steps */
-    int64_t dim;            /* hidden_size */
-    int64_t hidden;         /* intermediate_size */
+    const cks_model_family *family;
+    cks_model_family_steps steps; /* the row's forward steps */
+    int64_t dim;                  /* hidden_size */
+    int64_t hidden;               /* intermediate_size */
     int64_t n_layers;
     int64_t n_heads;
     int64_t n_kv_heads; /* = n_heads where the family has no GQA */

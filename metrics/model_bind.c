@@ -17,7 +17,7 @@ int cks_model_config_from(cks_model_config *out, const cks_config *c, const char
     int err = cks_config_check_forward(c, disp);
     if (err)
         return err;
-    const cks_family *f = c->family;
+    const cks_model_family *f = c->family;
     cks_model_config m;
     memset(&m, 0, sizeof m);
     m.family = f;
@@ -68,7 +68,7 @@ static int norm_has_w(cks_norm_type t)
 static size_t layer_slots(const cks_model_config *c, slot *s)
 {
     const int64_t qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    const cks_family_steps *st = &c->steps;
+    const cks_model_family_steps *st = &c->steps;
     cks_norm_type an = st->attn_in ? st->attn_in : st->attn_out;
     cks_norm_type mn = st->mlp_in ? st->mlp_in : st->mlp_out;
     int swiglu = st->mlp == CKS_MLP_SWIGLU;
@@ -135,7 +135,7 @@ static int bind_layer(cks_model_layer_views *v, const cks_model_config *c,
     for (size_t i = 0; i < n; i++) {
         if (!s[i].want)
             continue;
-        if (cks_family_tensor_name(c->family, l, s[i].kind, name, sizeof name) != 0)
+        if (cks_model_family_tensor_name(c->family, l, s[i].kind, name, sizeof name) != 0)
             return cks_error_set(CKS_ERROR, "%s: the %s family names no %s tensor", display,
                                  c->family->model_type, cks_kind_name(s[i].kind));
         int err = find((const cks_tensor **)((char *)v + s[i].off), tl, name, s[i].rows, s[i].cols,
@@ -152,9 +152,9 @@ static int bind_top(cks_model_weights *w, const cks_tensor_list *tl, const char 
     cks_norm_type fn = c->steps.final;
     char name[512];
     int err;
-#define TOP(field, kind, a, b)                                                         \
-    if ((err = cks_family_tensor_name(c->family, -1, kind, name, sizeof name)) != 0 || \
-        (err = find(&w->field, tl, name, a, b, display)) != 0)                         \
+#define TOP(field, kind, a, b)                                                               \
+    if ((err = cks_model_family_tensor_name(c->family, -1, kind, name, sizeof name)) != 0 || \
+        (err = find(&w->field, tl, name, a, b, display)) != 0)                               \
         return err;
     TOP(embed, CKS_KIND_EMBED, c->vocab, c->dim);
     if (norm_has_w(fn)) {

@@ -87,7 +87,7 @@ int cks_model_layer_forward(cks_model_state *s, float *x, const cks_model_window
 {
     const cks_model_config *c = &s->cfg;
     const cks_model_layer *L = &s->layer;
-    const cks_family_steps *st = &c->steps;
+    const cks_model_family_steps *st = &c->steps;
     const int64_t D = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     const int64_t ld = qd + 2 * kvd;
     int64_t rows = 0;

@@ -4,7 +4,7 @@
 #ifndef CKS_MODEL_OPS_H
 #define CKS_MODEL_OPS_H
 
-#include "family.h"
+#include "model_family.h"
 
 #include <stdint.h>
 

@@ -5,7 +5,7 @@
  * transformers docs), with the BOS rule of DESIGN §5. */
 #include "ppl.h"
 #include "error.h"
-#include "family.h"
+#include "model_family.h"
 #include "model.h"
 #include "rowstore.h"
 

@@ -6,7 +6,7 @@
  * apart, and the rejections of a fused tensor that does not split. */
 #include "drift.h"
 #include "error.h"
-#include "family.h"
+#include "model_family.h"
 #include "fixture.h"
 #include "norms.h"
 #include "spectral.h"
@@ -64,23 +64,23 @@ static void test_families__names_to_layer_and_kind(void **state)
         {NULL, "gpt_neox.layers.0.attention.dense.weight", -1, CKS_KIND_OTHER, 0},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
-        const cks_family *f = c[i].family ? cks_family_find(c[i].family) : NULL;
+        const cks_model_family *f = c[i].family ? cks_model_family_find(c[i].family) : NULL;
         int layer;
         cks_kind kind;
-        int buffer = cks_family_classify(f, c[i].name, &layer, &kind);
+        int buffer = cks_model_family_classify(f, c[i].name, &layer, &kind);
         if (layer != c[i].layer || kind != c[i].kind || buffer != c[i].buffer)
             fail_msg("%s %s -> layer %d kind %s buffer %d", c[i].family ? c[i].family : "-",
                      c[i].name, layer, cks_kind_name(kind), buffer);
     }
-    assert_null(cks_family_find("bert"));
-    assert_int_equal(cks_family_count(), 6);
+    assert_null(cks_model_family_find("bert"));
+    assert_int_equal(cks_model_family_count(), 6);
 }
 
 /* Every name the table gives maps back to its layer and kind, in every family. */
 static void test_families__tensor_names_round_trip(void **state)
 {
-    for (size_t f = 0; f < cks_family_count(); f++) {
-        const cks_family *fam = cks_family_at(f);
+    for (size_t f = 0; f < cks_model_family_count(); f++) {
+        const cks_model_family *fam = cks_model_family_at(f);
         int named = 0;
         for (int l = -1; l < 3; l++)
             for (int k = 0; k < CKS_KIND_COUNT; k++) {
@@ -88,9 +88,9 @@ static void test_families__tensor_names_round_trip(void **state)
                 int layer;
                 cks_kind kind;
                 if (k == CKS_KIND_OTHER ||
-                    cks_family_tensor_name(fam, l, (cks_kind)k, name, sizeof name) != 0)
+                    cks_model_family_tensor_name(fam, l, (cks_kind)k, name, sizeof name) != 0)
                     continue;
-                assert_int_equal(cks_family_classify(fam, name, &layer, &kind), 0);
+                assert_int_equal(cks_model_family_classify(fam, name, &layer, &kind), 0);
                 if (layer != l || kind != (cks_kind)k)
                     fail_msg("%s: %s -> %d %s, not %d %s", fam->model_type, name, layer,
                              cks_kind_name(kind), l, cks_kind_name((cks_kind)k));

@@ -97,7 +97,8 @@ static int bind_without(lfx *f, const char *drop, const cks_tensor *extra, char 
     if (extra)
         assert_int_equal(cks_tensor_list_push(&l, extra), 0);
     for (size_t i = 0; i < l.count; i++) /* the family's names, as weights.c gives them */
-        cks_family_classify(f->cfg.family, l.items[i].name, &l.items[i].layer, &l.items[i].kind);
+        cks_model_family_classify(f->cfg.family, l.items[i].name, &l.items[i].layer,
+                                  &l.items[i].kind);
     assert_int_equal(cks_model_config_from(&mc, &f->cfg, "fx@ckpt_000"), 0);
     int err = cks_model_weights_bind(&w, &mc, &l, "fx@ckpt_000");
     snprintf(msg, cap, "%s", cks_error_last());

@@ -3,7 +3,7 @@
  * each level before anything is allocated from it. */
 #include "check.h"
 #include "config.h"
-#include "family.h"
+#include "model_family.h"
 #include "fuzz.h"
 
 #define DISPLAY "fuzz/config.json"
@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  memchr(c.model_type, 0, sizeof c.model_type) &&
                  memchr(c.hidden_act, 0, sizeof c.hidden_act) &&
                  memchr(c.rope_type, 0, sizeof c.rope_type));
-    FUZZ_REQUIRE(!c.family || cks_family_find(c.model_type) == c.family);
+    FUZZ_REQUIRE(!c.family || cks_model_family_find(c.model_type) == c.family);
     err = cks_config_check_forward(&c, DISPLAY);
     if (err) {
         fuzz_check_refusal(err, DISPLAY);

@@ -1,7 +1,7 @@
-/* The family table (see family.h) and the one tensor-name -> (layer, kind) mapper.
+/* The family table (see model_family.h) and the one tensor-name -> (layer, kind) mapper.
  * Defaults are transformers' configuration_{llama,mistral,qwen2,gpt_neox,olmo,olmo2}.py;
  * names and steps its modeling_*.py (GPTNeoXLayer, Olmo2DecoderLayer, ...). */
-#include "family.h"
+#include "model_family.h"
 #include "error.h"
 
 #include <stdio.h>
@@ -9,7 +9,7 @@
 
 #define K(x) CKS_KIND_##x
 
-static const cks_family_name llama_layer[] = {
+static const cks_model_family_name llama_layer[] = {
     {"self_attn.q_proj", K(Q)},
     {"self_attn.k_proj", K(K)},
     {"self_attn.v_proj", K(V)},
@@ -21,7 +21,7 @@ static const cks_family_name llama_layer[] = {
     {"post_attention_layernorm", K(MLP_NORM)},
     {NULL, K(OTHER)},
 };
-static const cks_family_name llama_top[] = {
+static const cks_model_family_name llama_top[] = {
     {"model.embed_tokens", K(EMBED)},
     {"model.norm", K(FINAL_NORM)},
     {"lm_head", K(LM_HEAD)},
@@ -31,7 +31,7 @@ static const char *const llama_buffers[] = {"self_attn.rotary_emb.inv_freq", NUL
 
 /* OLMo 2: no input norm; post_attention_layernorm and post_feedforward_layernorm
  * normalise the sublayer outputs (kinds attn_norm, mlp_norm); q/k norms. */
-static const cks_family_name olmo2_layer[] = {
+static const cks_model_family_name olmo2_layer[] = {
     {"self_attn.q_proj", K(Q)},
     {"self_attn.k_proj", K(K)},
     {"self_attn.v_proj", K(V)},
@@ -48,7 +48,7 @@ static const cks_family_name olmo2_layer[] = {
 
 /* GPT-NeoX: the fused query_key_value is named by fused_qkv, not here (its q, k, v row
  * blocks get the kinds; the whole tensor never reaches a metric). */
-static const cks_family_name neox_layer[] = {
+static const cks_model_family_name neox_layer[] = {
     {"attention.dense", K(O)},
     {"mlp.dense_h_to_4h", K(UP)},
     {"mlp.dense_4h_to_h", K(DOWN)},
@@ -56,7 +56,7 @@ static const cks_family_name neox_layer[] = {
     {"post_attention_layernorm", K(MLP_NORM)},
     {NULL, K(OTHER)},
 };
-static const cks_family_name neox_top[] = {
+static const cks_model_family_name neox_top[] = {
     {"gpt_neox.embed_in", K(EMBED)},
     {"gpt_neox.final_layer_norm", K(FINAL_NORM)},
     {"embed_out", K(LM_HEAD)},
@@ -76,7 +76,7 @@ static const char *const neox_buffers[] = {"attention.bias", "attention.masked_b
     .rope_theta = 10000.0, .rotary_pct = 1.0, .pretraining_tp = 1, .hidden_act = "silu", \
     .parallel_residual = 0, .first_sliding_layer = -2
 
-static const cks_family rows[] = {
+static const cks_model_family rows[] = {
     {"llama",
      "LlamaForCausalLM",
      LLAMA_NAMES,
@@ -152,7 +152,7 @@ static const cks_family rows[] = {
 
 #define NROWS (sizeof rows / sizeof rows[0])
 
-const cks_family *cks_family_find(const char *model_type)
+const cks_model_family *cks_model_family_find(const char *model_type)
 {
     for (size_t i = 0; model_type && i < NROWS; i++)
         if (strcmp(rows[i].model_type, model_type) == 0)
@@ -160,22 +160,22 @@ const cks_family *cks_family_find(const char *model_type)
     return NULL;
 }
 
-const cks_family *cks_family_at(size_t i)
+const cks_model_family *cks_model_family_at(size_t i)
 {
     return i < NROWS ? &rows[i] : NULL;
 }
 
-size_t cks_family_count(void)
+size_t cks_model_family_count(void)
 {
     return NROWS;
 }
 
-const char *cks_family_list(void)
+const char *cks_model_family_list(void)
 {
     return "llama, mistral, qwen2, gpt_neox, olmo, olmo2";
 }
 
-const cks_family *cks_family_default(void)
+const cks_model_family *cks_model_family_default(void)
 {
     return &rows[0];
 }
@@ -199,7 +199,7 @@ static cks_kind kind_of(cks_kind k, int bias)
 }
 
 /* After "<prefix><digits>.": the layer number and the rest, or -1. */
-static int layer_of(const cks_family *f, const char *name, const char **rest)
+static int layer_of(const cks_model_family *f, const char *name, const char **rest)
 {
     size_t n = strlen(f->layer_prefix);
     const char *p = name + n;
@@ -218,7 +218,7 @@ static int layer_of(const cks_family *f, const char *name, const char **rest)
     return (int)v;
 }
 
-int cks_family_is_fused(const cks_family *fam, const char *name)
+int cks_model_family_is_fused(const cks_model_family *fam, const char *name)
 {
     const char *rest;
     if (!fam || !fam->fused_qkv || layer_of(fam, name, &rest) < 0)
@@ -226,14 +226,15 @@ int cks_family_is_fused(const cks_family *fam, const char *name)
     return ending(rest, fam->fused_qkv) >= 0;
 }
 
-int cks_family_classify(const cks_family *fam, const char *name, int *layer, cks_kind *kind)
+int cks_model_family_classify(const cks_model_family *fam, const char *name, int *layer,
+                              cks_kind *kind)
 {
-    const cks_family *f = fam ? fam : cks_family_default();
+    const cks_model_family *f = fam ? fam : cks_model_family_default();
     const char *rest;
     int l, b;
     *layer = -1;
     *kind = CKS_KIND_OTHER;
-    for (const cks_family_name *t = f->top; t->base; t++)
+    for (const cks_model_family_name *t = f->top; t->base; t++)
         if ((b = ending(name, t->base)) >= 0) {
             *kind = kind_of(t->kind, b);
             return 0;
@@ -244,7 +245,7 @@ int cks_family_classify(const cks_family *fam, const char *name, int *layer, cks
     for (const char *const *bu = f->layer_buffers; *bu; bu++)
         if (strcmp(rest, *bu) == 0)
             return 1;
-    for (const cks_family_name *t = f->layer; t->base; t++)
+    for (const cks_model_family_name *t = f->layer; t->base; t++)
         if ((b = ending(rest, t->base)) >= 0) {
             *kind = kind_of(t->kind, b);
             return 0;
@@ -265,13 +266,14 @@ int cks_family_classify(const cks_family *fam, const char *name, int *layer, cks
     return 0;
 }
 
-int cks_family_tensor_name(const cks_family *fam, int64_t l, cks_kind kind, char *buf, size_t cap)
+int cks_model_family_tensor_name(const cks_model_family *fam, int64_t l, cks_kind kind, char *buf,
+                                 size_t cap)
 {
     int bias = cks_kind_is_bias(kind);
     cks_kind w = bias ? cks_kind_weight(kind) : kind;
     const char *end = bias ? "bias" : "weight";
     if (l < 0) {
-        for (const cks_family_name *t = fam->top; t->base; t++)
+        for (const cks_model_family_name *t = fam->top; t->base; t++)
             if (t->kind == w)
                 return snprintf(buf, cap, "%s.%s", t->base, end) < (int)cap ? 0 : CKS_ELIMIT;
         return CKS_ENOTFOUND;
@@ -281,7 +283,7 @@ int cks_family_tensor_name(const cks_family *fam, int64_t l, cks_kind kind, char
                         fam->fused_qkv, end, "qkv"[w - CKS_KIND_Q]) < (int)cap
                    ? 0
                    : CKS_ELIMIT;
-    for (const cks_family_name *t = fam->layer; t->base; t++)
+    for (const cks_model_family_name *t = fam->layer; t->base; t++)
         if (t->kind == w)
             return snprintf(buf, cap, "%s%lld.%s.%s", fam->layer_prefix, (long long)l, t->base,
                             end) < (int)cap

@@ -15,8 +15,8 @@
  * gpt_neox (GPTNeoXForCausalLM, Pythia), olmo (OlmoForCausalLM, OLMo-1 "-hf"), olmo2
  * (Olmo2ForCausalLM). Defaults and modeling follow transformers' configuration_*.py and
  * modeling_*.py of 2025 (v4.5x; tools/family_ref.py names the files). */
-#ifndef CKS_FAMILY_H
-#define CKS_FAMILY_H
+#ifndef CKS_MODEL_FAMILY_H
+#define CKS_MODEL_FAMILY_H
 
 #include "config.h"
 #include "tensor.h"
@@ -44,23 +44,23 @@ typedef struct {
     int qk_norm;      /* RMSNorm of q and k over the whole projection (OLMo 2) */
     cks_mlp_type mlp; /* also: the MLP has biases when mlp == CKS_MLP_GELU */
     int qkv_bias;     /* q, k, v projections always have biases (Qwen2) */
-} cks_family_steps;
+} cks_model_family_steps;
 
 /* A tensor name without its ".weight" / ".bias" ending, and its kind. */
 typedef struct {
     const char *base;
     cks_kind kind;
-} cks_family_name;
+} cks_model_family_name;
 
-struct cks_family {
+struct cks_model_family {
     const char *model_type; /* config.json model_type */
     const char *hf_class;
-    const char *layer_prefix;         /* "model.layers." then "<i>." then a layer name */
-    const cks_family_name *layer;     /* names inside a layer, {NULL} at the end */
-    const cks_family_name *top;       /* names outside the layers */
-    const char *const *layer_buffers; /* names inside a layer that are buffers, NULL ends */
+    const char *layer_prefix;           /* "model.layers." then "<i>." then a layer name */
+    const cks_model_family_name *layer; /* names inside a layer, {NULL} at the end */
+    const cks_model_family_name *top;   /* names outside the layers */
+    const char *const *layer_buffers;   /* names inside a layer that are buffers, NULL ends */
     const char *fused_qkv; /* base of the fused per-head [q‖k‖v] projection, or NULL */
-    cks_family_steps steps;
+    cks_model_family_steps steps;
     unsigned reads;  /* CKS_CF_* the HF code reads from config.json */
     unsigned fixed;  /* of those, the ones implemented at their default value only */
     int add_bos;     /* whether HF's tokenizer starts a document with BOS by default */
@@ -68,27 +68,29 @@ struct cks_family {
 };
 
 /* The row of a model_type, or NULL. */
-const cks_family *cks_family_find(const char *model_type);
-/* Row i (0 <= i < cks_family_count()). */
-const cks_family *cks_family_at(size_t i);
-size_t cks_family_count(void);
+const cks_model_family *cks_model_family_find(const char *model_type);
+/* Row i (0 <= i < cks_model_family_count()). */
+const cks_model_family *cks_model_family_at(size_t i);
+size_t cks_model_family_count(void);
 /* "llama, mistral, qwen2, gpt_neox, olmo, olmo2" (static storage). */
-const char *cks_family_list(void);
+const char *cks_model_family_list(void);
 /* The row used to name tensors when model_type is unknown or absent: llama. */
-const cks_family *cks_family_default(void);
+const cks_model_family *cks_model_family_default(void);
 
 /* Maps a tensor name to its layer (-1 outside the layers) and kind with fam's names
  * (fam NULL: the default row). "<fused>.weight:q" and the like are the q/k/v row blocks
  * of a fused projection (loaders/weights.h makes them). Returns 1 when the name is one of
  * the family's buffers (kind other: not a weight, metrics skip it), else 0. */
-int cks_family_classify(const cks_family *fam, const char *name, int *layer, cks_kind *kind);
+int cks_model_family_classify(const cks_model_family *fam, const char *name, int *layer,
+                              cks_kind *kind);
 
 /* The name of layer l's tensor of a kind (a bias kind gives the ".bias" name) into
  * buf[cap]; l < 0 for the tensors outside the layers. CKS_ENOTFOUND (no message) when
  * the family has no tensor of that kind there. */
-int cks_family_tensor_name(const cks_family *fam, int64_t l, cks_kind kind, char *buf, size_t cap);
+int cks_model_family_tensor_name(const cks_model_family *fam, int64_t l, cks_kind kind, char *buf,
+                                 size_t cap);
 
 /* 1 when name (ending ".weight" or ".bias") is the fused projection of fam. */
-int cks_family_is_fused(const cks_family *fam, const char *name);
+int cks_model_family_is_fused(const cks_model_family *fam, const char *name);
 
 #endif
