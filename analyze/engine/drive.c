@@ -2,6 +2,7 @@
  * over the whole selection in one process. */
 #include "drive.h"
 #include "error.h"
+#include "part.h"
 #include "runfile.h"
 
 #include <stdio.h>
@@ -50,8 +51,9 @@ int cks_drive_open(cks_drive *d, const char *const *extra)
     if ((err = cks_runfile_held(d->rec.store, &d->sel, d->w.ck, 0, part)) ||
         (err = cks_runfile_ref(d->rec.store, part, &stored)))
         return err;
-    if (part && (d->rec.part_ref = strdup(stored ? stored : "")) == NULL)
-        err = cks_error_set(CKS_ENOMEM, "out of memory");
+    if (part && (err = cks_store_get_attr(d->rec.store, "/", CKS_PART_REF, &d->rec.part_ref)) ==
+                    CKS_ENOTFOUND)
+        err = 0;
     if (!err)
         err = cks_walk_set_ref(&d->w, &d->cfg, &d->sel, stored, d->cfg.o->output);
     if (!err)

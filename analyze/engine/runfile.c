@@ -133,9 +133,28 @@ int cks_runfile_held(cks_store *st, const cks_selection *sel, cks_plan_ckpt *ck,
     return err;
 }
 
+/* 1 when st holds a complete row. */
+static int holds_complete(cks_store *st)
+{
+    cks_store_ckpt *rows;
+    size_t n, k = 0;
+    if (cks_store_checkpoints(st, &rows, &n) != 0) {
+        cks_error_clear();
+        return 1; /* the caller's next read says what is wrong */
+    }
+    while (k < n && strcmp(rows[k].status, "complete") != 0)
+        k++;
+    cks_store_ckpts_free(rows, n);
+    return k < n;
+}
+
 int cks_runfile_ref(cks_store *st, int part, char **out)
 {
     *out = NULL;
+    /* a part names its reference from the start; it binds only once a row was measured
+     * against it (a whole run file names it with its first complete row) */
+    if (part && !holds_complete(st))
+        return 0;
     int err = part ? cks_store_get_attr(st, "/", CKS_PART_REF, out)
                    : cks_store_get_attr(st, "/drift/ref", "ref", out);
     if (err == CKS_ENOTFOUND)

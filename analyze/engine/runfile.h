@@ -21,7 +21,8 @@ int cks_runfile_open(cks_store **out, cks_scan_cfg *cfg, const cks_selection *se
 int cks_runfile_held(cks_store *st, const cks_selection *sel, cks_plan_ckpt *ck, int base,
                      int part_prev);
 
-/* The reference st measures against (part_ref for a part; *out NULL when none). */
+/* The reference the rows of st were measured against (part_ref for a part; *out NULL
+ * when none, or when no row is complete yet). */
 int cks_runfile_ref(cks_store *st, int part, char **out);
 
 /* config.json of the first selected checkpoint, for a new run file (NULL when it cannot be

@@ -130,13 +130,24 @@ void cks_walk_learn_outcome(cks_walk *w, const cks_outcome *o)
     cks_walk_learn(w, o->task.ref, o->ref_avail, o->other);
 }
 
+static int broken(cks_avail a)
+{
+    return a == CKS_AVAIL_INCOMPLETE || a == CKS_AVAIL_FAILED;
+}
+
 void cks_walk_warn_stale(const cks_outcome *o, const cks_selection *sel, const cks_scan_hooks *h)
 {
-    int prev = o->prev_avail == CKS_AVAIL_INCOMPLETE || o->prev_avail == CKS_AVAIL_FAILED;
+    int prev = broken(o->prev_avail), ref = broken(o->ref_avail);
+    const char *pn = prev ? cks_selection_info(sel, o->task.prev)->name : "";
+    const char *rn = ref ? cks_selection_info(sel, o->task.ref)->name : "";
     char what[600];
-    snprintf(what, sizeof what, "%s %s failed while it was read (planned again without it)",
-             prev ? "its previous checkpoint" : "the reference",
-             cks_selection_info(sel, prev ? o->task.prev : o->task.ref)->name);
+    if (prev && ref && o->task.prev == o->task.ref)
+        snprintf(what, sizeof what, "its previous checkpoint and reference %s failed", pn);
+    else
+        snprintf(what, sizeof what, "%s%s%s%s%s failed", prev ? "its previous checkpoint " : "", pn,
+                 prev && ref ? " and " : "", ref ? "the reference " : "", rn);
+    snprintf(what + strlen(what), sizeof what - strlen(what),
+             " while it was read (planned again without it)");
     if (h->warning)
         h->warning(h->ctx, cks_selection_info(sel, o->task.pos)->name, what, o->other);
 }
