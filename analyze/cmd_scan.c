@@ -163,6 +163,10 @@ static void on_progress(void *ctx, const cks_scan_progress *p)
 {
     ui *u = ctx;
     double now = cli_now(), done = (double)u->finished + p->frac;
+    if (p->frac < 0) { /* not reading tensors: a per-checkpoint family's work */
+        cli_progress_update(&u->prog, "[%zu/%zu] %s %s", p->pos + 1, p->nsel, p->name, p->what);
+        return;
+    }
     char eta[32] = "--:--:--";
     if (done > 0.02) {
         long left = (long)((now - u->t_start) / done * ((double)(p->nsel - p->pos) - p->frac));

@@ -238,6 +238,7 @@ static void hand_out(coord *c)
             held_stands(c, i))
             continue;
         drop_held(c, i);
+        cks_engine_ahead(c->d->eng, w->tasks, w->plan.ntasks, i);
         uint64_t msg[6] = {t->pos,    t->prev,          t->ref,
                            t->action, (uint64_t)t->own, c->d->sel.idx[c->d->sel.n]};
         MPI_Send(msg, 6, MPI_UINT64_T, c->idle[--c->nidle], TAG_TASK, MPI_COMM_WORLD);

@@ -130,8 +130,11 @@ static int checkpoint(const cks_family_ckpt *in, cks_items *out)
     memset(sets, 0, sizeof sets);
     memset(res, 0, sizeof res);
     if (in->h->progress) {
-        cks_scan_progress p = {in->cur.pos,  in->nsel, cks_ckpt_info_of(in->cur.ckpt)->name,
-                               "perplexity", 0,        0};
+        cks_scan_progress p = {.pos = in->cur.pos,
+                               .nsel = in->nsel,
+                               .name = cks_ckpt_info_of(in->cur.ckpt)->name,
+                               .what = "perplexity",
+                               .frac = -1};
         in->h->progress(in->h->ctx, &p);
     }
     int err = evaluate(in, res, sets), e2 = 0;

@@ -62,7 +62,7 @@ typedef struct {
     size_t pos, nsel;
     const char *name;
     const char *what; /* the tensor being read, or the per-checkpoint family's work */
-    double frac;      /* of the checkpoint's tensor bytes read */
+    double frac;      /* of the checkpoint's tensor bytes read; -1 during a family's work */
     double rate;      /* bytes per second on this checkpoint */
 } cks_scan_progress;
 
