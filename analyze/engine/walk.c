@@ -208,10 +208,10 @@ int cks_walk_run(cks_walk *w, cks_engine *e, cks_recorder *r)
         } else if (w->plan.need != CKS_PLAN_NONE) {
             cks_engine_probe(e, w->plan.need, &a, msg, sizeof msg);
             cks_walk_learn(w, w->plan.need, a, msg);
-        } else if (r->part && w->plan.ref != CKS_PLAN_NONE &&
+        } else if (r->part && w->in.ref_mode == CKS_REF_AUTO && w->plan.ref != CKS_PLAN_NONE &&
                    w->ck[w->plan.ref].avail != CKS_AVAIL_COMPLETE) {
-            /* a part names its reference for merge: it must be the one every shard
-             * ends with, even if no row of this part read it through */
+            /* a part names its reference for merge: an automatic one must be the one
+             * every shard ends with, even if no row of this part read it through */
             cks_engine_verify(e, w->plan.ref, &a, msg, sizeof msg);
             cks_walk_learn(w, w->plan.ref, a, msg);
         } else {
