@@ -13,7 +13,7 @@ python3 python3-numpy python3-h5py python3-scipy python3-torch python3-sentencep
 # "--fuzz" clang and its runtime (libFuzzer), "--train" the public-domain Jargon File that
 # tools/train_tiny.py trains the demo run on (only needed to remake examples/).
 # The MPI build writes the run file from rank 0 with the serial libhdf5 above
-# (analyze/scan_mpi.c says why), so it needs no parallel HDF5 package.
+# (analyze/engine/drive_mpi.c says why), so it needs no parallel HDF5 package.
 for arg in "$@"; do
   case "$arg" in
     --mpi) PACKAGES="$PACKAGES libopenmpi-dev openmpi-bin" ;;
