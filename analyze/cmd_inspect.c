@@ -286,8 +286,8 @@ int cmd_inspect(int argc, char **argv)
     int err, status = parse_args(argc, argv, &o);
     if (status)
         return status < 0 ? cli_finish("inspect", 0) : status;
-    if ((err = spec_open(argv[optind], &s, &c)) != 0 || (err = cks_ckpt_config(c, &cfg)) != 0 ||
-        (err = cks_weights_open(&w, c)) != 0) {
+    if ((err = spec_open_fetched(argv[optind], &s, &c)) != 0 ||
+        (err = cks_ckpt_config(c, &cfg)) != 0 || (err = cks_weights_open(&w, c)) != 0) {
         status = cli_fail("inspect", err);
         goto done;
     }

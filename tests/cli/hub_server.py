@@ -31,6 +31,8 @@ Faults (the `faults` dict; tests set entries, counts are decremented as they fir
   "bad_scheme": True           LFS resolves redirect to file:///etc/passwd
   "dotdot": True               the listing holds a file "../escape.txt"
   "tree_404": commit           the tree of this commit is "RevisionNotFound"
+`delay` (seconds) holds every content response before its body, so that transfers that
+run at once overlap measurably (`max_in_flight`).
 
 Run alone (benchmarks, manual use):
   hub_server.py --repo DIR --name ORG/NAME [--token T] [--port-file F]
@@ -110,6 +112,7 @@ class Hub:
         self.page_size = page_size
         self.faults = {}
         self.retry_after = 1
+        self.delay = 0  # seconds every content response waits before its body
         self.violations = []  # requests that reached storage with a token
         self.log = []  # (listener, method, path, range header)
         self.lock = threading.Lock()
@@ -309,6 +312,7 @@ class Handler(BaseHTTPRequestHandler):
             hub.in_flight += 1
             hub.max_in_flight = max(hub.max_in_flight, hub.in_flight)
         try:
+            time.sleep(hub.delay)
             if data is not None or corrupt or cut:
                 if data is None:
                     with open(path, "rb") as f:
