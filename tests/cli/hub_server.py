@@ -32,7 +32,8 @@ Faults (the `faults` dict; tests set entries, counts are decremented as they fir
   "dotdot": True               the listing holds a file "../escape.txt"
   "tree_404": commit           the tree of this commit is "RevisionNotFound"
 `delay` (seconds) holds every content response before its body, so that transfers that
-run at once overlap measurably (`max_in_flight`).
+run at once overlap measurably (`max_in_flight`); `rate` (bytes/s, shared by all
+responses at once) makes the loopback behave like a link of that bandwidth (benchmarks).
 
 Run alone (benchmarks, manual use):
   hub_server.py --repo DIR --name ORG/NAME [--token T] [--port-file F]
@@ -113,6 +114,8 @@ class Hub:
         self.faults = {}
         self.retry_after = 1
         self.delay = 0  # seconds every content response waits before its body
+        self.rate = 0  # bytes per second shared by all storage responses (0: unlimited)
+        self._next_free = 0.0
         self.violations = []  # requests that reached storage with a token
         self.log = []  # (listener, method, path, range header)
         self.lock = threading.Lock()
@@ -156,6 +159,17 @@ class Hub:
                         table[k] = n - 1
                     return True
         return False
+
+    def pace(self, n):
+        """Waits until n more bytes fit the shared `rate`."""
+        if not self.rate:
+            return
+        with self.lock:
+            t = max(self._next_free, time.monotonic())
+            self._next_free = t + n / self.rate
+        d = t - time.monotonic()
+        if d > 0:
+            time.sleep(d)
 
     def requests(self, listener=None, contains=""):
         with self.lock:
@@ -327,7 +341,9 @@ class Handler(BaseHTTPRequestHandler):
                     self.wfile.flush()
                     off, left = start, length
                     while left > 0:
-                        n = os.sendfile(self.connection.fileno(), f.fileno(), off, min(left, 1 << 24))
+                        step = min(left, 1 << 20 if hub.rate else 1 << 24)
+                        hub.pace(step)
+                        n = os.sendfile(self.connection.fileno(), f.fileno(), off, step)
                         if n <= 0:
                             break
                         off += n
@@ -348,9 +364,11 @@ def main():
     ap.add_argument("--name", required=True)
     ap.add_argument("--token")
     ap.add_argument("--page-size", type=int, default=100)
+    ap.add_argument("--rate", type=float, default=0, help="bytes/s of all storage responses")
     ap.add_argument("--port-file")
     a = ap.parse_args()
     hub = Hub(a.repo, a.name, a.token, a.page_size)
+    hub.rate = a.rate
     line = "%s %s\n" % (hub.url, hub.storage_url)
     if a.port_file:
         with open(a.port_file + ".tmp", "w") as f:

@@ -48,6 +48,8 @@ class HubTest(unittest.TestCase):
                         "--std", "0.3", "--eps", "1e-3"], check=True)
         cls.hub = Hub(cls.repo, "org/tiny", TOKEN, page_size=2)
         cls.n = 0
+        import scan_support
+        scan_support.init([None, EXE, FIXTURE])
 
     @classmethod
     def tearDownClass(cls):
@@ -111,8 +113,9 @@ class HubTest(unittest.TestCase):
         commit = self.hub.repo.branches[branch]
         return os.path.join(self.cache, "models--org--tiny", "snapshots", commit)
 
-    def check_cache(self, branch):
-        """huggingface_hub's layout: relative links to blobs named by their hash, the ref."""
+    def check_cache(self, branch, weights_only=False):
+        """huggingface_hub's layout: relative links to blobs named by their hash, the ref.
+        weights_only: only the LFS files must be there (scan reads one config.json)."""
         root = os.path.join(self.cache, "models--org--tiny")
         commit = self.hub.repo.branches[branch]
         with open(os.path.join(root, "refs", branch)) as f:
@@ -121,6 +124,8 @@ class HubTest(unittest.TestCase):
             if e["type"] != "file":
                 continue
             link = os.path.join(root, "snapshots", commit, e["path"])
+            if weights_only and "lfs" not in e and not os.path.lexists(link):
+                continue
             target = os.readlink(link)
             self.assertEqual(target, "../" * (2 + e["path"].count("/")) + "blobs/" +
                              (e["lfs"]["oid"] if "lfs" in e else e["oid"]))
@@ -197,6 +202,24 @@ class HubTest(unittest.TestCase):
         self.assertEqual(a["sets"], b["sets"])
         self.assertEqual(a["checkpoint"], b["checkpoint"])
         self.check_cache("ckpt_002")
+
+    def test_scan_equals_git_dataset_by_dataset(self):
+        """scan reads hf:// through the same source API (files fetched as they are mapped,
+        until the scan engine prefetches): the run file equals the scan of the repository."""
+        import h5py
+        from scan_support import same_file
+        a = os.path.join(self.home, "hub.h5")
+        b = os.path.join(self.home, "disk.h5")
+        self.run_cks("scan", "hf://org/tiny", "-o", a, "--metrics", "norms,spectral,drift",
+                     "--quiet")
+        self.run_cks("scan", self.repo, "-o", b, "--metrics", "norms,spectral,drift", "--quiet")
+        with h5py.File(a, "r") as f:
+            self.assertEqual(f.attrs["source"], "hf://org/tiny")
+        with h5py.File(b, "r+") as f:
+            f.attrs["source"] = "hf://org/tiny"  # the one attribute that names the source
+        same_file(a, b)
+        for branch in ("ckpt_000", "ckpt_001", "ckpt_002"):
+            self.check_cache(branch, weights_only=True)
 
     def test_cache_from_another_tool_is_used_as_is(self):
         # a snapshot as transformers leaves it: a regular file in place of a link
