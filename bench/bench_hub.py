@@ -49,13 +49,13 @@ def walk(exe, hub, home, *args):
 def curl(urls, out, parallel):
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    args = ["curl", "-s", "-f", "-L", "--noproxy", "*"]
+    args = ["curl", "-s", "--no-progress-meter", "-f", "-L", "--noproxy", "*"]
     if parallel:
         args += ["-Z", "--parallel-max", "4"]
     for i, u in enumerate(urls):
         args += ["-o", os.path.join(out, "f%d" % i), u]
     t0 = time.monotonic()
-    subprocess.run(args, check=True)
+    subprocess.run(args, check=True, stderr=subprocess.DEVNULL)
     wall = time.monotonic() - t0
     shutil.rmtree(out, ignore_errors=True)
     return wall

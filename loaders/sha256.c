@@ -1,9 +1,18 @@
-/* SHA-256 (FIPS 180-4 §6.2), incremental. The block function is the plain C of the
- * standard; see sha256.h for who uses it. */
+/* SHA-256 (FIPS 180-4 §6.2), incremental; see sha256.h for who uses it. The block
+ * function is the plain C of the standard, or, on x86-64 CPUs with the SHA extensions
+ * (Intel since Goldmont/Ice Lake, AMD since Zen), the SHA-NI instructions: measured
+ * here (Zen 4, bench/bench_hub.py) the plain C hashed at 65 MB/s under load and capped
+ * hub downloads at that rate, a quarter of what curl fetched from the same server. */
 #include "sha256.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -17,7 +26,7 @@ static const uint32_t K[64] = {
 
 #define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
-static void block(uint32_t h[8], const unsigned char *p)
+static void block_c(uint32_t h[8], const unsigned char *p)
 {
     uint32_t w[64], a, b, c, d, e, f, g, hh;
     for (int i = 0; i < 16; i++)
@@ -38,10 +47,76 @@ static void block(uint32_t h[8], const unsigned char *p)
     h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += hh;
 }
 
+static void blocks_c(uint32_t h[8], const unsigned char *p, size_t n)
+{
+    for (; n > 0; n--, p += 64)
+        block_c(h, p);
+}
+
+#if defined(__x86_64__)
+/* The message schedule and rounds with SHA-NI, four rounds per step: W[i] =
+ * msg2(msg1(W[i-4], W[i-3]) + W[i-1:i-2 shifted by one word], W[i-1]); the state is
+ * kept as ABEF / CDGH as sha256rnds2 wants it (Intel's "SHA extensions" paper, 2013). */
+__attribute__((target("sha,sse4.1,ssse3"))) static void blocks_ni(uint32_t h[8],
+                                                                  const unsigned char *p, size_t n)
+{
+    const __m128i mask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[0]), 0xB1); /* CDAB */
+    __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[4]), 0x1B);  /* EFGH */
+    __m128i s0 = _mm_alignr_epi8(tmp, s1, 8);                                       /* ABEF */
+    s1 = _mm_blend_epi16(s1, tmp, 0xF0);                                            /* CDGH */
+    for (; n > 0; n--, p += 64) {
+        __m128i w[16], abef = s0, cdgh = s1;
+        for (int i = 0; i < 16; i++) {
+            if (i < 4)
+                w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), mask);
+            else
+                w[i] = _mm_sha256msg2_epu32(_mm_add_epi32(_mm_sha256msg1_epu32(w[i - 4], w[i - 3]),
+                                                          _mm_alignr_epi8(w[i - 1], w[i - 2], 4)),
+                                            w[i - 1]);
+            __m128i msg = _mm_add_epi32(w[i], _mm_loadu_si128((const __m128i *)&K[4 * i]));
+            s1 = _mm_sha256rnds2_epu32(s1, s0, msg);
+            s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(msg, 0x0E));
+        }
+        s0 = _mm_add_epi32(s0, abef);
+        s1 = _mm_add_epi32(s1, cdgh);
+    }
+    tmp = _mm_shuffle_epi32(s0, 0x1B);                                  /* FEBA */
+    s1 = _mm_shuffle_epi32(s1, 0xB1);                                   /* DCHG */
+    _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(tmp, s1, 0xF0)); /* DCBA */
+    _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(s1, tmp, 8));    /* HGFE */
+}
+
+static int have_sha_ni(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3))
+        return 0;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_SHA);
+}
+#endif
+
+static void (*blocks)(uint32_t h[8], const unsigned char *p, size_t n) = blocks_c;
+static pthread_once_t pick_once = PTHREAD_ONCE_INIT;
+
+static void pick(void)
+{
+#if defined(__x86_64__)
+    if (have_sha_ni())
+        blocks = blocks_ni;
+#endif
+}
+
+void cks_sha256_blocks_portable(uint32_t h[8], const unsigned char *p, size_t n)
+{
+    blocks_c(h, p, n);
+}
+
 void cks_sha256_init(cks_sha256 *c)
 {
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    pthread_once(&pick_once, pick);
     memcpy(c->h, iv, sizeof iv);
     c->len = 0;
     c->n = 0;
@@ -59,11 +134,14 @@ void cks_sha256_update(cks_sha256 *c, const void *data, size_t len)
         len -= take;
         if (c->n < 64)
             return;
-        block(c->h, c->buf);
+        blocks(c->h, c->buf, 1);
         c->n = 0;
     }
-    for (; len >= 64; p += 64, len -= 64)
-        block(c->h, p);
+    if (len >= 64) {
+        blocks(c->h, p, len / 64);
+        p += len / 64 * 64;
+        len %= 64;
+    }
     memcpy(c->buf, p, len);
     c->n = len;
 }

@@ -23,4 +23,8 @@ void cks_sha256_final_hex(cks_sha256 *c, char hex[65]);
 /* One-shot: the digest of len bytes at data. */
 void cks_sha256_hex(const void *data, size_t len, char hex[65]);
 
+/* The plain C compression of n 64-byte blocks into h, whatever the CPU: the other
+ * implementation (SHA-NI, picked at run time when the CPU has it) is checked against it. */
+void cks_sha256_blocks_portable(uint32_t h[8], const unsigned char *p, size_t n);
+
 #endif
