@@ -373,9 +373,20 @@ class HubTest(unittest.TestCase):
             self.run_cks("inspect", "hf://org/eight@ckpt_005", env=env)
             root = os.path.join(self.cache, "models--org--eight")
             before = set(os.listdir(os.path.join(root, "blobs")))
-            p = subprocess.run([WALK, "hf://org/eight", "--evict", "--ref", "0"], env=env,
-                               capture_output=True, text=True, timeout=TIMEOUT)
+            p = subprocess.run([WALK, "hf://org/eight", "--evict", "--ref", "0", "--progress"],
+                               env=env, capture_output=True, text=True, timeout=TIMEOUT)
             self.assertEqual(p.returncode, 0, p.stderr)
+            prog = [json.loads(l) for l in p.stderr.splitlines() if l.startswith("{")]
+            self.assertGreater(len(prog), 0)
+            for r in prog:
+                self.assertLessEqual(r["done"], r["total"])
+                self.assertLessEqual(r["files_done"], r["files_total"])
+            # every checkpoint fetched came through the callback (ckpt_005 was in the cache),
+            # and each batch completed
+            self.assertEqual({r["progress"] for r in prog},
+                             {"ckpt_%03d" % i for i in range(8) if i != 5})
+            ends = [r for r in prog if r["files_done"] == r["files_total"]]
+            self.assertTrue(ends and all(r["done"] == r["total"] for r in ends), ends)
             steps = [json.loads(l) for l in p.stdout.splitlines()]
             self.assertEqual([s["ckpt"] for s in steps], ["ckpt_%03d" % i for i in range(8)])
             weights = {}

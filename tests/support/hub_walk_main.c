@@ -6,8 +6,10 @@
  * few milliseconds by a second thread) and the bytes evicted. For the hf:// tests and
  * the download benchmark; local sources walk the same way with the calls as no-ops.
  *
+ * With --progress, every progress report of the source goes to stderr as a JSON line.
+ *
  * usage: cks-hub-walk SOURCE [--evict] [--ref I] [--threads N] [--no-prefetch]
- *                     [--first I] [--count N] [--branches GLOB] */
+ *                     [--first I] [--count N] [--branches GLOB] [--progress] */
 #include "error.h"
 #include "sha256.h"
 #include "source.h"
@@ -110,6 +112,15 @@ static int read_all(const cks_source *s, size_t idx, unsigned long long *bytes)
     return bad ? -1 : 0;
 }
 
+static void on_progress(void *ctx, const cks_fetch_progress *p)
+{
+    fprintf(stderr,
+            "{\"progress\": \"%s\", \"done\": %llu, \"total\": %llu, \"files_done\": %d, "
+            "\"files_total\": %d, \"seconds\": %.4f}\n",
+            p->ckpt, (unsigned long long)p->done, (unsigned long long)p->total, p->files_done,
+            p->files_total, p->seconds);
+}
+
 static void blobs_dir(const char *src, char *out, size_t cap)
 {
     const char *hub = getenv("HF_HUB_CACHE"), *home = getenv("HF_HOME");
@@ -135,11 +146,13 @@ static void blobs_dir(const char *src, char *out, size_t cap)
 int main(int argc, char **argv)
 {
     const char *src = NULL, *glob = NULL;
-    int evict = 0, prefetch = 1, threads = 0;
+    int evict = 0, prefetch = 1, threads = 0, progress = 0;
     long ref = 0, first = 0, count = -1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--evict") == 0)
             evict = 1;
+        else if (strcmp(argv[i], "--progress") == 0)
+            progress = 1;
         else if (strcmp(argv[i], "--no-prefetch") == 0)
             prefetch = 0;
         else if (strcmp(argv[i], "--ref") == 0 && i + 1 < argc)
@@ -159,7 +172,8 @@ int main(int argc, char **argv)
     }
     if (!src)
         return fprintf(stderr, "usage: cks-hub-walk SOURCE [--evict] [--ref I] [--threads N] "
-                               "[--no-prefetch] [--first I] [--count N] [--branches GLOB]\n"),
+                               "[--no-prefetch] [--first I] [--count N] [--branches GLOB] "
+                               "[--progress]\n"),
                2;
     git_libgit2_init();
     cks_source *s;
@@ -175,6 +189,8 @@ int main(int argc, char **argv)
         cks_source_free(s);
         return 2;
     }
+    if (progress)
+        cks_source_set_progress(s, on_progress, NULL);
     sampler sm = {.max = 0};
     pthread_t tid;
     pthread_mutex_init(&sm.mu, NULL);
