@@ -299,6 +299,14 @@ class HubTest(unittest.TestCase):
     def test_bad_and_missing_token(self):
         self.fails(["list", "hf://org/tiny"], "HTTP 401", "HF_TOKEN", env=self.env(HF_TOKEN="x"))
         self.fails(["list", "hf://org/tiny"], "HTTP 401", "HF_TOKEN", env=self.env(HF_TOKEN=None))
+        self.fails(["list", "hf://org/tiny"], "HF_TOKEN", "control character",
+                   env=self.env(HF_TOKEN="a b"))
+        # offline with nothing cached: named, and no request made
+        with self.hub.lock:
+            self.hub.log.clear()
+        self.fails(["list", "hf://org/tiny"], "hf://org/tiny", "HF_HUB_OFFLINE",
+                   env=self.env(HF_HUB_OFFLINE="1"))
+        self.assertEqual(self.hub.requests(), [])
 
     def test_missing_repository_and_revision(self):
         self.fails(["list", "hf://org/absent"], "hf://org/absent", "no repository")
