@@ -16,6 +16,7 @@
 
 void cks_tok_hf_release(cks_tokenizer *t)
 {
+    cks_tok_bl_release(t);
     for (int i = 0; i < t->nnorm; i++) {
         free(t->norm[i].a);
         free(t->norm[i].b);
@@ -25,7 +26,7 @@ void cks_tok_hf_release(cks_tokenizer *t)
     t->nnorm = 0;
 }
 
-/* ---- normalizer: Prepend / Replace(String) / Sequence of those ---- */
+/* ---- normalizer: Prepend / Replace(String) / NFC / Sequence of those ---- */
 
 static int hf_apply_norm(const cks_tokenizer *t, const char *s, size_t n, cks_tok_buf *out,
                          cks_tok_buf *tmp)
@@ -35,7 +36,11 @@ static int hf_apply_norm(const cks_tokenizer *t, const char *s, size_t n, cks_to
     size_t limit = HF_NORM_GROWTH * n + 4096;
     for (int k = 0; k < t->nnorm && !rc; k++) {
         const cks_tok_hf_norm *op = &t->norm[k];
-        if (op->kind == HF_PREPEND) {
+        if (op->kind == HF_NFC) {
+            /* NFC never lengthens a text by more than 3 times (UAX #15, Design Goals). */
+            if ((rc = cks_tok_nfc(out->p, out->n, tmp)))
+                return rc;
+        } else if (op->kind == HF_PREPEND) {
             /* Prepend touches only non-empty strings (tokenizers' normalizers/prepend.rs). */
             if (out->n == 0)
                 continue;
@@ -183,6 +188,8 @@ static int hf_pretok(const cks_tokenizer *t, cks_tok_work *w, const char *s, siz
         return 0;
     if (t->pre == HF_PRE_NONE)
         return hf_word(t, w, s, n);
+    if (t->pre == HF_PRE_BYTELEVEL)
+        return cks_tok_bl_encode(t, w, s, n);
     cks_tok_buf *o = &w->tmp;
     const char *m = t->meta;
     size_t ml = t->metalen;
@@ -308,13 +315,17 @@ static int add_norm_step(cks_tokenizer *t, const json_t *j)
         return cks_error_set(CKS_EFORMAT, "%s: a normalizer without a \"type\"", t->display);
     if (strcmp(type, "Sequence") == 0)
         return unsupported(t, "nested normalizer", type);
-    if (strcmp(type, "Prepend") != 0 && strcmp(type, "Replace") != 0)
+    if (strcmp(type, "Prepend") != 0 && strcmp(type, "Replace") != 0 && strcmp(type, "NFC") != 0)
         return unsupported(t, "normalizer", type);
     if (t->nnorm == HF_MAX_NORM_STEPS)
         return cks_error_set(CKS_ELIMIT, "%s: more than %d normalizer steps", t->display,
                              HF_MAX_NORM_STEPS);
     cks_tok_hf_norm *op = &t->norm[t->nnorm++];
     memset(op, 0, sizeof *op);
+    if (strcmp(type, "NFC") == 0) {
+        op->kind = HF_NFC;
+        return 0;
+    }
     if (strcmp(type, "Prepend") == 0) {
         op->kind = HF_PREPEND;
         return dup_string(t, json_object_get(j, "prepend"), "prepend", &op->a, &op->alen);
@@ -360,6 +371,8 @@ static int load_pretok(cks_tokenizer *t, const json_t *j)
     if (!j || json_is_null(j))
         return 0;
     const char *type = json_string_value(json_object_get(j, "type"));
+    if (cks_tok_bl_is_pretok(type))
+        return cks_tok_bl_load(t, j);
     if (!type || strcmp(type, "Metaspace") != 0)
         return unsupported(t, "pre_tokenizer", type);
     t->pre = HF_PRE_METASPACE;
@@ -666,10 +679,18 @@ int cks_tokenizer_load_hf(cks_tokenizer **out, const char *json, size_t len, con
         rc = load_pretok(t, json_object_get(root, "pre_tokenizer"));
     if (!rc)
         rc = build_added(t, &pending);
+    if (!rc && t->bl)
+        rc = cks_tok_bl_finish(t);
+    if (!rc)
+        rc = cks_tok_build_text(t);
     if (!rc) {
+        /* LLaMA's <s> and </s>; GPT-2, GPT-NeoX and OLMo use <|endoftext|> for both. */
         t->bos_id = find_piece(t, "<s>");
         t->eos_id = find_piece(t, "</s>");
-        cks_tok_barriers(t, merge_part);
+        if (t->bl && t->bos_id < 0 && t->eos_id < 0)
+            t->bos_id = t->eos_id = find_piece(t, "<|endoftext|>");
+        if (!t->bl)
+            cks_tok_barriers(t, merge_part);
         *out = t;
         t = NULL;
     }

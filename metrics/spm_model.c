@@ -448,6 +448,10 @@ int cks_tokenizer_load_spm(cks_tokenizer **out, const void *data, size_t len, co
     t->bos_id = control_id(t, &s.bos_piece, "<s>");
     t->eos_id = control_id(t, &s.eos_piece, "</s>");
     cks_tok_barriers(t, NULL);
+    if ((rc = cks_tok_build_text(t)) != 0) {
+        cks_tokenizer_free(t);
+        return rc;
+    }
     *out = t;
     return 0;
 }

@@ -1,6 +1,7 @@
 /* Internals of the tokenizer, shared by tokenizer.c (the BPE engine, SentencePiece
  * normalization and the public API), tok_tables.c (string tables, hash maps, UTF-8),
- * spm_model.c (the tokenizer.model parser) and hf_tokenizer.c (tokenizer.json). */
+ * spm_model.c (the tokenizer.model parser), hf_tokenizer.c (tokenizer.json),
+ * tok_bytelevel.c (byte-level pre-tokenizers and their BPE) and tok_nfc.c (NFC). */
 #ifndef CKS_TOK_IMPL_H
 #define CKS_TOK_IMPL_H
 
@@ -112,14 +113,18 @@ enum {
 
 /* Hugging Face normalizer steps (a flattened Sequence). */
 typedef struct {
-    int kind; /* HF_PREPEND or HF_REPLACE */
+    int kind; /* HF_PREPEND, HF_REPLACE or HF_NFC */
     char *a;  /* prepend string / replace pattern */
     size_t alen;
     char *b; /* replace content */
     size_t blen;
 } cks_tok_hf_norm;
-enum { HF_PREPEND = 1, HF_REPLACE = 2 };
-enum { HF_PRE_NONE = 0, HF_PRE_METASPACE = 1 };
+enum { HF_PREPEND = 1, HF_REPLACE = 2, HF_NFC = 3 };
+enum { HF_PRE_NONE = 0, HF_PRE_METASPACE = 1, HF_PRE_BYTELEVEL = 2 };
+
+struct cks_tok_bl;     /* byte-level pre-tokenizer (tok_bytelevel.c) */
+struct cks_tok_blwork; /* its per-call state */
+struct json_t;
 enum { HF_PREPEND_ALWAYS = 0, HF_PREPEND_FIRST = 1, HF_PREPEND_NEVER = 2 };
 
 struct cks_tokenizer {
@@ -155,6 +160,10 @@ struct cks_tokenizer {
     int pre, prepend_scheme, pre_split;
     char meta[8]; /* Metaspace replacement (UTF-8) */
     size_t metalen;
+    struct cks_tok_bl *bl; /* pre == HF_PRE_BYTELEVEL */
+
+    /* id -> the bytes the token stands for (decoding; cks_tok_build_text) */
+    cks_tok_strs text;
 };
 
 /* ---- the BPE engine (tokenizer.c) ---- */
@@ -186,11 +195,13 @@ typedef struct {
     size_t stack_cap;
     cks_tok_buf norm, tmp;
     int prev_unk;
+    struct cks_tok_blwork *bl; /* byte-level: match data, word cache */
 } cks_tok_work;
 
 void cks_tok_work_release(cks_tok_work *w);
 int cks_tok_work_syms(cks_tok_work *w, size_t n); /* room for n symbols */
 int cks_tok_emit(cks_tok_work *w, int32_t id);
+int cks_tok_emit_n(cks_tok_work *w, const int32_t *ids, size_t n);
 
 /* Finds the merge of adjacent symbols l, r over segment text s: 1 with priority and id,
  * or 0 when they do not merge. */
@@ -216,6 +227,24 @@ static inline int cks_tok_word_start(const cks_tokenizer *t, const char *s, size
 
 int cks_tok_hf_encode(const cks_tokenizer *t, cks_tok_work *w, const char *text, size_t len);
 void cks_tok_hf_release(cks_tokenizer *t);
+/* Builds t->text for every id (after loading). */
+int cks_tok_build_text(cks_tokenizer *t);
+
+/* NFC of s[0..n) (valid UTF-8) into o (o->n reset). */
+int cks_tok_nfc(const char *s, size_t n, cks_tok_buf *o);
+
+/* Byte-level (tok_bytelevel.c). cks_tok_bl_is_pretok tells the pre_tokenizer types handled
+ * there; cks_tok_bl_load reads one into t->bl, cks_tok_bl_finish maps bytes to vocabulary
+ * ids once the vocabulary is known, cks_tok_bl_encode pre-tokenizes a normalized piece and
+ * encodes its words. */
+int cks_tok_bl_is_pretok(const char *type);
+int cks_tok_bl_load(cks_tokenizer *t, const struct json_t *pretok);
+int cks_tok_bl_finish(cks_tokenizer *t);
+int cks_tok_bl_encode(const cks_tokenizer *t, cks_tok_work *w, const char *s, size_t n);
+/* The bytes of a byte-level token (HF's ByteLevel decoder), into o. */
+int cks_tok_bl_token_bytes(const char *p, size_t len, cks_tok_buf *o);
+void cks_tok_bl_release(cks_tokenizer *t);
+void cks_tok_bl_work_release(cks_tok_work *w);
 /* Marks the barrier bytes given which pieces may take part in merges. */
 void cks_tok_barriers(cks_tokenizer *t, const uint8_t *merge_part);
 cks_tokenizer *cks_tok_new(int kind, const char *display);

@@ -31,6 +31,7 @@ void cks_tokenizer_free(cks_tokenizer *t)
         return;
     cks_tok_hf_release(t);
     cks_tok_strs_release(&t->pieces);
+    cks_tok_strs_release(&t->text);
     cks_tok_strmap_release(&t->normal);
     cks_tok_strmap_release(&t->reserved);
     cks_tok_matcher_release(&t->prefix);
@@ -97,6 +98,7 @@ void cks_tok_barriers(cks_tokenizer *t, const uint8_t *merge_part)
 
 void cks_tok_work_release(cks_tok_work *w)
 {
+    cks_tok_bl_work_release(w);
     free(w->sym);
     free(w->heap);
     free(w->out);
@@ -144,6 +146,71 @@ int cks_tok_emit(cks_tok_work *w, int32_t id)
     }
     w->out[w->out_n++] = id;
     return 0;
+}
+
+int cks_tok_emit_n(cks_tok_work *w, const int32_t *ids, size_t n)
+{
+    if (w->out_cap - w->out_n < n) {
+        size_t cap = w->out_cap ? w->out_cap : 1024;
+        while (cap - w->out_n < n)
+            cap *= 2;
+        int32_t *o = realloc(w->out, cap * sizeof *o);
+        if (!o)
+            return cks_error_set(CKS_ENOMEM, "out of memory (%zu token ids)", cap);
+        w->out = o;
+        w->out_cap = cap;
+    }
+    memcpy(w->out + w->out_n, ids, n * sizeof *ids);
+    w->out_n += n;
+    return 0;
+}
+
+/* ---- what each token stands for ---- */
+
+/* One piece's text: byte-level tokens through GPT-2's byte map; byte pieces <0xXX> as
+ * their byte; SentencePiece control pieces as nothing and its unknown piece as " U+2047 "
+ * (SentencePiece's decoding); every U+2581 as a space otherwise. */
+static int piece_text(const cks_tokenizer *t, int32_t i, cks_tok_buf *o)
+{
+    const char *p = cks_tok_str(&t->pieces, i);
+    size_t len = t->pieces.len[i];
+    o->n = 0;
+    if (t->bl)
+        return cks_tok_bl_token_bytes(p, len, o);
+    if (len == 6 && memcmp(p, "<0x", 3) == 0 && p[5] == '>') {
+        for (int b = 0; b < 256; b++)
+            if (t->byte_id[b] == i) {
+                char c = (char)b;
+                return cks_tok_buf_put(o, &c, 1);
+            }
+    }
+    if (t->kind == TOK_SPM && t->type[i] == SPM_CONTROL)
+        return 0;
+    if (t->kind == TOK_SPM && t->type[i] == SPM_UNKNOWN)
+        return cks_tok_buf_put(o, " \xe2\x81\x87 ", 5);
+    int rc = 0;
+    for (size_t k = 0; k < len && !rc;) {
+        if (len - k >= 3 && memcmp(p + k, kSpace, 3) == 0) {
+            rc = cks_tok_buf_put(o, " ", 1);
+            k += 3;
+        } else {
+            rc = cks_tok_buf_put(o, p + k, 1);
+            k++;
+        }
+    }
+    return rc;
+}
+
+int cks_tok_build_text(cks_tokenizer *t)
+{
+    cks_tok_buf o = {0};
+    int rc = 0;
+    for (int32_t i = 0; i < t->pieces.n && !rc; i++) {
+        if (!(rc = piece_text(t, i, &o)))
+            rc = cks_tok_strs_add(&t->text, o.p ? o.p : "", o.n);
+    }
+    free(o.p);
+    return rc;
 }
 
 /* ---- the merge engine ---- */
@@ -477,6 +544,52 @@ const char *cks_tokenizer_piece(const cks_tokenizer *t, int32_t id)
     if (id < 0 || id >= t->pieces.n)
         return NULL;
     return cks_tok_str(&t->pieces, id);
+}
+
+const char *cks_tokenizer_token_bytes(const cks_tokenizer *t, int32_t id, size_t *len)
+{
+    if (id < 0 || id >= t->text.n)
+        return NULL;
+    *len = t->text.len[id];
+    return cks_tok_str(&t->text, id);
+}
+
+int cks_tokenizer_decode(const cks_tokenizer *t, const int32_t *ids, size_t n, char **out,
+                         size_t *len)
+{
+    cks_tok_buf o = {0};
+    int rc = cks_tok_buf_reserve(&o, 0);
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t l = 0;
+        const char *p = cks_tokenizer_token_bytes(t, ids[i], &l);
+        if (!p)
+            rc = cks_error_set(CKS_EINVAL, "token id %d is outside the vocabulary (%d)", ids[i],
+                               t->pieces.n);
+        else
+            rc = cks_tok_buf_put(&o, p, l);
+    }
+    if (rc) {
+        free(o.p);
+        return rc;
+    }
+    o.p[o.n] = '\0';
+    *out = o.p;
+    *len = o.n;
+    return 0;
+}
+
+int32_t cks_tokenizer_piece_id(const cks_tokenizer *t, const char *piece, size_t len)
+{
+    int32_t id = cks_tok_strmap_get(&t->normal, &t->pieces, piece, len);
+    for (int32_t i = 0; i < t->pieces.n && id < 0; i++)
+        if (t->pieces.len[i] == len && memcmp(cks_tok_str(&t->pieces, i), piece, len) == 0)
+            id = i;
+    return id;
+}
+
+int cks_tokenizer_byte_level(const cks_tokenizer *t)
+{
+    return t->bl != NULL;
 }
 
 const char *cks_tokenizer_kind(const cks_tokenizer *t)

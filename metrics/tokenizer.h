@@ -66,7 +66,23 @@ int32_t cks_tokenizer_bos_id(const cks_tokenizer *t); /* -1 when none */
 int32_t cks_tokenizer_eos_id(const cks_tokenizer *t);
 /* The piece (token string) of an id; borrowed, lives as long as t. NULL if out of range. */
 const char *cks_tokenizer_piece(const cks_tokenizer *t, int32_t id);
-/* "sentencepiece" or "hf". */
+/* The bytes token id stands for (its piece decoded): byte-level tokens through GPT-2's byte
+ * map (as tokenizers' ByteLevel decoder), byte pieces <0xXX> as their byte, U+2581 as a
+ * space, SentencePiece control pieces as nothing. Borrowed, lives as long as t; not
+ * NUL-terminated in general (use *len). NULL when id is out of range. */
+const char *cks_tokenizer_token_bytes(const cks_tokenizer *t, int32_t id, size_t *len);
+/* The concatenated bytes of ids (malloc'ed, NUL-terminated; *len excludes the NUL). It may
+ * not be valid UTF-8 (a token can hold part of a character). For byte-level tokenizers it
+ * is the normalized text that was encoded; SentencePiece's leading space is kept.
+ * CKS_EINVAL naming the id when one is outside the vocabulary. */
+int cks_tokenizer_decode(const cks_tokenizer *t, const int32_t *ids, size_t n, char **out,
+                         size_t *len);
+/* The id of a piece (vocabulary or added token), e.g. tokenizer_config.json's bos_token;
+ * -1 when none. */
+int32_t cks_tokenizer_piece_id(const cks_tokenizer *t, const char *piece, size_t len);
+/* 1 for byte-level BPE (GPT-2 / GPT-NeoX / OLMo 2 / Qwen2 tokenizer.json), else 0. */
+int cks_tokenizer_byte_level(const cks_tokenizer *t);
+/* "sentencepiece" or "hf" (byte-level or not). */
 const char *cks_tokenizer_kind(const cks_tokenizer *t);
 void cks_tokenizer_free(cks_tokenizer *t);
 
