@@ -122,6 +122,37 @@ int cks_tok_bl_is_pretok(const char *type)
                     strcmp(type, "Sequence") == 0);
 }
 
+/* tokenizers matches split patterns with Oniguruma, where \s is Unicode's White_Space;
+ * PCRE2's \s also takes U+180E (its fixed list of horizontal spaces). So \s and \S become
+ * White_Space properties, which mean the same inside and outside a class. \w, \h and \b
+ * mean different things in the two engines (Oniguruma's \h is a hex digit): refused.
+ * Text in \Q...\E is copied as it is. */
+static int translate(const cks_tokenizer *t, const char *pat, size_t len, cks_tok_buf *o)
+{
+    int rc = 0, quoted = 0;
+    for (size_t i = 0; i < len && !rc; i++) {
+        if (pat[i] != '\\' || i + 1 == len) {
+            rc = cks_tok_buf_put(o, pat + i, 1);
+            continue;
+        }
+        char c = pat[++i];
+        if (quoted || !strchr("sSwWhHbB", c)) {
+            if (c == 'Q' || c == 'E')
+                quoted = c == 'Q';
+            char two[2] = {'\\', c};
+            rc = cks_tok_buf_put(o, two, 2);
+        } else if (c == 's' || c == 'S') {
+            rc = cks_tok_buf_put(o, c == 's' ? "\\p{White_Space}" : "\\P{White_Space}", 15);
+        } else {
+            return cks_error_set(CKS_EUNSUPPORTED,
+                                 "%s: split pattern uses \\%c, which Oniguruma (tokenizers' "
+                                 "regex engine) and PCRE2 read differently",
+                                 t->display, c);
+        }
+    }
+    return rc;
+}
+
 static int compile(cks_tokenizer *t, bl_step *st, const char *pat, size_t len, int literal)
 {
     if (len > BL_MAX_PATTERN)
@@ -130,7 +161,19 @@ static int compile(cks_tokenizer *t, bl_step *st, const char *pat, size_t len, i
     int err = 0;
     PCRE2_SIZE off = 0;
     uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C | (literal ? PCRE2_LITERAL : 0);
+    /* The pattern as written first, so that an error's offset is in the file's pattern. */
     st->re = pcre2_compile((PCRE2_SPTR)pat, len, opts, &err, &off, NULL);
+    if (st->re && !literal) {
+        cks_tok_buf tr = {0};
+        pcre2_code_free(st->re);
+        st->re = NULL;
+        if ((err = translate(t, pat, len, &tr)) != 0) {
+            free(tr.p);
+            return err;
+        }
+        st->re = pcre2_compile((PCRE2_SPTR)tr.p, tr.n, opts, &err, &off, NULL);
+        free(tr.p);
+    }
     if (!st->re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof msg);
