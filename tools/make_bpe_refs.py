@@ -17,6 +17,10 @@ Writes into tests/data/bpe/:
                                Both take GPT-2's 256 byte characters and its first 3000
                                merges (their results renumbered) from
                                ../shared/data/tokenizers/gpt2/tokenizer.json.
+  bytes_nfc.tokenizer.json     GPT-2's 256 byte characters with id = byte value and no
+                               merges; NFC normalizer; ByteLevel with add_prefix_space true
+                               and use_regex true: its ids are the bytes of the normalized,
+                               space-prefixed text (the NFC check of tests/cli/test_tokenize.py).
   refs.json                    the corpus below and, for each tokenizer (those two and the
                                real GPT-NeoX-20B and GPT-2 files in ../shared/data), the ids
                                `tokenizers` gives (encode(text, null, {addSpecialTokens:
@@ -176,6 +180,26 @@ def style_file(vocab, merges, qwen2):
     return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
 
 
+def bytes_file(gpt2):
+    vocab_in = gpt2["model"]["vocab"]
+    chars = sorted(vocab_in, key=vocab_in.get)[:256]
+    # GPT-2's bytes_to_unicode: printable bytes stand for themselves, the others for
+    # U+0100 + k in byte order.
+    kept = [b for b in range(256) if 0x21 <= b <= 0x7E or 0xA1 <= b <= 0xAC or 0xAE <= b <= 0xFF]
+    other = [b for b in range(256) if b not in kept]
+    byte_of = {chr(b): b for b in kept}
+    byte_of.update({chr(256 + k): b for k, b in enumerate(other)})
+    assert sorted(byte_of) == sorted(chars)
+    bl = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+    doc = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [],
+           "normalizer": {"type": "NFC"}, "pre_tokenizer": bl, "post_processor": bl,
+           "decoder": bl,
+           "model": {"type": "BPE", "dropout": None, "unk_token": None, "fuse_unk": False,
+                     "byte_fallback": False, "vocab": {c: byte_of[c] for c in chars},
+                     "merges": []}}
+    return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+
 def npm_modules(npm_dir):
     """Installs the pinned packages into npm_dir when missing; returns its node_modules."""
     if not shutil.which("node") or not shutil.which("npm"):
@@ -226,7 +250,8 @@ def build(npm_dir, tmp):
     gpt2 = read_json(gpt2_path)
     vocab, merges = small_vocab(gpt2)
     files = {"tests/data/bpe/qwen2_style.tokenizer.json": style_file(vocab, merges, True),
-             "tests/data/bpe/llama3_style.tokenizer.json": style_file(vocab, merges, False)}
+             "tests/data/bpe/llama3_style.tokenizer.json": style_file(vocab, merges, False),
+             "tests/data/bpe/bytes_nfc.tokenizer.json": bytes_file(gpt2)}
     paths = {"gpt-neox-20b": neox_path, "gpt2": gpt2_path}
     for rel, data in files.items():
         name = os.path.basename(rel).split(".")[0]
