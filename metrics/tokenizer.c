@@ -578,6 +578,64 @@ int cks_tokenizer_decode(const cks_tokenizer *t, const int32_t *ids, size_t n, c
     return 0;
 }
 
+/* Length of the maximal subpart of an ill-formed sequence at s (Unicode §3.9, U+FFFD
+ * substitution; Rust's String::from_utf8_lossy follows it). */
+static size_t bad_run(const uint8_t *s, size_t n)
+{
+    uint8_t b = s[0], lo = 0x80, hi = 0xBF;
+    size_t need;
+    if (b >= 0xC2 && b <= 0xDF) {
+        need = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        need = 2;
+        lo = b == 0xE0 ? 0xA0 : 0x80;
+        hi = b == 0xED ? 0x9F : 0xBF;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        need = 3;
+        lo = b == 0xF0 ? 0x90 : 0x80;
+        hi = b == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 1;
+    }
+    size_t k = 1;
+    while (k <= need && k < n && s[k] >= lo && s[k] <= hi) {
+        k++;
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return k;
+}
+
+int cks_tokenizer_decode_utf8(const cks_tokenizer *t, const int32_t *ids, size_t n, char **out,
+                              size_t *len)
+{
+    char *raw = NULL;
+    size_t rlen = 0;
+    int rc = cks_tokenizer_decode(t, ids, n, &raw, &rlen);
+    if (rc)
+        return rc;
+    cks_tok_buf o = {0};
+    for (size_t i = 0; i < rlen && !rc;) {
+        size_t ok = cks_utf8_check(raw + i, rlen - i);
+        if ((rc = cks_tok_buf_put(&o, raw + i, ok)) != 0 || i + ok == rlen)
+            break;
+        i += ok;
+        rc = cks_tok_buf_put(&o, "\xef\xbf\xbd", 3); /* U+FFFD */
+        i += bad_run((const uint8_t *)raw + i, rlen - i);
+    }
+    if (!rc)
+        rc = cks_tok_buf_reserve(&o, 0);
+    free(raw);
+    if (rc) {
+        free(o.p);
+        return rc;
+    }
+    o.p[o.n] = '\0';
+    *out = o.p;
+    *len = o.n;
+    return 0;
+}
+
 int32_t cks_tokenizer_piece_id(const cks_tokenizer *t, const char *piece, size_t len)
 {
     int32_t id = cks_tok_strmap_get(&t->normal, &t->pieces, piece, len);

@@ -77,6 +77,10 @@ const char *cks_tokenizer_token_bytes(const cks_tokenizer *t, int32_t id, size_t
  * CKS_EINVAL naming the id when one is outside the vocabulary. */
 int cks_tokenizer_decode(const cks_tokenizer *t, const int32_t *ids, size_t n, char **out,
                          size_t *len);
+/* The same made valid UTF-8: each maximal ill-formed subsequence becomes U+FFFD, as
+ * tokenizers' decode (String::from_utf8_lossy) and SentencePiece do. */
+int cks_tokenizer_decode_utf8(const cks_tokenizer *t, const int32_t *ids, size_t n, char **out,
+                              size_t *len);
 /* The id of a piece (vocabulary or added token), e.g. tokenizer_config.json's bos_token;
  * -1 when none. */
 int32_t cks_tokenizer_piece_id(const cks_tokenizer *t, const char *piece, size_t len);
