@@ -9,14 +9,17 @@
 #include "tok_impl.h"
 
 #include <pcre2.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BL_MAX_STEPS      8           /* Split steps before the ByteLevel step */
 #define BL_MAX_PATTERN    (64u << 10) /* bytes of one split pattern */
-#define BL_CACHE_SLOTS    (1u << 15)  /* word cache: slots, at most half used */
+#define BL_CACHE_SLOTS    (1u << 15)  /* word cache: most slots, at most half used */
+#define BL_CACHE_FIRST    (1u << 9)   /* slots at first (grown while the text goes on) */
 #define BL_CACHE_WORD     64          /* words up to this many bytes are cached */
 #define BL_JIT_STACK      (1u << 20)  /* PCRE2 JIT stack, bytes */
+#define BL_POOL           4           /* per-call states kept for the next calls */
 #define BL_HEAP_LIMIT_KIB (64u << 10)
 
 /* pre_tokenizers/byte_level.rs: the pattern ByteLevel splits with when use_regex is on. */
@@ -36,6 +39,10 @@ struct cks_tok_bl {
     int32_t byte_id[256]; /* id of the character each byte maps to; -1 when not a token */
     char map[256][2];     /* bytes_to_unicode(): UTF-8 of each byte's character */
     uint8_t maplen[256];
+    /* States of finished calls (match data, JIT stack, the word cache), taken by the next
+     * calls: encode stays safe from several threads, each call owning the state it took,
+     * and the cache lives on from one document to the next, as tokenizers' does. */
+    _Atomic(struct cks_tok_blwork *) pool[BL_POOL];
 };
 
 typedef struct {
@@ -48,7 +55,7 @@ struct cks_tok_blwork {
     pcre2_match_context *mc;
     pcre2_jit_stack *stack;
     bl_entry *slot;
-    size_t used;
+    size_t used, nslot;
     cks_tok_buf keys;
     int32_t *ids;
     size_t nids, cap_ids;
@@ -297,10 +304,14 @@ int cks_tok_bl_finish(cks_tokenizer *t)
     return 0;
 }
 
+static void blwork_free(struct cks_tok_blwork *b);
+
 void cks_tok_bl_release(cks_tokenizer *t)
 {
     if (!t->bl)
         return;
+    for (int k = 0; k < BL_POOL; k++)
+        blwork_free(atomic_exchange(&t->bl->pool[k], NULL));
     for (int k = 0; k < BL_MAX_STEPS + 1; k++)
         pcre2_code_free(t->bl->step[k].re);
     free(t->bl);
@@ -309,9 +320,8 @@ void cks_tok_bl_release(cks_tokenizer *t)
 
 /* ---- per-call state ---- */
 
-void cks_tok_bl_work_release(cks_tok_work *w)
+static void blwork_free(struct cks_tok_blwork *b)
 {
-    struct cks_tok_blwork *b = w->bl;
     if (!b)
         return;
     pcre2_match_data_free(b->md);
@@ -323,7 +333,21 @@ void cks_tok_bl_work_release(cks_tok_work *w)
     free(b->prefixed.p);
     free(b->mapped.p);
     free(b);
+}
+
+void cks_tok_bl_work_release(cks_tok_work *w)
+{
+    blwork_free(w->bl);
     w->bl = NULL;
+}
+
+void cks_tok_bl_work_give(const cks_tokenizer *t, cks_tok_work *w)
+{
+    for (int k = 0; k < BL_POOL && t->bl && w->bl; k++) {
+        struct cks_tok_blwork *empty = NULL;
+        if (atomic_compare_exchange_strong(&t->bl->pool[k], &empty, w->bl))
+            w->bl = NULL;
+    }
 }
 
 static int work_init(cks_tok_work *w)
@@ -335,7 +359,8 @@ static int work_init(cks_tok_work *w)
     b->md = pcre2_match_data_create(1, NULL);
     b->mc = pcre2_match_context_create(NULL);
     b->stack = pcre2_jit_stack_create(32u << 10, BL_JIT_STACK, NULL);
-    b->slot = calloc(BL_CACHE_SLOTS, sizeof *b->slot);
+    b->slot = calloc(BL_CACHE_FIRST, sizeof *b->slot);
+    b->nslot = BL_CACHE_FIRST;
     if (!b->md || !b->mc || !b->slot)
         return cks_error_set(CKS_ENOMEM, "out of memory");
     if (b->stack)
@@ -365,27 +390,57 @@ static uint32_t word_hash(const char *p, size_t n)
 
 static bl_entry *cache_find(struct cks_tok_blwork *b, const char *p, size_t n, uint32_t h)
 {
-    size_t k = h & (BL_CACHE_SLOTS - 1);
+    size_t mask = b->nslot - 1, k = h & mask;
     for (;;) {
         bl_entry *e = &b->slot[k];
         if (e->klen == 0 ||
             (e->hash == h && e->klen == n && memcmp(b->keys.p + e->koff, p, n) == 0))
             return e;
-        k = (k + 1) & (BL_CACHE_SLOTS - 1);
+        k = (k + 1) & mask;
     }
 }
 
-/* Remembers ids[0..k) for the word; forgets everything when the table is half full. */
+/* Twice the slots, the entries moved (their hashes are kept); 0 or CKS_ENOMEM. */
+static int cache_grow(struct cks_tok_blwork *b)
+{
+    size_t n = 2 * b->nslot;
+    bl_entry *old = b->slot, *s = calloc(n, sizeof *s);
+    if (!s)
+        return cks_error_set(CKS_ENOMEM, "out of memory (word cache)");
+    for (size_t i = 0; i < b->nslot; i++) {
+        if (!old[i].klen)
+            continue;
+        size_t k = old[i].hash & (n - 1);
+        while (s[k].klen)
+            k = (k + 1) & (n - 1);
+        s[k] = old[i];
+    }
+    free(old);
+    b->slot = s;
+    b->nslot = n;
+    return 0;
+}
+
+/* Remembers ids[0..k) for the word. The table grows to BL_CACHE_SLOTS, then forgets
+ * everything whenever it is half full. */
 static int cache_put(struct cks_tok_blwork *b, bl_entry *e, const char *p, size_t n, uint32_t h,
                      const int32_t *ids, size_t k)
 {
-    if (b->used >= BL_CACHE_SLOTS / 2) {
-        memset(b->slot, 0, BL_CACHE_SLOTS * sizeof *b->slot);
-        b->used = b->keys.n = b->nids = 0;
+    if (b->used >= b->nslot / 2) {
+        if (b->nslot < BL_CACHE_SLOTS) {
+            int rc = cache_grow(b);
+            if (rc)
+                return rc;
+        } else {
+            memset(b->slot, 0, b->nslot * sizeof *b->slot);
+            b->used = b->keys.n = b->nids = 0;
+        }
         e = cache_find(b, p, n, h);
     }
     if (b->nids + k > b->cap_ids) {
-        size_t cap = b->cap_ids ? 2 * b->cap_ids : 65536;
+        size_t cap = b->cap_ids ? 2 * b->cap_ids : 4096;
+        while (cap < b->nids + k)
+            cap *= 2;
         int32_t *ids2 = realloc(b->ids, cap * sizeof *ids2);
         if (!ids2)
             return cks_error_set(CKS_ENOMEM, "out of memory (word cache)");
@@ -586,6 +641,8 @@ int cks_tok_bl_encode(const cks_tokenizer *t, cks_tok_work *w, const char *s, si
 {
     if (n == 0)
         return 0;
+    for (int k = 0; k < BL_POOL && !w->bl; k++)
+        w->bl = atomic_exchange(&t->bl->pool[k], NULL);
     if (!w->bl) {
         int rc = work_init(w);
         if (rc)

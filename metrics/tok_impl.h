@@ -50,14 +50,19 @@ void cks_tok_strmap_release(cks_tok_strmap *m);
 uint32_t cks_tok_hash(const char *p, size_t len);
 
 /* A set of patterns with values, for longest-prefix matching at a position (SentencePiece
- * user-defined pieces, Hugging Face added tokens). */
+ * user-defined pieces, Hugging Face added tokens): a trie whose edges (node, byte) -> child
+ * live in one open-addressing table. */
+typedef struct {
+    uint64_t key; /* node << 8 | byte; UINT64_MAX: empty */
+    uint32_t child;
+} cks_tok_edge;
 typedef struct {
     cks_tok_strs pat;
     int32_t *val;
-    cks_tok_strmap map;
     uint8_t first[256]; /* bytes that start some pattern */
-    uint32_t *lens;     /* distinct pattern lengths, longest first */
-    int nlens;
+    cks_tok_edge *edge;
+    size_t edge_mask;
+    int32_t *term; /* node -> index of the pattern ending there, -1 when none */
 } cks_tok_matcher;
 
 int cks_tok_matcher_add(cks_tok_matcher *m, const char *p, size_t len, int32_t val);
@@ -245,6 +250,8 @@ int cks_tok_bl_encode(const cks_tokenizer *t, cks_tok_work *w, const char *s, si
 int cks_tok_bl_token_bytes(const char *p, size_t len, cks_tok_buf *o);
 void cks_tok_bl_release(cks_tokenizer *t);
 void cks_tok_bl_work_release(cks_tok_work *w);
+/* Hands w's byte-level state back to t for the next call (when there is room). */
+void cks_tok_bl_work_give(const cks_tokenizer *t, cks_tok_work *w);
 /* Marks the barrier bytes given which pieces may take part in merges. */
 void cks_tok_barriers(cks_tokenizer *t, const uint8_t *merge_part);
 cks_tokenizer *cks_tok_new(int kind, const char *display);

@@ -212,10 +212,14 @@ int cks_tok_matcher_add(cks_tok_matcher *m, const char *p, size_t len, int32_t v
     return 0;
 }
 
-static int cmp_desc(const void *a, const void *b)
+static uint64_t mix64(uint64_t x);
+
+static size_t edge_find(const cks_tok_matcher *m, uint64_t key)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
+    size_t k = (size_t)mix64(key) & m->edge_mask;
+    while (m->edge[k].key != UINT64_MAX && m->edge[k].key != key)
+        k = (k + 1) & m->edge_mask;
+    return k;
 }
 
 int cks_tok_matcher_build(cks_tok_matcher *m)
@@ -223,51 +227,69 @@ int cks_tok_matcher_build(cks_tok_matcher *m)
     int32_t n = m->pat.n;
     if (n == 0)
         return 0;
-    int rc = cks_tok_strmap_init(&m->map, (size_t)n);
-    if (rc)
-        return rc;
-    m->lens = malloc((size_t)n * sizeof *m->lens);
-    if (!m->lens)
-        return cks_error_set(CKS_ENOMEM, "out of memory (patterns)");
+    /* At most one node per pattern byte, and the root; pattern bytes are bounded by the
+     * string table (CKS_TOK_MAX_PIECES pieces of CKS_TOK_MAX_PIECE_BYTES). */
+    size_t bytes = 0, cap = 16;
+    for (int32_t i = 0; i < n; i++)
+        bytes += m->pat.len[i];
+    while (cap < 2 * bytes + 2)
+        cap *= 2;
+    m->term = malloc((bytes + 1) * sizeof *m->term);
+    m->edge = malloc(cap * sizeof *m->edge);
+    if (!m->term || !m->edge)
+        return cks_error_set(CKS_ENOMEM, "out of memory (%zu bytes of patterns)", bytes);
+    for (size_t i = 0; i < cap; i++)
+        m->edge[i].key = UINT64_MAX;
+    m->edge_mask = cap - 1;
+    m->term[0] = -1;
+    uint32_t nodes = 1;
     for (int32_t i = 0; i < n; i++) {
+        const uint8_t *p = (const uint8_t *)cks_tok_str(&m->pat, i);
+        uint32_t node = 0;
+        for (uint32_t k = 0; k < m->pat.len[i]; k++) {
+            uint64_t key = (uint64_t)node << 8 | p[k];
+            size_t e = edge_find(m, key);
+            if (m->edge[e].key == UINT64_MAX) {
+                m->edge[e].key = key;
+                m->edge[e].child = nodes;
+                m->term[nodes++] = -1;
+            }
+            node = m->edge[e].child;
+        }
         /* A pattern given twice keeps its first value (the caller refuses duplicates
          * where they matter). */
-        cks_tok_strmap_put(&m->map, &m->pat, i);
-        m->first[(uint8_t)cks_tok_str(&m->pat, i)[0]] = 1;
-        m->lens[i] = m->pat.len[i];
+        if (m->term[node] < 0)
+            m->term[node] = i;
+        m->first[p[0]] = 1;
     }
-    qsort(m->lens, (size_t)n, sizeof *m->lens, cmp_desc);
-    int k = 0;
-    for (int32_t i = 0; i < n; i++)
-        if (k == 0 || m->lens[k - 1] != m->lens[i])
-            m->lens[k++] = m->lens[i];
-    m->nlens = k;
     return 0;
 }
 
 size_t cks_tok_matcher_match(const cks_tok_matcher *m, const char *p, size_t avail, int32_t *val)
 {
-    if (m->nlens == 0 || avail == 0 || !m->first[(uint8_t)p[0]])
+    if (!m->edge || avail == 0 || !m->first[(uint8_t)p[0]])
         return 0;
-    for (int k = 0; k < m->nlens; k++) {
-        size_t l = m->lens[k];
-        if (l > avail)
-            continue;
-        int32_t i = cks_tok_strmap_get(&m->map, &m->pat, p, l);
-        if (i >= 0) {
-            *val = m->val[i];
-            return l;
+    uint32_t node = 0;
+    size_t best = 0;
+    for (size_t k = 0; k < avail; k++) {
+        const cks_tok_edge *e = &m->edge[edge_find(m, (uint64_t)node << 8 | (uint8_t)p[k])];
+        if (e->key == UINT64_MAX)
+            break;
+        node = e->child;
+        if (m->term[node] >= 0) {
+            best = k + 1;
+            *val = m->val[m->term[node]];
         }
     }
-    return 0;
+    return best;
 }
 
 void cks_tok_matcher_release(cks_tok_matcher *m)
 {
     cks_tok_strs_release(&m->pat);
     free(m->val);
-    free(m->lens);
-    cks_tok_strmap_release(&m->map);
+    free(m->edge);
+    free(m->term);
     memset(m, 0, sizeof *m);
 }
 

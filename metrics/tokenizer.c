@@ -511,6 +511,7 @@ int cks_tokenizer_encode(const cks_tokenizer *t, const char *text, size_t len, i
     memset(&w, 0, sizeof w);
     int rc =
         t->kind == TOK_SPM ? spm_encode(t, &w, text, len) : cks_tok_hf_encode(t, &w, text, len);
+    cks_tok_bl_work_give(t, &w);
     if (rc) {
         cks_tok_work_release(&w);
         return rc;

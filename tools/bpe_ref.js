@@ -7,7 +7,8 @@
 //           "bench": {"text": path, "repeat": n} (optional)}
 // answer:  {"ids": {name: [[id...] per text]},
 //           "decoded": {name: [string per text]}, "tiktoken_gpt2": [[id...] per text],
-//           "bench": {name: seconds, "tiktoken_gpt2": seconds}}
+//           "bench": {name: seconds, "tiktoken_gpt2": seconds, "cpu": {same, CPU seconds},
+//                     "tokens": {same, token counts}}}
 // Encoding is tokenizers' encode(text, null, {addSpecialTokens: false}) and tiktoken's
 // get_encoding("gpt2").encode(text, "all"); decoding is decode(ids, false).
 "use strict";
@@ -38,19 +39,22 @@ async function main() {
   }
   if (req.bench) {
     // One thread each: tokenizers' encode of one string runs on the calling thread, and
-    // tiktoken is WebAssembly. Best of `repeat` runs, seconds.
+    // tiktoken is WebAssembly. Best of `repeat` runs, wall-clock and CPU seconds (the
+    // process's user + system time, which a loaded machine does not inflate).
     const text = fs.readFileSync(req.bench.text, "utf8");
-    out.bench = { tokens: {} };
+    out.bench = { tokens: {}, cpu: {} };
     const time = async (name, f) => {
-      let best = Infinity;
+      let best = Infinity, bestCpu = Infinity;
       for (let r = 0; r < req.bench.repeat; r++) {
-        const t0 = process.hrtime.bigint();
+        const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
         const n = await f();
-        const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+        const dt = Number(process.hrtime.bigint() - t0) / 1e9, dc = process.cpuUsage(c0);
         best = Math.min(best, dt);
+        bestCpu = Math.min(bestCpu, (dc.user + dc.system) / 1e6);
         out.bench.tokens[name] = n;
       }
       out.bench[name] = best;
+      out.bench.cpu[name] = bestCpu;
     };
     for (const [name, t] of Object.entries(toks)) {
       await time(name, async () => (await t.encode(text, null, { addSpecialTokens: false })).getIds().length);

@@ -17,6 +17,8 @@ Writes into tests/data/bpe/:
                                Both take GPT-2's 256 byte characters and its first 3000
                                merges (their results renumbered) from
                                ../shared/data/tokenizers/gpt2/tokenizer.json.
+  tiny_qwen2.tokenizer.json    qwen2_style with GPT-2's first 200 merges only, on one line: a
+                               seed for the tokenizer.json fuzz target (tests/fuzz).
   bytes_nfc.tokenizer.json     GPT-2's 256 byte characters with id = byte value and no
                                merges; NFC normalizer; ByteLevel with add_prefix_space true
                                and use_regex true: its ids are the bytes of the normalized,
@@ -136,13 +138,13 @@ def read_json(path):
         return json.load(f)
 
 
-def small_vocab(gpt2):
-    """GPT-2's byte characters and its first N_MERGES merges, renumbered."""
+def small_vocab(gpt2, n_merges=N_MERGES):
+    """GPT-2's byte characters and its first n_merges merges, renumbered."""
     vocab_in = gpt2["model"]["vocab"]
     inv = sorted(vocab_in, key=vocab_in.get)
     vocab = {tok: i for i, tok in enumerate(inv[:256])}
     merges = []
-    for m in gpt2["model"]["merges"][:N_MERGES]:
+    for m in gpt2["model"]["merges"][:n_merges]:
         a, b = m.split(" ") if isinstance(m, str) else m
         assert a in vocab and b in vocab, "GPT-2's merges are built in order"
         merges.append([a, b])
@@ -156,7 +158,7 @@ def added(tokens, start):
             for i, c in enumerate(tokens)]
 
 
-def style_file(vocab, merges, qwen2):
+def style_file(vocab, merges, qwen2, indent=1):
     bl = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
           "use_regex": False}
     vocab = dict(vocab)
@@ -177,7 +179,7 @@ def style_file(vocab, merges, qwen2):
                      "fuse_unk": False, "byte_fallback": False, "ignore_merges": not qwen2,
                      "vocab": vocab,
                      "merges": merges if qwen2 else [a + " " + b for a, b in merges]}}
-    return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+    return (json.dumps(doc, ensure_ascii=False, indent=indent) + "\n").encode("utf-8")
 
 
 def bytes_file(gpt2):
@@ -251,7 +253,9 @@ def build(npm_dir, tmp):
     vocab, merges = small_vocab(gpt2)
     files = {"tests/data/bpe/qwen2_style.tokenizer.json": style_file(vocab, merges, True),
              "tests/data/bpe/llama3_style.tokenizer.json": style_file(vocab, merges, False),
-             "tests/data/bpe/bytes_nfc.tokenizer.json": bytes_file(gpt2)}
+             "tests/data/bpe/bytes_nfc.tokenizer.json": bytes_file(gpt2),
+             "tests/data/bpe/tiny_qwen2.tokenizer.json": style_file(*small_vocab(gpt2, 200),
+                                                                    True, None)}
     paths = {"gpt-neox-20b": neox_path, "gpt2": gpt2_path}
     for rel, data in files.items():
         name = os.path.basename(rel).split(".")[0]
