@@ -455,7 +455,8 @@ static int cache_put(struct cks_tok_blwork *b, bl_entry *e, const char *p, size_
     e->klen = (uint16_t)n;
     e->ioff = (uint32_t)b->nids;
     e->nids = (uint16_t)k;
-    memcpy(b->ids + b->nids, ids, k * sizeof *ids);
+    if (k)
+        memcpy(b->ids + b->nids, ids, k * sizeof *ids);
     b->nids += k;
     b->used++;
     return 0;
@@ -548,7 +549,8 @@ static int bl_word(const cks_tokenizer *t, cks_tok_work *w, const char *s, size_
     int32_t id = t->ignore_merges ? whole_word(t, w, s, n) : -1;
     int rc = id >= 0 ? cks_tok_emit(w, id) : bpe_word(t, w, s, n);
     if (!rc)
-        rc = cache_put(b, e, s, n, h, w->out + before, w->out_n - before);
+        rc = cache_put(b, e, s, n, h, w->out_n > before ? w->out + before : NULL,
+                       w->out_n - before); /* (a word may give no id: bytes not in vocab) */
     return rc;
 }
 

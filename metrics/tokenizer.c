@@ -150,6 +150,8 @@ int cks_tok_emit(cks_tok_work *w, int32_t id)
 
 int cks_tok_emit_n(cks_tok_work *w, const int32_t *ids, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (w->out_cap - w->out_n < n) {
         size_t cap = w->out_cap ? w->out_cap : 1024;
         while (cap - w->out_n < n)

@@ -12,17 +12,26 @@
  *
  * Hugging Face (hf_tokenizer.c): model.type "BPE" with vocab, merges ("a b" strings or
  * ["a", "b"] pairs; rank = position), byte_fallback, fuse_unk, unk_token, ignore_merges;
- * normalizer null / Prepend / Replace (literal pattern) / Sequence of those; pre_tokenizer
- * null or Metaspace (prepend_scheme always/first/never, split); added_tokens split out
+ * normalizer null / Prepend / Replace (literal pattern) / NFC / Sequence of those;
+ * pre_tokenizer null, Metaspace (prepend_scheme always/first/never, split), or byte-level
+ * (tok_bytelevel.c): ByteLevel (add_prefix_space, use_regex: GPT-2's pattern), Split
+ * (Regex or String pattern, behavior Isolated) and a Sequence of Splits ending in
+ * ByteLevel, as GPT-2, GPT-NeoX, OLMo 2, Qwen2 and Llama 3 files have. Split patterns are
+ * matched with PCRE2 (UTF, Unicode properties, JIT), \s and \S read as Unicode's
+ * White_Space as tokenizers' Oniguruma does; NFC uses Unicode 9.0 data, as tokenizers'
+ * unicode-normalization-alignments crate (tok_nfc_tables.c). added_tokens are split out
  * of the text first (normalized=false ones on the raw text, normalized=true ones on the
  * normalized text, leftmost-longest), as tokenizers' AddedVocabulary does. Added tokens
- * with lstrip/rstrip/single_word, dropout, continuing_subword_prefix and
- * end_of_word_suffix are refused.
+ * with lstrip/rstrip/single_word, dropout, continuing_subword_prefix, end_of_word_suffix,
+ * other pre-tokenizers and normalizers, and Split patterns using \w \h \b (whose meaning
+ * differs between the two regex engines) are refused by name.
  *
  * Text: UTF-8. Invalid UTF-8 (overlong forms, surrogates, > U+10FFFF, truncated) is an
  * error naming the byte offset: no byte-fallback guessing.
  *
- * A tokenizer is immutable after loading; encode may be called from several threads. */
+ * A tokenizer is immutable after loading; encode may be called from several threads (a
+ * byte-level tokenizer keeps a few per-call states with its word cache for the next calls,
+ * each taken by one call at a time). */
 #ifndef CKS_TOKENIZER_H
 #define CKS_TOKENIZER_H
 
