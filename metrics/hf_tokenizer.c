@@ -495,7 +495,7 @@ static int load_added(cks_tokenizer *t, const json_t *list, uint8_t *assigned,
         assigned[id] = 1;
         rc = cks_tok_matcher_add(normalized ? norm_pending : &t->prefix, s, len, (int32_t)id);
         if (rc)
-            return rc;
+            return cks_error_prefix(rc, "%s", t->display);
     }
     return 0;
 }
@@ -629,7 +629,8 @@ static int build_added(cks_tokenizer *t, cks_tok_matcher *pending)
     for (int32_t i = 0; i < pending->pat.n && !rc; i++) {
         rc = hf_apply_norm(t, cks_tok_str(&pending->pat, i), pending->pat.len[i], &o, &tmp);
         if (!rc)
-            rc = cks_tok_matcher_add(&t->added_norm, o.p, o.n, pending->val[i]);
+            if ((rc = cks_tok_matcher_add(&t->added_norm, o.p, o.n, pending->val[i])) != 0)
+                rc = cks_error_prefix(rc, "%s: normalized", t->display);
     }
     if (!rc)
         rc = cks_tok_matcher_build(&t->added_norm);

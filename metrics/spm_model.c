@@ -374,7 +374,7 @@ static int build_maps(cks_tokenizer *t, const spm_spec *s)
                                  p, prev, i);
         if (ty == SPM_USER_DEFINED &&
             (rc = cks_tok_matcher_add(&t->prefix, p, t->pieces.len[i], i)))
-            return rc;
+            return cks_error_prefix(rc, "%s", d);
         if (ty == SPM_UNUSED)
             t->has_unused = 1;
         if (ty == SPM_UNKNOWN) {

@@ -201,6 +201,11 @@ void cks_tok_strmap_release(cks_tok_strmap *m)
 
 int cks_tok_matcher_add(cks_tok_matcher *m, const char *p, size_t len, int32_t val)
 {
+    /* The trie takes about 40 bytes per pattern byte: bounded before anything grows. */
+    if (len > CKS_TOK_MAX_ADDED_BYTES || m->pat.blob_len + len + 1 > CKS_TOK_MAX_ADDED_BYTES)
+        return cks_error_set(CKS_ELIMIT,
+                             "added tokens (or user-defined pieces) of more than %u bytes in all",
+                             CKS_TOK_MAX_ADDED_BYTES);
     int rc = cks_tok_strs_add(&m->pat, p, len);
     if (rc)
         return rc;

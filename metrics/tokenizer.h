@@ -41,11 +41,12 @@
 #include "source.h"
 
 /* Resource limits: inputs past these are refused with CKS_ELIMIT. */
-#define CKS_TOK_MAX_FILE_BYTES   (256u << 20)        /* tokenizer.model / tokenizer.json */
-#define CKS_TOK_MAX_PIECES       (1 << 22)           /* vocabulary entries (LLaMA: 32000) */
-#define CKS_TOK_MAX_PIECE_BYTES  4096                /* bytes of one piece (sentencepiece: 8000) */
-#define CKS_TOK_MAX_MERGES       (1 << 23)           /* HF merges; ranks stay exact as floats */
-#define CKS_TOK_MAX_ADDED        65536               /* HF added_tokens */
+#define CKS_TOK_MAX_FILE_BYTES   (256u << 20) /* tokenizer.model / tokenizer.json */
+#define CKS_TOK_MAX_PIECES       (1 << 22)    /* vocabulary entries (LLaMA: 32000) */
+#define CKS_TOK_MAX_PIECE_BYTES  4096         /* bytes of one piece (sentencepiece: 8000) */
+#define CKS_TOK_MAX_MERGES       (1 << 23)    /* HF merges; ranks stay exact as floats */
+#define CKS_TOK_MAX_ADDED        65536        /* HF added_tokens */
+#define CKS_TOK_MAX_ADDED_BYTES  (1u << 20)   /* added tokens / user-defined pieces, in all */
 #define CKS_TOK_MAX_TEXT_BYTES   ((size_t)256 << 20) /* one text passed to encode */
 #define CKS_TOK_MAX_CONFIG_BYTES (4u << 20)          /* tokenizer_config.json */
 

@@ -346,6 +346,46 @@ static void test_bpe__split_limits(void **state)
     cks_tokenizer_free(t);
 }
 
+/* CKS_TOK_MAX_ADDED_BYTES: 256 added tokens of 4095 bytes (4096 with their NUL) fill it
+ * exactly and load; one more is refused, naming the file. */
+static void test_bpe__added_token_bytes_limit(void **state)
+{
+    (void)state;
+    for (int extra = 0; extra <= 1; extra++) {
+        int count = (int)(CKS_TOK_MAX_ADDED_BYTES / 4096) + extra;
+        size_t cap = (size_t)count * 4200 + 1024;
+        char *doc = malloc(cap), *tok = malloc(4096);
+        size_t n = (size_t)snprintf(doc, cap, "{\"added_tokens\": [");
+        for (int i = 0; i < count; i++) {
+            snprintf(tok, 4096, "%04d", i);
+            memset(tok + 4, 'x', 4091);
+            tok[4095] = '\0';
+            n += (size_t)snprintf(doc + n, cap - n, "%s{\"id\": %d, \"content\": \"%s\"}",
+                                  i ? ", " : "", i + 1, tok);
+        }
+        snprintf(doc + n, cap - n,
+                 "], \"pre_tokenizer\": " BL ", \"model\": {\"vocab\": {\"a\": 0}, "
+                 "\"merges\": []}}");
+        cks_tokenizer *t = NULL;
+        int rc = cks_tokenizer_load_hf(&t, doc, strlen(doc), "big.json");
+        if (extra == 0) {
+            if (rc)
+                fail_msg("at the limit: %s", cks_error_last());
+            int32_t *ids = NULL;
+            size_t k = 0;
+            assert_int_equal(cks_tokenizer_encode(t, tok, 4095, &ids, &k), 0);
+            assert_int_equal(k, 1); /* the last token, matched whole */
+            assert_int_equal(ids[0], count);
+            free(ids);
+            cks_tokenizer_free(t);
+        } else {
+            cks_expect_error(rc, CKS_ELIMIT, "big.json", "more than 1048576 bytes in all");
+        }
+        free(tok);
+        free(doc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_bpe__bad_split_pattern_names_pcre2_error),
         cmocka_unit_test(test_bpe__bad_merges_and_vocab_are_refused),
         cmocka_unit_test(test_bpe__split_limits),
+        cmocka_unit_test(test_bpe__added_token_bytes_limit),
     };
     return cmocka_run_group_tests(tests, load_refs, free_refs);
 }
