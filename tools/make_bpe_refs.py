@@ -86,6 +86,7 @@ CORPUS = [
     ("prose_newlines", TALE.replace(", ", ",\n")),
     ("contractions", "I'm sure you'll see they've gone; we'd say it's John's, isn't it? "
                      "I'M SURE YOU'LL SEE THEY'VE GONE; WE'D SAY IT'S JOHN'S. 'tis 'S 'Ll"),
+    ("case_folding", "it'\u017f he'LL X'\u212a x'\u212aa 'ST \u00df'SS '\u0130 \u0130'S"),
     ("apostrophes", "don\u2019t won\u2019t it\u2019s ''quoted'' ' s 'x"),
     ("long_digits", "1234567890123456789012345678901234567890 3.14159265358979323846 "
                     "2024-01-01T12:34:56Z 1,000,000.00 0x1F2E3D 007 ٠١٢٣٤٥ ①②③ ½"),
