@@ -234,6 +234,8 @@ static int split_normalized(const cks_tokenizer *t, cks_tok_work *w, const char 
     int rc = 0;
     for (size_t i = 0; i < n && !rc;) {
         int32_t id;
+        if ((i = cks_tok_matcher_skip(&t->added_norm, s, i, n)) == n)
+            break;
         size_t m = cks_tok_matcher_match(&t->added_norm, s + i, n - i, &id);
         if (!m) {
             i++;
@@ -270,6 +272,8 @@ int cks_tok_hf_encode(const cks_tokenizer *t, cks_tok_work *w, const char *text,
     int rc = 0;
     for (size_t i = 0; i < len && !rc;) {
         int32_t id;
+        if ((i = cks_tok_matcher_skip(&t->prefix, text, i, len)) == len)
+            break;
         size_t m = cks_tok_matcher_match(&t->prefix, text + i, len - i, &id);
         if (!m) {
             i++;

@@ -381,11 +381,28 @@ static uint32_t word_hash(const char *p, size_t n)
         h = (h ^ v) * 0xff51afd7ed558ccdull;
         h ^= h >> 32;
     }
-    uint64_t v = 0;
-    memcpy(&v, p + i, n - i);
+    uint64_t v = 0; /* the tail, byte by byte: a call to memcpy costs more than the word */
+    for (size_t k = 0; i + k < n; k++)
+        v |= (uint64_t)(uint8_t)p[i + k] << (8 * k);
     h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 29;
     return (uint32_t)h;
+}
+
+static int same_bytes(const char *a, const char *b, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y)
+            return 0;
+    }
+    for (; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
 }
 
 static bl_entry *cache_find(struct cks_tok_blwork *b, const char *p, size_t n, uint32_t h)
@@ -393,8 +410,7 @@ static bl_entry *cache_find(struct cks_tok_blwork *b, const char *p, size_t n, u
     size_t mask = b->nslot - 1, k = h & mask;
     for (;;) {
         bl_entry *e = &b->slot[k];
-        if (e->klen == 0 ||
-            (e->hash == h && e->klen == n && memcmp(b->keys.p + e->koff, p, n) == 0))
+        if (e->klen == 0 || (e->hash == h && e->klen == n && same_bytes(b->keys.p + e->koff, p, n)))
             return e;
         k = (k + 1) & mask;
     }

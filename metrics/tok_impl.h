@@ -70,6 +70,16 @@ int cks_tok_matcher_build(cks_tok_matcher *m); /* after the last add */
 /* Length of the longest pattern that p[0..avail) starts with (0: none), value in *val. */
 size_t cks_tok_matcher_match(const cks_tok_matcher *m, const char *p, size_t avail, int32_t *val);
 void cks_tok_matcher_release(cks_tok_matcher *m);
+/* The first position >= i in p[0..n) where some pattern could start (n when none). */
+static inline size_t cks_tok_matcher_skip(const cks_tok_matcher *m, const char *p, size_t i,
+                                          size_t n)
+{
+    if (!m->edge)
+        return n;
+    while (i < n && !m->first[(uint8_t)p[i]])
+        i++;
+    return i;
+}
 
 /* Hugging Face merges: (left id, right id) -> (rank, merged id). */
 typedef struct {

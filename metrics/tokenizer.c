@@ -162,7 +162,8 @@ int cks_tok_emit_n(cks_tok_work *w, const int32_t *ids, size_t n)
         w->out = o;
         w->out_cap = cap;
     }
-    memcpy(w->out + w->out_n, ids, n * sizeof *ids);
+    for (size_t i = 0; i < n; i++) /* a few ids: cheaper than a call to memcpy */
+        w->out[w->out_n + i] = ids[i];
     w->out_n += n;
     return 0;
 }
@@ -511,6 +512,10 @@ int cks_tokenizer_encode(const cks_tokenizer *t, const char *text, size_t len, i
                              (unsigned)(uint8_t)text[bad]);
     cks_tok_work w;
     memset(&w, 0, sizeof w);
+    /* Room for the ids up front (natural text gives about one per 3-4 bytes): the output
+     * then rarely moves while it grows. */
+    if (len / 3 + 16 <= (size_t)1 << 26 && (w.out = malloc((len / 3 + 16) * sizeof *w.out)))
+        w.out_cap = len / 3 + 16;
     int rc =
         t->kind == TOK_SPM ? spm_encode(t, &w, text, len) : cks_tok_hf_encode(t, &w, text, len);
     cks_tok_bl_work_give(t, &w);
