@@ -246,6 +246,25 @@ static void tokenizers(void)
         put("hf_tokenizer", jsons[i], NULL, 0, b, len);
         free(b);
     }
+    static const char *const bpe[] = {"bytes_nfc.tokenizer.json", "tiny_qwen2.tokenizer.json"};
+    for (size_t i = 0; i < sizeof bpe / sizeof bpe[0]; i++) {
+        snprintf(rel, sizeof rel, "bpe/%s", bpe[i]);
+        unsigned char *b = slurp(rel, &len);
+        put("hf_tokenizer", bpe[i], NULL, 0, b, len);
+        free(b);
+    }
+    /* a GPT-NeoX-like file: NFC, ByteLevel with its own pattern, space-run added tokens */
+    put_text("hf_tokenizer", "neox_like",
+             "{\"added_tokens\": [{\"id\": 6, \"content\": \"<|endoftext|>\", \"special\": "
+             "true, \"normalized\": false}, {\"id\": 7, \"content\": \"  \", \"normalized\": "
+             "true}, {\"id\": 8, \"content\": \"   \", \"normalized\": true}], \"normalizer\": "
+             "{\"type\": \"NFC\"}, \"pre_tokenizer\": {\"type\": \"ByteLevel\", "
+             "\"add_prefix_space\": false, \"trim_offsets\": true}, \"model\": {\"type\": "
+             "\"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"\\u0120\": 2, \"\\u0120a\": 3, "
+             "\"ab\": 4, \"\\u00c3\": 5}, \"merges\": [\"\\u0120 a\", [\"a\", \"b\"]]}}");
+    put_text("tokenize", "byte_level",
+             "Hello   world! It's 12345 caf\xc3\xa9 e\xcc\x81 \xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f"
+             "\x91\xa7 \xc2\x85 \xef\xbb\xbf <|endoftext|> <|im_start|>");
     put_text("tokenize", "ascii", "Hello world, this is a test.");
     put_text("tokenize", "spaces", "  leading\tand  double  spaces\n\nand newlines  ");
     put_text("tokenize", "unicode",
