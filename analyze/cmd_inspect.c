@@ -28,7 +28,9 @@ static const char usage_text[] =
     "and given kinds by the checkpoint's model family (config.json's model_type: llama,\n"
     "mistral, qwen2, gpt_neox, olmo, olmo2; LLaMA's names otherwise): GPT-NeoX's fused\n"
     "query_key_value appears as its per-head row blocks <name>:q, <name>:k, <name>:v, and\n"
-    "the buffers of older Pythia files are listed but not measured.\n"
+    "the buffers of older Pythia files are listed but not measured. With hf://ORG/NAME@REF\n"
+    "the checkpoint's files are fetched into the hub cache first (several at once; files\n"
+    "already there are used as they are).\n"
     "\n"
     "With --spectral, every 2-D float matrix W also gets the spectral statistics of\n"
     "DESIGN §3 (WeightWatcher's definitions, from the eigenvalues λ = σ² of WᵀW computed\n"
@@ -318,7 +320,7 @@ int cmd_inspect(int argc, char **argv)
     if (status)
         return status < 0 ? cli_finish("inspect", 0) : status;
     /* only what reading the tensors needs: any model_type, no config.json at all */
-    if ((err = spec_open(argv[optind], &s, &c)) != 0 ||
+    if ((err = spec_open_fetched(argv[optind], &s, &c)) != 0 ||
         (cks_ckpt_find_file(c, "config.json") >= 0 && (err = cks_ckpt_config(c, &cfg)) != 0) ||
         (err = cks_weights_open(&w, c)) != 0) {
         status = cli_fail("inspect", err);

@@ -211,7 +211,7 @@ int cmd_ppl(int argc, char **argv)
     memset(res, 0, sizeof res);
     char disp[512];
     cks_model_config mc;
-    if ((err = spec_open(o.spec, &s, &c)) != 0 || (err = cks_ckpt_config(c, &cfg)) != 0)
+    if ((err = spec_open_fetched(o.spec, &s, &c)) != 0 || (err = cks_ckpt_config(c, &cfg)) != 0)
         goto fail;
     snprintf(disp, sizeof disp, "%s@%s", cks_source_path(s), cks_ckpt_info_of(c)->name);
     if ((err = cks_model_config_from(&mc, &cfg, disp)) != 0) /* refused before any work */
