@@ -182,7 +182,7 @@ static void test_ppl__families_match_pytorch(void **state)
         check_case(g, name, 0);
         n++;
     }
-    assert_true(n >= 14);
+    assert_true(n >= 21); /* six families x (F32, BF16 safetensors; a sharded .bin) and more */
     json_decref(g);
 }
 

@@ -423,7 +423,7 @@ def family_case(name, args, runs=FAMILY_RUNS, logits=False, bos_id=None):
     vocab = int(fx[fx.index("--vocab") + 1])
     return {"name": name, "fixture": fx, "ckpt": "ckpt_000", "sets": family_sets(zlib.crc32(name.encode()), vocab),
             "runs": [{"ctx": c, "stride": s, "bos": b, "bos_id": bos_id} for c, s, b in runs],
-            "logits": logits}
+            "logits": logits, "token_nll": True}
 
 
 def cases():
@@ -434,13 +434,17 @@ def cases():
         family_case("llama-f32", ["--family", "llama"], logits=True),
         family_case("llama-bf16-bin-3shards", ["--dtype", "bf16", "--bin", "--shards", "3"], logits=True),
         family_case("llama-f16", ["--dtype", "f16"], runs=FAMILY_RUNS[:1], logits=True),
+        family_case("llama-bf16", ["--dtype", "bf16"]),
         family_case("llama-tied-mha", ["--tied", "--kv-heads", "4", "--layers", "3"], logits=True),
         family_case("mistral-f32-2shards", ["--family", "mistral", "--sliding-window", "64",
                                             "--shards", "2"], logits=True),
-        family_case("mistral-bf16-bin", ["--family", "mistral", "--dtype", "bf16", "--bin"]),
-        family_case("qwen2-f32-bin", ["--family", "qwen2", "--bin", "--use-sliding-window",
-                                      "--max-window-layers", "2", "--sliding-window", "32"],
-                    logits=True),
+        family_case("mistral-bf16-bin-2shards", ["--family", "mistral", "--dtype", "bf16",
+                                                 "--bin", "--shards", "2"]),
+        family_case("mistral-bf16", ["--family", "mistral", "--dtype", "bf16"]),
+        family_case("qwen2-f32-bin-2shards", ["--family", "qwen2", "--bin", "--shards", "2",
+                                              "--use-sliding-window", "--max-window-layers", "2",
+                                              "--sliding-window", "32"], logits=True),
+        family_case("qwen2-f32", ["--family", "qwen2"]),
         family_case("qwen2-bf16-tied-2shards", ["--family", "qwen2", "--dtype", "bf16", "--tied",
                                                 "--shards", "2"]),
         family_case("gpt_neox-f32-parallel", ["--family", "gpt_neox", "--kv-heads", "4",
@@ -448,15 +452,20 @@ def cases():
         family_case("gpt_neox-bf16-bin-2shards-sequential-buffers",
                     ["--family", "gpt_neox", "--kv-heads", "4", "--dtype", "bf16", "--bin",
                      "--shards", "2", "--sequential", "--buffers", "--rotary-pct", "0.5"]),
+        family_case("gpt_neox-bf16", ["--family", "gpt_neox", "--kv-heads", "4", "--dtype",
+                                      "bf16"]),
         family_case("gpt_neox-f32-nobias-rotary3",  # int(16 * 0.2) = 3 rotary dims: 2 freqs
                     ["--family", "gpt_neox", "--kv-heads", "4", "--no-attention-bias",
                      "--rotary-pct", "0.2"], logits=True),
         family_case("olmo-f32-clip", ["--family", "olmo", "--clip-qkv", "2.0"], bos_id=3,
                     logits=True),
-        family_case("olmo-bf16-bin", ["--family", "olmo", "--dtype", "bf16", "--bin"], bos_id=3),
+        family_case("olmo-bf16-bin-2shards", ["--family", "olmo", "--dtype", "bf16", "--bin",
+                                              "--shards", "2"], bos_id=3),
+        family_case("olmo-bf16", ["--family", "olmo", "--dtype", "bf16"], bos_id=3),
         family_case("olmo2-f32-bin-2shards", ["--family", "olmo2", "--bin", "--shards", "2"],
                     logits=True),
         family_case("olmo2-bf16", ["--family", "olmo2", "--dtype", "bf16"]),
+        family_case("olmo2-f32", ["--family", "olmo2"]),
         {"name": "protocol-f32", "fixture": SMALL, "ckpt": "ckpt_000",
          "sets": protocol_sets(256), "token_nll": True,
          "runs": [{"ctx": c, "stride": s, "bos": b, "bos_id": None} for c, s, b in PROTOCOL_RUNS]},

@@ -93,7 +93,7 @@ class Families(unittest.TestCase):
                                     "%s %s: %r vs torch %r" % (case["name"], run, got["nll"],
                                                                want["nll"]))
                 n += 1
-        self.assertGreaterEqual(n, 26)
+        self.assertGreaterEqual(n, 38)  # 21 cases x 2 runs, less F16's one and OLMo's 3 BOS runs
 
     def neox(self, name, *extra):
         return TOOL.make(name, "--family", "gpt_neox", "--layout", "folder", "--checkpoints",
