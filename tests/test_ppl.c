@@ -393,6 +393,39 @@ static void test_ppl__bos_rule_per_family(void **state)
     }
 }
 
+/* The BOS id beside a tokenizer (DESIGN §5): config.json's bos_token_id wins over the
+ * tokenizer's BOS piece; only when config.json has none (HF's None) is the piece used.
+ * tests/data/tok/small.model is SentencePiece with bos_piece "<s>" at id 1. */
+static void test_ppl__bos_id_config_before_tokenizer(void **state)
+{
+    lfx x;
+    cks_fx_model m;
+    cks_tokenizer *tok = NULL;
+    int bos;
+    int32_t id;
+    char *path = cks_test_data("tok/small.model");
+    assert_int_equal(cks_tokenizer_load_file(&tok, path), 0);
+    assert_int_equal(cks_tokenizer_bos_id(tok), 1);
+    lfx_model_default(&m);
+    lfx_open(&x, &m, "bosid");
+    x.cfg.bos_token_id = 7; /* config.json's id, not the tokenizer's */
+    assert_int_equal(cks_evalset_bos(x.ck, &x.cfg, tok, -1, &bos, &id), 0);
+    assert_true(bos == 1 && id == 7);
+    x.cfg.bos_token_id = -1; /* null: the tokenizer's piece */
+    assert_int_equal(cks_evalset_bos(x.ck, &x.cfg, tok, -1, &bos, &id), 0);
+    assert_true(bos == 1 && id == 1);
+    assert_int_equal(cks_evalset_bos(x.ck, &x.cfg, tok, 0, &bos, &id), 0); /* --no-bos */
+    assert_int_equal(bos, 0);
+    /* neither: on is refused naming --no-bos, off is fine */
+    cks_expect_error(cks_evalset_bos(x.ck, &x.cfg, NULL, -1, &bos, &id), CKS_EINVAL, "--no-bos",
+                     "ckpt_000");
+    assert_int_equal(cks_evalset_bos(x.ck, &x.cfg, NULL, 0, &bos, &id), 0);
+    assert_int_equal(bos, 0);
+    cks_tokenizer_free(tok);
+    free(path);
+    lfx_close(&x);
+}
+
 /* A sliding window that would apply is refused with the ctx that fits; one that would
  * not (shorter windows, Qwen2 without use_sliding_window or with every layer below
  * max_window_layers) is accepted. */
@@ -460,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_ppl__rejects_empty_sets),
         cmocka_unit_test(test_ppl__bpb_from_bytes),
         cmocka_unit_test(test_ppl__bos_rule_per_family),
+        cmocka_unit_test(test_ppl__bos_id_config_before_tokenizer),
         cmocka_unit_test(test_ppl__sliding_window_refused_where_it_applies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
