@@ -11,7 +11,9 @@
 - the rejections, each a one-line error naming the checkpoint and file, exit 2: unknown
   model_type (naming the families), a missing size, a fused qkv that does not split,
   rope_scaling / pretraining_tp / mlp_bias / attention_bias / hidden_act at values not
-  implemented, a sliding window that would apply, BOS on without a BOS id.
+  implemented, a sliding window that would apply, BOS on without a BOS id;
+- what only the forward pass needs (head_dim 5, heads not dividing hidden_size, an unknown
+  model_type) stops ppl alone: diff and scan's norms, spectra and drift still run.
 
 usage: test_families.py CKPTSCOPE CKS_FIXTURE [TEST...]
 """
@@ -147,6 +149,43 @@ class Families(unittest.TestCase):
             w = qkv_part(st[1][base + ".weight"], heads, 1)
             row = [r for r, n in enumerate(f["checkpoints"]["name"]) if n == b"ckpt_001"][0]
             self.assertTrue(close(f["norms/fro"][row, i], float(np.linalg.norm(w)), 1e-9))
+
+    def test_forward_checks_only_where_a_forward_pass_runs(self):
+        """A config only the forward pass cannot use (issue 14: head_dim 5; heads that do
+        not divide hidden_size; an unknown model_type) leaves diff and scan's norms,
+        spectra and drift working, with values equal to numpy's; ppl refuses it by name."""
+        tokens = os.path.join(TOOL.tmp, "fwd-only.u16")
+        with open(tokens, "wb") as f:
+            f.write(struct.pack("<40H", *range(40)))
+        q = "model.layers.1.self_attn.q_proj.weight"
+        for i, (change, needle) in enumerate([({"head_dim": 5}, "head_dim = 5"),
+                                              ({"num_attention_heads": 3}, "does not divide"),
+                                              ({"model_type": "bert"}, "model_type \"bert\"")]):
+            src = TOOL.make("fwd-only-%d" % i, "--layout", "folder", "--checkpoints", "2",
+                            "--std", "0.3")
+            st = []
+            for k in range(2):
+                ck = os.path.join(src, "ckpt_%03d" % k)
+                edit_config(ck, **change)
+                with open(os.path.join(ck, "model.safetensors"), "rb") as f:
+                    st.append(read_safetensors(f.read()))
+            a, b = st[0][q].astype(np.float64), st[1][q].astype(np.float64)
+            d = {x["name"]: x for x in TOOL.json("diff", src + "@ckpt_000", src + "@ckpt_001",
+                                                 "--json")["tensors"]}
+            self.assertTrue(close(d[q]["rel_fro"], np.linalg.norm(b - a) / np.linalg.norm(a),
+                                  1e-9), change)
+            out = os.path.join(TOOL.tmp, "fwd-only-%d.h5" % i)
+            TOOL.run("scan", src, "-o", out, "--metrics", "norms,spectral,drift", "--quiet",
+                     "--threads", "2")
+            with h5py.File(out, "r") as f:
+                names = [n.decode() for n in f["tensors"]["name"]]
+                j = names.index(q)
+                self.assertTrue(close(f["norms/fro"][1, j], float(np.linalg.norm(b)), 1e-9))
+                smax = float(np.linalg.svd(b, compute_uv=False)[0])
+                self.assertTrue(close(f["spectral/sigma_max"][1, j], smax, 1e-6), change)
+                self.assertTrue(close(f["drift/ref/rel_fro"][1, j],
+                                      np.linalg.norm(b - a) / np.linalg.norm(a), 1e-9))
+            self.expect_ppl_error(src + "@ckpt_000", tokens, "ckpt_000", "config.json", needle)
 
     def test_pythia_buffers_listed_and_skipped(self):
         src = self.neox("neox-buffers", "--bin", "--shards", "2", "--buffers", "--dtype", "bf16")
