@@ -6,6 +6,7 @@
 #include "map.h"
 #include "norms.h"
 #include "safetensors.h"
+#include "simd.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -13,8 +14,7 @@
 #include <unistd.h>
 
 /* The yardstick: sum of 64-bit words, vectorised, threads over halves. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static uint64_t
-stream_sum(const uint64_t *p, size_t n)
+CKS_CLONES static uint64_t stream_sum(const uint64_t *p, size_t n)
 {
     uint64_t s[8] = {0};
     for (size_t i = 0; i + 8 <= n; i += 8)

@@ -1,14 +1,13 @@
 /* Streaming drift between two tensor views (see drift.h). Each chunk of elements is
  * widened block by block from both mapped views into two small stack buffers (or read in
- * place when both are aligned F32) and reduced by a kernel with 8 independent f64 lanes,
- * cloned for AVX-512/AVX2. Differences are taken in f64, where the difference of two f32
- * values is exact, so rel_fro keeps its precision even when W_t and W_r agree to many
- * digits. */
+ * place when both are aligned F32) and reduced by a kernel with 8 independent f64 lanes
+ * (simd.h's vector style, cloned for AVX-512/AVX2). Differences are taken in f64, where
+ * the difference of two f32 values is exact, so rel_fro keeps its precision even when W_t
+ * and W_r agree to many digits. */
 #include "drift.h"
-#include "simd.h"
 #include "error.h"
+#include "simd.h"
 
-#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -23,11 +22,10 @@ typedef struct {
     double amax;           /* max |d| over the elements seen (NaN-blind: checked via sums) */
 } acc;
 
-/* GCC vector extensions: 8 f64 lanes per accumulator, lowered to whatever each clone
- * has (one zmm, two ymm, four xmm). Two sets of accumulators per 16 elements keep the
- * add chains from serialising on their latency. */
-typedef float v8f __attribute__((vector_size(32)));
-typedef double v8d __attribute__((vector_size(64)));
+/* 8 f64 lanes per accumulator, lowered to whatever each clone has (one zmm, two ymm,
+ * four xmm). Two sets of accumulators per 16 elements keep the add chains from
+ * serialising on their latency. */
+typedef cks_v8d v8d;
 typedef int64_t v8l __attribute__((vector_size(64)));
 
 typedef struct {
@@ -69,21 +67,19 @@ static void tail(acc *s, double x, double y)
     s->amax = ad > s->amax ? ad : s->amax;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
-kernel_f32(const float *a, const float *b, size_t n, acc *s)
+CKS_CLONES static void kernel_f32(const float *a, const float *b, size_t n, acc *s)
 {
     lanes L0, L1;
     memset(&L0, 0, sizeof L0);
     memset(&L1, 0, sizeof L1);
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        v8f a0, a1, b0, b1;
-        memcpy(&a0, a + i, 32);
-        memcpy(&a1, a + i + 8, 32);
-        memcpy(&b0, b + i, 32);
-        memcpy(&b1, b + i + 8, 32);
-        v8d x0 = __builtin_convertvector(a0, v8d), y0 = __builtin_convertvector(b0, v8d);
-        v8d x1 = __builtin_convertvector(a1, v8d), y1 = __builtin_convertvector(b1, v8d);
+        cks_v16f va, vb;
+        memcpy(&va, a + i, sizeof va);
+        memcpy(&vb, b + i, sizeof vb);
+        v8d x0, x1, y0, y1;
+        cks_v_widen2(&va, &x0, &x1);
+        cks_v_widen2(&vb, &y0, &y1);
         step(&L0, &x0, &y0);
         step(&L1, &x1, &y1);
     }
@@ -92,8 +88,7 @@ kernel_f32(const float *a, const float *b, size_t n, acc *s)
         tail(s, a[i], b[i]);
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
-kernel_f64(const double *a, const double *b, size_t n, acc *s)
+CKS_CLONES static void kernel_f64(const double *a, const double *b, size_t n, acc *s)
 {
     lanes L0, L1;
     memset(&L0, 0, sizeof L0);
@@ -114,90 +109,111 @@ kernel_f64(const double *a, const double *b, size_t n, acc *s)
 }
 
 /* Two tensors stored in the same 16-bit dtype (K2's fp16, the demo's bf16): loads are fused
- * with widening (bf16: one AND and one shift split 32 values into even and odd halves, the
- * same way on both sides, so elements stay paired), and the four sums are taken in f32 over
- * runs of HALF_RUN vectors before they are added in f64. Converting every element to f64
- * leaves these pairs compute-bound at a third of the memory bandwidth; the f32 partials carry
- * a relative error below 2^-20, far under the stored precision (2^-8, 2^-11), and the
- * difference of two nearby 16-bit values is exact in f32. */
+ * with widening (simd.h splits 32 values into odd and even elements, the same way on both
+ * sides, so elements stay paired), and the four sums are taken in f32 over runs of
+ * HALF_RUN vectors before they are added in f64. Converting every element to f64 leaves
+ * these pairs compute-bound at a third of the memory bandwidth; each f32 lane adds
+ * HALF_RUN products, a relative error below HALF_RUN * 2^-24 = 2^-21 of the sum of their
+ * magnitudes, far under the stored precision (2^-8, 2^-11), and the difference of two
+ * nearby 16-bit values is exact in f32. A block of BLOCK pairs is checked once: when its
+ * sums are not finite (a NaN or Inf element, or values above 2^64 whose squares overflow
+ * f32) or, for F16, a raw pattern is Inf or NaN (which the F16 load turns into finite
+ * values), the block is widened and summed again in f64 by kernel_f32, so that finite
+ * tensors always give finite drift. */
 #define HALF_RUN 8
 
 typedef struct {
-    __m512 dd, aa, bb, ab;
+    cks_v16f dd, aa, bb, ab;
 } half_part;
 
-__attribute__((target("avx512f,avx512dq"))) static inline void half_step(half_part *p, __m512 x,
-                                                                         __m512 y, __m512 *mx)
+CKS_VINLINE void half_step(half_part *p, const cks_v16f *x, const cks_v16f *y, cks_v16u *mx)
 {
-    __m512 d = _mm512_sub_ps(x, y);
-    p->dd = _mm512_fmadd_ps(d, d, p->dd);
-    p->aa = _mm512_fmadd_ps(x, x, p->aa);
-    p->bb = _mm512_fmadd_ps(y, y, p->bb);
-    p->ab = _mm512_fmadd_ps(x, y, p->ab);
-    *mx = _mm512_range_ps(*mx, d, 0x0b); /* larger magnitude, sign cleared */
+    cks_v16f d = *x - *y;
+    p->dd += d * d;
+    p->aa += *x * *x;
+    p->bb += *y * *y;
+    p->ab += *x * *y;
+    cks_v16u mag = (cks_v16u)d & 0x7fffffffu;
+    cks_v_max32(mx, &mag);
 }
 
-/* Returns the number of elements consumed (a multiple of 32 * HALF_RUN); the caller
- * finishes the rest. A run whose f32 partials or maximum are not finite (a NaN or Inf
- * element, or values above 2^64 whose squares overflow f32) is widened and summed again
- * in f64 by kernel_f32, so that finite tensors always give finite drift. */
-__attribute__((target("avx512f,avx512bw,avx512dq"))) static size_t
-half_pair_avx512(const unsigned char *a, const unsigned char *b, size_t n, cks_dtype dt, acc *s)
+CKS_VINLINE int half_block(const unsigned char *a, const unsigned char *b, int bf, acc *s)
 {
-    const __m512i hi16 = _mm512_set1_epi32((int)0xffff0000u);
-    const int bf = dt == CKS_DT_BF16;
-    __m512d dd = _mm512_setzero_pd(), aa = dd, bb = dd, ab = dd;
-    __m512 mx = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 32 * HALF_RUN <= n; i += 32 * HALF_RUN) {
-        half_part p0, p1;
-        p0.dd = p0.aa = p0.bb = p0.ab = _mm512_setzero_ps();
-        p1 = p0;
-        __m512 rmx = _mm512_setzero_ps();
+    cks_v8d dd = {0}, aa = {0}, bb = {0}, ab = {0};
+    cks_v16u mx = {0};
+    cks_v32h raw = {0}; /* F16: the largest magnitude pattern of either side */
+    for (int run = 0; run < BLOCK / (32 * HALF_RUN); run++) {
+        half_part p0 = {{0}, {0}, {0}, {0}}, p1 = p0;
         for (int r = 0; r < HALF_RUN; r++) {
-            size_t j = i + 32 * (size_t)r;
-            __m512 x0, x1, y0, y1;
+            size_t j = 64 * (size_t)(HALF_RUN * run + r);
+            cks_v16f x0, x1, y0, y1;
             if (bf) {
-                __m512i xa = _mm512_loadu_si512((const void *)(a + 2 * j));
-                __m512i yb = _mm512_loadu_si512((const void *)(b + 2 * j));
-                x0 = _mm512_castsi512_ps(_mm512_and_si512(xa, hi16));
-                x1 = _mm512_castsi512_ps(_mm512_slli_epi32(xa, 16));
-                y0 = _mm512_castsi512_ps(_mm512_and_si512(yb, hi16));
-                y1 = _mm512_castsi512_ps(_mm512_slli_epi32(yb, 16));
+                cks_v_load_bf16x32(a + j, &x0, &x1);
+                cks_v_load_bf16x32(b + j, &y0, &y1);
             } else {
-                x0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + 2 * j)));
-                x1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + 2 * j + 32)));
-                y0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j)));
-                y1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j + 32)));
+                cks_v32h ha, hb;
+                memcpy(&ha, a + j, sizeof ha);
+                memcpy(&hb, b + j, sizeof hb);
+                ha &= 0x7fff;
+                hb &= 0x7fff;
+                cks_v_max16(&raw, &ha);
+                cks_v_max16(&raw, &hb);
+                cks_v_load_f16x32(a + j, &x0, &x1);
+                cks_v_load_f16x32(b + j, &y0, &y1);
             }
-            half_step(&p0, x0, y0, &rmx);
-            half_step(&p1, x1, y1, &rmx);
+            half_step(&p0, &x0, &y0, &mx);
+            half_step(&p1, &x1, &y1, &mx);
         }
-        /* fpclass 0x99: QNaN, SNaN, +Inf, -Inf */
-        __m512 all =
-            _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p0.dd, p1.dd), _mm512_add_ps(p0.aa, p1.aa)),
-                          _mm512_add_ps(_mm512_add_ps(p0.bb, p1.bb), rmx));
-        if (__builtin_expect((_mm512_fpclass_ps_mask(all, 0x99) |
-                              _mm512_fpclass_ps_mask(_mm512_add_ps(p0.ab, p1.ab), 0x99)) != 0,
-                             0)) {
-            float fa[32 * HALF_RUN], fb[32 * HALF_RUN];
-            cks_widen_f32(dt, a + 2 * i, fa, 32 * HALF_RUN);
-            cks_widen_f32(dt, b + 2 * i, fb, 32 * HALF_RUN);
-            kernel_f32(fa, fb, 32 * HALF_RUN, s);
-            continue;
-        }
-        mx = _mm512_max_ps(mx, rmx);
-        dd = cks_simd_wsum(cks_simd_wsum(dd, p0.dd), p1.dd);
-        aa = cks_simd_wsum(cks_simd_wsum(aa, p0.aa), p1.aa);
-        bb = cks_simd_wsum(cks_simd_wsum(bb, p0.bb), p1.bb);
-        ab = cks_simd_wsum(cks_simd_wsum(ab, p0.ab), p1.ab);
+        cks_v_wsum(&dd, &p0.dd);
+        cks_v_wsum(&dd, &p1.dd);
+        cks_v_wsum(&aa, &p0.aa);
+        cks_v_wsum(&aa, &p1.aa);
+        cks_v_wsum(&bb, &p0.bb);
+        cks_v_wsum(&bb, &p1.bb);
+        cks_v_wsum(&ab, &p0.ab);
+        cks_v_wsum(&ab, &p1.ab);
     }
-    s->dd += _mm512_reduce_add_pd(dd);
-    s->aa += _mm512_reduce_add_pd(aa);
-    s->bb += _mm512_reduce_add_pd(bb);
-    s->ab += _mm512_reduce_add_pd(ab);
-    double m = _mm512_reduce_max_ps(mx);
-    s->amax = m > s->amax ? m : s->amax;
+    double tdd = cks_v_hsum(&dd), taa = cks_v_hsum(&aa), tbb = cks_v_hsum(&bb);
+    double tab = cks_v_hsum(&ab);
+    if (!isfinite(tdd + taa + tbb + tab) || (!bf && cks_v_hmax16(&raw) >= 0x7c00u))
+        return 1;
+    uint32_t m = cks_v_hmax32(&mx);
+    float fm;
+    memcpy(&fm, &m, 4);
+    s->dd += tdd;
+    s->aa += taa;
+    s->bb += tbb;
+    s->ab += tab;
+    s->amax = fm > s->amax ? fm : s->amax;
+    return 0;
+}
+
+CKS_CLONES static int half_block_bf16(const unsigned char *a, const unsigned char *b, acc *s)
+{
+    return half_block(a, b, 1, s);
+}
+
+CKS_CLONES static int half_block_f16(const unsigned char *a, const unsigned char *b, acc *s)
+{
+    return half_block(a, b, 0, s);
+}
+
+/* Whole blocks of a same-dtype 16-bit pair; returns the number of elements consumed (the
+ * caller finishes the rest, fewer than BLOCK). */
+static size_t half_pairs(const unsigned char *a, const unsigned char *b, size_t n, cks_dtype dt,
+                         acc *s)
+{
+    int (*block)(const unsigned char *, const unsigned char *, acc *) =
+        dt == CKS_DT_BF16 ? half_block_bf16 : half_block_f16;
+    size_t i = 0;
+    for (; i + BLOCK <= n; i += BLOCK) {
+        if (block(a + 2 * i, b + 2 * i, s)) {
+            float fa[BLOCK], fb[BLOCK];
+            cks_widen_f32(dt, a + 2 * i, fa, BLOCK);
+            cks_widen_f32(dt, b + 2 * i, fb, BLOCK);
+            kernel_f32(fa, fb, BLOCK, s);
+        }
+    }
     return i;
 }
 
@@ -216,12 +232,10 @@ static void run_chunk(const cks_tensor *t, const cks_tensor *r, int wide, int64_
                        (size_t)(hi - i < BLOCK ? hi - i : BLOCK), s);
         return;
     }
-    if (!wide && t->dtype == r->dtype && (t->dtype == CKS_DT_BF16 || t->dtype == CKS_DT_F16) &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
-        size_t done = half_pair_avx512(pa + (size_t)lo * 2, pb + (size_t)lo * 2, (size_t)(hi - lo),
-                                       t->dtype, s);
-        lo += (int64_t)done; /* the remaining < 256 elements take the general path */
-    }
+    if (!wide && t->dtype == r->dtype && (t->dtype == CKS_DT_BF16 || t->dtype == CKS_DT_F16))
+        /* the remaining < BLOCK elements take the general path */
+        lo += (int64_t)half_pairs(pa + (size_t)lo * 2, pb + (size_t)lo * 2, (size_t)(hi - lo),
+                                  t->dtype, s);
     if (wide) {
         double ba[BLOCK / 2], bb[BLOCK / 2]; /* same 16 KiB as the f32 path */
         for (int64_t i = lo; i < hi; i += BLOCK / 2) {
