@@ -165,10 +165,8 @@ static void test_tokenizer__pieces_across_words_match_sentencepiece(void **state
 static void test_tokenizer__llama_matches_sentencepiece(void **state)
 {
     char *p = cks_shared_data("tokenizers/llama/tokenizer.model");
-    if (!p) {
-        print_message("skipped: ../shared/data/tokenizers/llama/tokenizer.model is absent\n");
-        skip();
-    }
+    if (!p)
+        cks_skip("../shared/data/tokenizers/llama/tokenizer.model is absent");
     const json_t *m = json_object_get(json_object_get(refs, "models"), "llama");
     if (!m)
         fail_msg("refs.json has no LLaMA ids: rerun tools/make_tokenizer_refs.py");
@@ -968,5 +966,5 @@ int main(void)
         cmocka_unit_test(test_tokenizer__config_add_bos_values),
         cmocka_unit_test(test_tokenizer__load_bytes_detects_format),
     };
-    return cmocka_run_group_tests(tests, load_refs, free_refs);
+    return cks_tests_status(cmocka_run_group_tests(tests, load_refs, free_refs));
 }

@@ -18,7 +18,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REF = os.path.join(HERE, "..", "..", "tools", "llama_ref.py")
 
-from soft_check import check, finish  # noqa: E402
+from cks_testlib import check, finish  # noqa: E402
 
 
 def run(*args):
