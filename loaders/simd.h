@@ -15,10 +15,8 @@
 
 /* Clang (the fuzz build) builds the portable loops: speed does not matter there. */
 #if defined(CKS_SIMD) && CKS_SIMD && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CKS_SIMD_CLONES 1
-#define CKS_CLONES      __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define CKS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
-#define CKS_SIMD_CLONES 0
 #define CKS_CLONES
 #endif
 
