@@ -2,7 +2,8 @@
  * pass's row kernels): loops written with GCC vector extensions, which every target
  * compiles (SSE2 on baseline x86-64, NEON on aarch64), and on x86-64 built three times by
  * CKS_CLONES (x86-64-v4: AVX-512; x86-64-v3: AVX2, FMA, F16C; the baseline), the best
- * clone picked when the program loads. No intrinsics. CMake's -DCKS_SIMD=OFF defines
+ * clone picked when the program loads. No intrinsics here (drift.c's F16 conversion is the
+ * one measured exception, x86-64 only). CMake's -DCKS_SIMD=OFF defines
  * CKS_SIMD=0: no clones and no CPU tests, the same loops for the baseline only.
  *
  * Functions that take or return vectors are always inlined and pass them by pointer: a
@@ -14,9 +15,13 @@
 #include <string.h>
 
 /* Clang (the fuzz build) builds the portable loops: speed does not matter there. */
+/* CKS_X86_CLONES is 1 where the kernels are cloned (and where metrics/drift.c may use its
+ * one measured block of intrinsics). */
 #if defined(CKS_SIMD) && CKS_SIMD && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CKS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define CKS_X86_CLONES 1
+#define CKS_CLONES     __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
+#define CKS_X86_CLONES 0
 #define CKS_CLONES
 #endif
 
@@ -29,6 +34,16 @@ typedef int32_t cks_v16i __attribute__((vector_size(64)));
 typedef uint32_t cks_v16u __attribute__((vector_size(64)));
 typedef uint16_t cks_v16h __attribute__((vector_size(32)));
 typedef uint16_t cks_v32h __attribute__((vector_size(64)));
+typedef uint32_t cks_v16u_unaligned __attribute__((vector_size(64), aligned(1), may_alias));
+
+/* 64 bytes at p (unaligned) in one load. The access is volatile so that GCC keeps it one
+ * load into a register: otherwise it folds the load into each instruction that uses the
+ * value, loading every cache line two or three times, which on one thread streaming from
+ * memory held the 16-bit norms at 70% of a plain read instead of 100% (bench_norms). */
+CKS_VINLINE void cks_v_load(cks_v16u *out, const void *p)
+{
+    *out = *(const volatile cks_v16u_unaligned *)p;
+}
 
 /* The 16 lanes of p widened to f64, low eight and high eight (converted as one 16-lane
  * vector: GCC 12 makes two vcvtps2pd of it, but four of an 8-lane conversion). */
@@ -87,8 +102,8 @@ CKS_VINLINE uint32_t cks_v_hmax32(const cks_v16u *m)
     return r;
 }
 
-/* 32 values of a 16-bit float dtype at s (unaligned) widened to f32: *odd gets elements
- * 1, 3, ..., 31 and *even elements 0, 2, ..., 30 (a 32-bit lane holds an even element in
+/* 32 values of a 16-bit float dtype, loaded as raw (64 bytes), widened to f32: *odd gets
+ * elements 1, 3, ..., 31 and *even elements 0, 2, ..., 30 (a 32-bit lane holds an even element in
  * its low half, the odd one above it). Two views split the same way stay paired.
  *
  * BF16 is the high half of an f32: exact, NaN and Inf included. F16 shifts its exponent
@@ -97,17 +112,15 @@ CKS_VINLINE uint32_t cks_v_hmax32(const cks_v16u *m)
  * per 16 values, since GCC 12 converts _Float16 vectors one element at a time. F16 Inf and
  * NaN (exponent field 31) come out finite (65536 and above), so a caller of the F16 form
  * finds them from the raw halves: (h & 0x7fff) >= 0x7c00. */
-CKS_VINLINE void cks_v_load_bf16x32(const unsigned char *s, cks_v16f *odd, cks_v16f *even)
+CKS_VINLINE void cks_v_bf16x32(const cks_v16u *raw, cks_v16f *odd, cks_v16f *even)
 {
-    cks_v16u w;
-    memcpy(&w, s, 64);
+    cks_v16u w = *raw;
     *odd = (cks_v16f)(w & 0xffff0000u);
     *even = (cks_v16f)(w << 16);
 }
-CKS_VINLINE void cks_v_load_f16x32(const unsigned char *s, cks_v16f *odd, cks_v16f *even)
+CKS_VINLINE void cks_v_f16x32(const cks_v16u *raw, cks_v16f *odd, cks_v16f *even)
 {
-    cks_v16u w;
-    memcpy(&w, s, 64);
+    cks_v16u w = *raw;
     /* an arithmetic shift by 3 moves sign, exponent and mantissa of the high half to bits
      * 31, 27-23 and 22-13; the mask clears the copies of the sign and the low half */
     const int32_t keep = (int32_t)0x8fffe000u;

@@ -14,8 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BLOCK 2048      /* elements widened at a time per side: 2 x 8 KiB of f32 in L1 */
-#define CHUNK (1 << 20) /* elements per scheduling unit; partial sums kept per chunk */
+#define BLOCK  2048      /* elements widened at a time per side: 2 x 8 KiB of f32 in L1 */
+#define VBLOCK 16384     /* pairs the 16-bit kernel sums before it checks them */
+#define CHUNK  (1 << 20) /* elements per scheduling unit; partial sums kept per chunk */
 
 typedef struct {
     double dd, aa, bb, ab; /* sum d^2, sum a^2, sum b^2, sum a*b with d = a - b */
@@ -109,13 +110,15 @@ CKS_CLONES static void kernel_f64(const double *a, const double *b, size_t n, ac
 }
 
 /* Two tensors stored in the same 16-bit dtype (K2's fp16, the demo's bf16): loads are fused
- * with widening (simd.h splits 32 values into odd and even elements, the same way on both
- * sides, so elements stay paired), and the four sums are taken in f32 over runs of
+ * with widening (simd.h splits 32 values into odd and even elements; x86-64's F16
+ * conversion instruction below, into the low and the high 16; either way both sides are
+ * split alike, so elements stay paired, and the builds differ only in the order of f32
+ * sums, within the rounding stated next), and the four sums are taken in f32 over runs of
  * HALF_RUN vectors before they are added in f64. Converting every element to f64 leaves
  * these pairs compute-bound at a third of the memory bandwidth; each f32 lane adds
  * HALF_RUN products, a relative error below HALF_RUN * 2^-24 = 2^-21 of the sum of their
  * magnitudes, far under the stored precision (2^-8, 2^-11), and the difference of two
- * nearby 16-bit values is exact in f32. A block of BLOCK pairs is checked once: when its
+ * nearby 16-bit values is exact in f32. A block of up to VBLOCK pairs is checked once: when its
  * sums are not finite (a NaN or Inf element, or values above 2^64 whose squares overflow
  * f32) or, for F16, a raw pattern is Inf or NaN (which the F16 load turns into finite
  * values), the block is widened and summed again in f64 by kernel_f32, so that finite
@@ -137,30 +140,42 @@ CKS_VINLINE void half_step(half_part *p, const cks_v16f *x, const cks_v16f *y, c
     cks_v_max32(mx, &mag);
 }
 
-CKS_VINLINE int half_block(const unsigned char *a, const unsigned char *b, int bf, acc *s)
+/* 32 values at p widened to f32 in two vectors (the same split on both sides, so elements
+ * stay paired); raw collects what a caller needs to find Inf and NaN (see half_block). */
+typedef void (*half_load)(const unsigned char *p, cks_v16f *x0, cks_v16f *x1, cks_v32h *raw);
+
+CKS_VINLINE void load_bf16(const unsigned char *p, cks_v16f *x0, cks_v16f *x1, cks_v32h *raw)
+{
+    cks_v16u w;
+    cks_v_load(&w, p);
+    cks_v_bf16x32(&w, x0, x1);
+}
+
+CKS_VINLINE void load_f16(const unsigned char *p, cks_v16f *x0, cks_v16f *x1, cks_v32h *raw)
+{
+    cks_v16u w;
+    cks_v_load(&w, p);
+    cks_v32h h = (cks_v32h)w & 0x7fff;
+    cks_v_max16(raw, &h);
+    cks_v_f16x32(&w, x0, x1);
+}
+
+/* n pairs (a multiple of 32 * HALF_RUN, at most VBLOCK) of 16-bit blocks at a and b, widened
+ * by load; check_raw: load turns Inf and NaN into finite values, and raw holds the largest
+ * F16 magnitude pattern seen. */
+CKS_VINLINE int half_block(const unsigned char *a, const unsigned char *b, size_t n, half_load load,
+                           int check_raw, acc *s)
 {
     cks_v8d dd = {0}, aa = {0}, bb = {0}, ab = {0};
     cks_v16u mx = {0};
-    cks_v32h raw = {0}; /* F16: the largest magnitude pattern of either side */
-    for (int run = 0; run < BLOCK / (32 * HALF_RUN); run++) {
+    cks_v32h raw = {0};
+    for (size_t run = 0; run < n / (32 * HALF_RUN); run++) {
         half_part p0 = {{0}, {0}, {0}, {0}}, p1 = p0;
         for (int r = 0; r < HALF_RUN; r++) {
-            size_t j = 64 * (size_t)(HALF_RUN * run + r);
+            size_t j = 64 * (HALF_RUN * run + (size_t)r);
             cks_v16f x0, x1, y0, y1;
-            if (bf) {
-                cks_v_load_bf16x32(a + j, &x0, &x1);
-                cks_v_load_bf16x32(b + j, &y0, &y1);
-            } else {
-                cks_v32h ha, hb;
-                memcpy(&ha, a + j, sizeof ha);
-                memcpy(&hb, b + j, sizeof hb);
-                ha &= 0x7fff;
-                hb &= 0x7fff;
-                cks_v_max16(&raw, &ha);
-                cks_v_max16(&raw, &hb);
-                cks_v_load_f16x32(a + j, &x0, &x1);
-                cks_v_load_f16x32(b + j, &y0, &y1);
-            }
+            load(a + j, &x0, &x1, &raw);
+            load(b + j, &y0, &y1, &raw);
             half_step(&p0, &x0, &y0, &mx);
             half_step(&p1, &x1, &y1, &mx);
         }
@@ -175,7 +190,7 @@ CKS_VINLINE int half_block(const unsigned char *a, const unsigned char *b, int b
     }
     double tdd = cks_v_hsum(&dd), taa = cks_v_hsum(&aa), tbb = cks_v_hsum(&bb);
     double tab = cks_v_hsum(&ab);
-    if (!isfinite(tdd + taa + tbb + tab) || (!bf && cks_v_hmax16(&raw) >= 0x7c00u))
+    if (!isfinite(tdd + taa + tbb + tab) || (check_raw && cks_v_hmax16(&raw) >= 0x7c00u))
         return 1;
     uint32_t m = cks_v_hmax32(&mx);
     float fm;
@@ -188,31 +203,99 @@ CKS_VINLINE int half_block(const unsigned char *a, const unsigned char *b, int b
     return 0;
 }
 
-CKS_CLONES static int half_block_bf16(const unsigned char *a, const unsigned char *b, acc *s)
+typedef int (*half_kernel)(const unsigned char *, const unsigned char *, size_t, acc *);
+
+CKS_CLONES static int half_block_bf16(const unsigned char *a, const unsigned char *b, size_t n,
+                                      acc *s)
 {
-    return half_block(a, b, 1, s);
+    return half_block(a, b, n, load_bf16, 0, s);
 }
 
-CKS_CLONES static int half_block_f16(const unsigned char *a, const unsigned char *b, acc *s)
+/* Where the intrinsics below exist, this portable form serves only CPUs older than
+ * x86-64-v3, so it is built once, for the baseline. */
+#if defined(__x86_64__) && CKS_X86_CLONES
+static int half_block_f16(const unsigned char *a, const unsigned char *b, size_t n, acc *s)
+#else
+CKS_CLONES static int half_block_f16(const unsigned char *a, const unsigned char *b, size_t n,
+                                     acc *s)
+#endif
 {
-    return half_block(a, b, 0, s);
+    return half_block(a, b, n, load_f16, 1, s);
 }
 
-/* Whole blocks of a same-dtype 16-bit pair; returns the number of elements consumed (the
- * caller finishes the rest, fewer than BLOCK). */
+#if defined(__x86_64__) && CKS_X86_CLONES
+/* Raw intrinsics, x86-64 only, for one measured reason: F16 pairs widened by simd.h's
+ * portable shifts and multiply ran drift F16 at half the speed of the F16C/AVX-512
+ * conversion instruction (bench_drift --mib 8 --threads 1, data in cache: 20-24 GB/s
+ * against 43 GB/s, load 5 on 2 cores; GCC 12 converts _Float16 vectors one element at a
+ * time, so the instruction is reached only through these). The instruction converts Inf
+ * and NaN exactly: the sums carry them and no raw check is needed. */
+#include <immintrin.h>
+
+__attribute__((target("arch=x86-64-v4"), always_inline)) static inline void
+load_f16_v4(const unsigned char *p, cks_v16f *x0, cks_v16f *x1, cks_v32h *raw)
+{
+    *x0 = (cks_v16f)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+    *x1 = (cks_v16f)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32)));
+}
+
+__attribute__((target("arch=x86-64-v3"), always_inline)) static inline void
+load_f16_v3(const unsigned char *p, cks_v16f *x0, cks_v16f *x1, cks_v32h *raw)
+{
+    typedef float v8f __attribute__((vector_size(32)));
+    v8f q[4];
+    for (int k = 0; k < 4; k++)
+        q[k] = (v8f)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16 * k)));
+    *x0 = __builtin_shufflevector(q[0], q[1], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    *x1 = __builtin_shufflevector(q[2], q[3], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+__attribute__((target("arch=x86-64-v4"))) static int
+half_block_f16_v4(const unsigned char *a, const unsigned char *b, size_t n, acc *s)
+{
+    return half_block(a, b, n, load_f16_v4, 0, s);
+}
+
+__attribute__((target("arch=x86-64-v3"))) static int
+half_block_f16_v3(const unsigned char *a, const unsigned char *b, size_t n, acc *s)
+{
+    return half_block(a, b, n, load_f16_v3, 0, s);
+}
+#endif
+
+static half_kernel half_kernel_for(cks_dtype dt)
+{
+    if (dt == CKS_DT_BF16)
+        return half_block_bf16;
+#if defined(__x86_64__) && CKS_X86_CLONES
+    if (__builtin_cpu_supports("x86-64-v4"))
+        return half_block_f16_v4;
+    if (__builtin_cpu_supports("x86-64-v3"))
+        return half_block_f16_v3;
+#endif
+    return half_block_f16;
+}
+
+/* Whole runs of a same-dtype 16-bit pair in blocks of up to VBLOCK; returns the number of
+ * elements consumed (the caller finishes the rest, fewer than 32 * HALF_RUN). A failed
+ * block is widened and summed again in f64, BLOCK pairs at a time. */
 static size_t half_pairs(const unsigned char *a, const unsigned char *b, size_t n, cks_dtype dt,
                          acc *s)
 {
-    int (*block)(const unsigned char *, const unsigned char *, acc *) =
-        dt == CKS_DT_BF16 ? half_block_bf16 : half_block_f16;
-    size_t i = 0;
-    for (; i + BLOCK <= n; i += BLOCK) {
-        if (block(a + 2 * i, b + 2 * i, s)) {
+    half_kernel block = half_kernel_for(dt);
+    size_t i = 0, whole = n - n % (32 * HALF_RUN);
+    while (i < whole) {
+        size_t k = whole - i < VBLOCK ? whole - i : VBLOCK;
+        if (block(a + 2 * i, b + 2 * i, k, s)) {
             float fa[BLOCK], fb[BLOCK];
-            cks_widen_f32(dt, a + 2 * i, fa, BLOCK);
-            cks_widen_f32(dt, b + 2 * i, fb, BLOCK);
-            kernel_f32(fa, fb, BLOCK, s);
+            for (size_t j = 0; j < k; j += BLOCK) {
+                size_t m = k - j < BLOCK ? k - j : BLOCK;
+                cks_widen_f32(dt, a + 2 * (i + j), fa, m);
+                cks_widen_f32(dt, b + 2 * (i + j), fb, m);
+                kernel_f32(fa, fb, m, s);
+            }
         }
+        i += k;
     }
     return i;
 }
@@ -233,7 +316,7 @@ static void run_chunk(const cks_tensor *t, const cks_tensor *r, int wide, int64_
         return;
     }
     if (!wide && t->dtype == r->dtype && (t->dtype == CKS_DT_BF16 || t->dtype == CKS_DT_F16))
-        /* the remaining < BLOCK elements take the general path */
+        /* the remaining < 256 elements take the general path */
         lo += (int64_t)half_pairs(pa + (size_t)lo * 2, pb + (size_t)lo * 2, (size_t)(hi - lo),
                                   t->dtype, s);
     if (wide) {

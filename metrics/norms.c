@@ -1,10 +1,10 @@
 /* Streaming norms. Each thread takes contiguous chunks; within a chunk elements are
  * accumulated in f64 around a common shift c (the first element, rounded to the stored
  * precision), which keeps the variance free of catastrophic cancellation when |mean| >>
- * std (RMSNorm weights near 1). The vector kernels (simd.h) sum a block of BLOCK elements
- * without looking at single lanes and check the block afterwards; a block that held a NaN
- * or Inf (or whose 16-bit partial sums overflowed) is done again by the scalar kernel,
- * which classifies every element. */
+ * std (RMSNorm weights near 1). The vector kernels (simd.h) sum a block of up to VBLOCK
+ * elements without looking at single lanes and check the block afterwards; a block that
+ * held a NaN or Inf (or whose 16-bit partial sums overflowed) is done again by the scalar
+ * kernel, which classifies every element. */
 #include "norms.h"
 #include "error.h"
 #include "simd.h"
@@ -15,8 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BLOCK 2048      /* elements checked at once; widened, 8 KiB of f32 stays in L1 */
-#define CHUNK (1 << 20) /* elements per scheduling unit between threads */
+/* BLOCK: elements widened at a time (8 KiB of f32 stays in L1). VBLOCK: elements a vector
+ * kernel sums before it checks them (the check, some 60 instructions, is lost in the sums).
+ * CHUNK: elements per scheduling unit between threads. */
+#define BLOCK  2048
+#define VBLOCK 16384
+#define CHUNK  (1 << 20)
 
 typedef struct {
     double s1, s2, amax;
@@ -41,7 +45,7 @@ static void kernel_scalar(const float *x, size_t n, double c, acc *a)
     }
 }
 
-/* n <= BLOCK f32 values summed in f64 lanes (16 per step, two accumulator pairs to hide
+/* n <= VBLOCK f32 values summed in f64 lanes (16 per step, two accumulator pairs to hide
  * the add latency) and their largest magnitude as bits; returns 1, adding nothing, when
  * one of them is NaN or Inf (magnitude bits above FLT_MAX's). */
 CKS_CLONES static int block_f32(const float *x, size_t n, double c, acc *a)
@@ -51,9 +55,10 @@ CKS_CLONES static int block_f32(const float *x, size_t n, double c, acc *a)
     cks_v16u mx = {0};
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        cks_v16f v;
-        memcpy(&v, x + i, sizeof v);
-        cks_v16u mag = (cks_v16u)v & 0x7fffffffu;
+        cks_v16u raw;
+        cks_v_load(&raw, x + i);
+        cks_v16f v = (cks_v16f)raw;
+        cks_v16u mag = raw & 0x7fffffffu;
         cks_v_max32(&mx, &mag);
         cks_v8d dl, dh;
         cks_v_widen2(&v, &dl, &dh);
@@ -91,8 +96,8 @@ CKS_CLONES static int block_f32(const float *x, size_t n, double c, acc *a)
 
 static void kernel(const float *x, size_t n, double c, acc *a)
 {
-    for (size_t i = 0; i < n; i += BLOCK) {
-        size_t k = n - i < BLOCK ? n - i : BLOCK;
+    for (size_t i = 0; i < n; i += VBLOCK) {
+        size_t k = n - i < VBLOCK ? n - i : VBLOCK;
         if (block_f32(x + i, k, c, a))
             kernel_scalar(x + i, k, c, a);
     }
@@ -109,24 +114,24 @@ static void kernel(const float *x, size_t n, double c, acc *a)
  * |x - c| above 2^64), is widened and done again by the scalar kernel. */
 #define RUN 8
 
-CKS_VINLINE int block_half(const unsigned char *s, int bf, double c, acc *a)
+/* n values (a multiple of 32 * RUN, at most VBLOCK) of a 16-bit block at s. */
+CKS_VINLINE int block_half(const unsigned char *s, size_t n, int bf, double c, acc *a)
 {
     const cks_v16f cf = (cks_v16f){0} + (float)c;
     cks_v8d s1 = {0}, s2 = {0};
     cks_v32h mx = {0};
-    for (int run = 0; run < BLOCK / (32 * RUN); run++) {
+    for (size_t run = 0; run < n / (32 * RUN); run++) {
         cks_v16f p1a = {0}, p1b = {0}, p2a = {0}, p2b = {0};
         for (int r = 0; r < RUN; r++) {
-            const unsigned char *q = s + 64 * (size_t)(RUN * run + r);
-            cks_v32h h;
-            memcpy(&h, q, sizeof h);
-            h &= 0x7fff;
+            cks_v16u w;
+            cks_v_load(&w, s + 64 * (RUN * run + (size_t)r));
+            cks_v32h h = (cks_v32h)w & 0x7fff;
             cks_v_max16(&mx, &h);
             cks_v16f va, vb;
             if (bf)
-                cks_v_load_bf16x32(q, &va, &vb);
+                cks_v_bf16x32(&w, &va, &vb);
             else
-                cks_v_load_f16x32(q, &va, &vb);
+                cks_v_f16x32(&w, &va, &vb);
             cks_v16f da = va - cf, db = vb - cf;
             p1a += da;
             p1b += db;
@@ -146,34 +151,40 @@ CKS_VINLINE int block_half(const unsigned char *s, int bf, double c, acc *a)
     a->s1 += t1;
     a->s2 += t2;
     a->amax = fm > a->amax ? fm : a->amax;
-    a->n += BLOCK;
+    a->n += (int64_t)n;
     return 0;
 }
 
-/* Whole blocks of a 16-bit tensor; returns how many values it took (the caller does the
- * rest, fewer than BLOCK). */
+/* Whole runs of a 16-bit tensor in blocks of up to VBLOCK; returns how many values it
+ * took (the caller does the rest, fewer than 32 * RUN). A failed block is widened and
+ * done again by the scalar kernel, BLOCK values at a time. */
 static size_t half_blocks(const unsigned char *s, size_t n, cks_dtype dt, double c, acc *a,
-                          int (*block)(const unsigned char *, double, acc *))
+                          int (*block)(const unsigned char *, size_t, double, acc *))
 {
-    size_t i = 0;
-    for (; i + BLOCK <= n; i += BLOCK) {
-        if (block(s + 2 * i, c, a)) {
+    size_t i = 0, whole = n - n % (32 * RUN);
+    while (i < whole) {
+        size_t k = whole - i < VBLOCK ? whole - i : VBLOCK;
+        if (block(s + 2 * i, k, c, a)) {
             float tmp[BLOCK];
-            cks_widen_f32(dt, s + 2 * i, tmp, BLOCK);
-            kernel_scalar(tmp, BLOCK, c, a);
+            for (size_t j = 0; j < k; j += BLOCK) {
+                size_t m = k - j < BLOCK ? k - j : BLOCK;
+                cks_widen_f32(dt, s + 2 * (i + j), tmp, m);
+                kernel_scalar(tmp, m, c, a);
+            }
         }
+        i += k;
     }
     return i;
 }
 
-CKS_CLONES static int block_bf16(const unsigned char *s, double c, acc *a)
+CKS_CLONES static int block_bf16(const unsigned char *s, size_t n, double c, acc *a)
 {
-    return block_half(s, 1, c, a);
+    return block_half(s, n, 1, c, a);
 }
 
-CKS_CLONES static int block_f16(const unsigned char *s, double c, acc *a)
+CKS_CLONES static int block_f16(const unsigned char *s, size_t n, double c, acc *a)
 {
-    return block_half(s, 0, c, a);
+    return block_half(s, n, 0, c, a);
 }
 
 /* F64 tensors keep their precision: the same accumulation without narrowing to f32. */
