@@ -16,10 +16,13 @@ tools/setup-deps.sh --arm64
 root=$(pwd)/${CKS_ARM64_ROOT:-build-arm64-root}
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-if [ ! -f "$root/.cks-root-complete" ]; then
+# the arm64 packages; a root made from another list is made again
+pkgs=libc6-dev,libgit2-dev,libhdf5-dev,libgsl-dev,libopenblas-dev,liblapacke-dev,libdnnl-dev
+pkgs=$pkgs,ocl-icd-opencl-dev,libjansson-dev,libcmocka-dev,libcurl4-openssl-dev,libpcre2-dev
+if [ "$(cat "$root/.cks-root-complete" 2>/dev/null)" != "$pkgs" ]; then
   $SUDO rm -rf "$root"
   $SUDO mmdebstrap --variant=extract --arch=arm64 \
-    --include=libc6-dev,libgit2-dev,libhdf5-dev,libgsl-dev,libopenblas-dev,liblapacke-dev,libdnnl-dev,ocl-icd-opencl-dev,libjansson-dev,libcmocka-dev \
+    --include="$pkgs" \
     bookworm "$root"
   lib=$root/usr/lib/aarch64-linux-gnu inc=$root/usr/include/aarch64-linux-gnu
   for f in libblas.so.3 libblas.so liblapack.so.3 liblapack.so libopenblas.so.0 libopenblas.so; do
@@ -32,7 +35,7 @@ if [ ! -f "$root/.cks-root-complete" ]; then
   for h in cblas.h f77blas.h openblas_config.h; do
     $SUDO ln -sfn "openblas-pthread/$h" "$inc/$h"
   done
-  $SUDO touch "$root/.cks-root-complete"
+  echo "$pkgs" | $SUDO tee "$root/.cks-root-complete" >/dev/null
 fi
 cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=tools/aarch64-linux-gnu.cmake \
   -DCKS_ARM64_ROOT="$root" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCKS_WERROR=ON \
