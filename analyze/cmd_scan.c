@@ -1,5 +1,5 @@
 /* ckptscope scan: the command's side of a scan. It reads the options, picks the driver
- * (serial, --shard I/N, or MPI when started by mpirun/srun: analyze/engine/include/
+ * (serial, --shard I/N, or MPI when started by mpirun/srun: analyze/engine/
  * scan.h), and talks to the user: the progress line, a line per checkpoint, warnings,
  * the summary and the exit status (DESIGN §8: 0 when every selected checkpoint ends
  * complete or incomplete, 2 when one failed, after the others are done). It also holds

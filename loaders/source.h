@@ -34,10 +34,9 @@
 #include <stdint.h>
 
 #define CKS_DEFAULT_GLOB    "ckpt_*"
-#define CKS_MAX_CHECKPOINTS 100000      /* branches / refs / folders per source */
-#define CKS_MAX_FILES       100000      /* files per checkpoint */
-#define CKS_MAX_TREE_DEPTH  16          /* folder nesting inside a checkpoint */
-#define CKS_MAX_SMALL_FILE  (64u << 20) /* json and text files read whole */
+#define CKS_MAX_CHECKPOINTS 100000 /* branches / refs / folders per source */
+#define CKS_MAX_FILES       100000 /* files per checkpoint */
+#define CKS_MAX_TREE_DEPTH  16     /* folder nesting inside a checkpoint */
 
 typedef enum {
     CKS_SOURCE_GIT,

@@ -1,11 +1,13 @@
 /* Test helpers for the forward pass (see llama_support.h). */
 #include "llama_support.h"
+#include "sha256.h"
 #include "testutil.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
 void lfx_model_default(cks_fx_model *m)
 {
@@ -52,26 +54,102 @@ void lfx_close(lfx *f)
     memset(f, 0, sizeof *f);
 }
 
-json_t *lfx_reference(const char *args)
+/* Appends "<path relative to tmp> <sha256>" lines for path (a file, or a folder file by
+ * file in name order) to text. */
+static void digest_path(const char *tmp, const char *path, char **text, size_t *len)
 {
-    const char *py = getenv("CKS_PYTHON"), *srcdir = getenv("CKS_SOURCE_DIR");
-    char out[4096], cmd[16384];
-    if (!py || !srcdir || access(py, X_OK) != 0)
-        return NULL;
-    snprintf(cmd, sizeof cmd, "%s -c 'import torch' 2>/dev/null", py);
-    if (system(cmd) != 0)
-        return NULL;
-    char *tmp = cks_tmpdir_new("ref");
-    snprintf(out, sizeof out, "%s/ref.json", tmp);
-    snprintf(cmd, sizeof cmd, "%s %s/tools/llama_ref.py %s --out %s", py, srcdir, args, out);
-    if (system(cmd) != 0) {
-        print_error("reference failed: %s\n", cmd);
-        cks_tmpdir_remove(tmp);
-        fail();
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        struct dirent **ents;
+        int n = scandir(path, &ents, NULL, alphasort);
+        assert_true(n >= 0);
+        for (int i = 0; i < n; i++) {
+            if (strcmp(ents[i]->d_name, ".") != 0 && strcmp(ents[i]->d_name, "..") != 0) {
+                char sub[4096];
+                snprintf(sub, sizeof sub, "%s/%s", path, ents[i]->d_name);
+                digest_path(tmp, sub, text, len);
+            }
+            free(ents[i]);
+        }
+        free(ents);
+        return;
     }
+    size_t n;
+    unsigned char *data = cks_read_test_file(path, &n);
+    char hex[65], line[4400];
+    cks_sha256_hex(data, n, hex);
+    free(data);
+    size_t k = strlen(tmp);
+    int m =
+        snprintf(line, sizeof line, "%s %s\n", strncmp(path, tmp, k) == 0 ? path + k : path, hex);
+    *text = realloc(*text, *len + (size_t)m + 1);
+    memcpy(*text + *len, line, (size_t)m + 1);
+    *len += (size_t)m;
+}
+
+/* The inputs a reference is computed from, as one digest: args with the temporary folder
+ * tmp cut out of its paths, then every file args names (a word, or what follows NAME= up
+ * to an optional :FORMAT) with its SHA-256. */
+static void inputs_digest(const char *tmp, const char *args, char hex[65])
+{
+    size_t len = 0, k = strlen(tmp);
+    char *text = calloc(1, 1), *copy = strdup(args), *save = NULL;
+    for (const char *p = args; *p; p++) { /* args with tmp cut out */
+        if (strncmp(p, tmp, k) == 0)
+            p += k;
+        text = realloc(text, len + 2);
+        text[len++] = *p;
+        text[len] = '\0';
+    }
+    text = realloc(text, len + 2);
+    text[len++] = '\n';
+    text[len] = '\0';
+    for (char *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        char *path = strchr(w, '=') ? strchr(w, '=') + 1 : w, *colon = strrchr(path, ':');
+        if (colon)
+            *colon = '\0';
+        if (strncmp(path, tmp, k) == 0)
+            digest_path(tmp, path, &text, &len);
+    }
+    cks_sha256_hex(text, len, hex);
+    free(copy);
+    free(text);
+}
+
+json_t *lfx_reference(const char *tmp, const char *name, const char *args)
+{
+    const char *rec = getenv("CKS_LLAMA_REF_RECORD");
+    char path[4096], cmd[16384], digest[65];
     json_error_t jerr;
-    json_t *j = json_load_file(out, 0, &jerr);
-    cks_tmpdir_remove(tmp);
+    inputs_digest(tmp, args, digest);
+    if (!rec) {
+        const char *src = getenv("CKS_SOURCE_DIR");
+        assert_non_null(src);
+        snprintf(path, sizeof path, "%s/tests/data/llama/%s.json", src, name);
+        json_t *j = json_load_file(path, 0, &jerr);
+        if (!j)
+            fail_msg("%s: %s (tools/make_llama_refs.sh makes it)", path, jerr.text);
+        const char *made = json_string_value(json_object_get(j, "inputs"));
+        if (!made || strcmp(made, digest) != 0)
+            fail_msg("%s was made from other inputs than this test's (model, ids or token "
+                     "files changed): remake it with tools/make_llama_refs.sh",
+                     path);
+        return j;
+    }
+    const char *py = getenv("CKS_PYTHON"), *srcdir = getenv("CKS_SOURCE_DIR");
+    assert_non_null(py);
+    assert_non_null(srcdir);
+    snprintf(path, sizeof path, "%s/%s.json", rec, name);
+    snprintf(cmd, sizeof cmd, "%s %s/tools/llama_ref.py %s --out %s", py, srcdir, args, path);
+    if (system(cmd) != 0)
+        fail_msg("reference failed: %s", cmd);
+    json_t *j = json_load_file(path, 0, &jerr);
     assert_non_null(j);
+    /* the inputs' digest, and 9 significant digits: the float32 logits' shortest forms
+     * stay as they are, float64 sums keep far more than the tests' 1e-5 */
+    json_object_set_new(j, "inputs", json_string(digest));
+    assert_int_equal(json_dump_file(j, path, JSON_COMPACT | JSON_REAL_PRECISION(9)), 0);
     return j;
 }

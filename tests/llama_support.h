@@ -27,9 +27,13 @@ void lfx_model_default(cks_fx_model *m);
 void lfx_open(lfx *f, const cks_fx_model *m, const char *tag);
 void lfx_close(lfx *f);
 
-/* Runs `python3 tools/llama_ref.py ARGS --out FILE` and returns the parsed output, or NULL
- * when the Debian python or torch is unavailable (the caller skips). Fails the test when
- * the script fails. */
-json_t *lfx_reference(const char *args);
+/* The PyTorch reference output of case name: tests/data/llama/<name>.json, which
+ * tools/make_llama_refs.sh made by running `tools/llama_ref.py ARGS` on this test's model
+ * and inputs (files under the temporary folder tmp). The file records a digest of those
+ * inputs (ARGS without tmp, and the content of every file ARGS names); the test fails when
+ * the file is missing or was made from other inputs. With CKS_LLAMA_REF_RECORD=DIR set
+ * (that script) the reference is computed now instead, with Debian's python and torch (a
+ * failure without them), and written with its digest to DIR/<name>.json. */
+json_t *lfx_reference(const char *tmp, const char *name, const char *args);
 
 #endif

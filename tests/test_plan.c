@@ -1,4 +1,4 @@
-/* The scan planner (analyze/engine/include/plan.h) over a table of cases: gaps, failed
+/* The scan planner (analyze/engine/plan.h) over a table of cases: gaps, failed
  * and incomplete checkpoints, --resume after re-uploads and new rows, --extend, shard
  * I/N with recorded previous checkpoints, and the reference (auto, fixed, outside the
  * selection, failed). Each expected plan is written out by hand from the rules in

@@ -12,8 +12,10 @@ not, or pytorch_model.bin) and computed in float32 like HF's LlamaForCausalLM.
 
 Debian's python3 (torch 1.13, numpy) only.
 
-  llama_ref.py logits CKPT_DIR --ids 1,2,3 [--out FILE]
-      {"logits": [[...]], "logprobs": [[...]]}  (n x vocab each)
+  llama_ref.py logits CKPT_DIR --ids 1,2,3 [--logits-only] [--out FILE]
+      {"logits": [[...]], "logprobs": [[...]]}  (n x vocab each); --logits-only: the
+      logits alone, each in the shortest decimal form of its float32 value (the committed
+      references of tests/data/llama/, made by tools/make_llama_refs.sh)
   llama_ref.py ppl CKPT_DIR --set NAME=FILE[:jsonl|u16|u32] ... --ctx N --stride N
               [--bos-id ID] [--no-bos] [--out FILE]
       {"sets": [{"name", "tokens", "nll_sum", "nll", "token_nll": [...]}]}
@@ -277,6 +279,7 @@ def main():
     lg = sub.add_parser("logits")
     lg.add_argument("ckpt")
     lg.add_argument("--ids", required=True)
+    lg.add_argument("--logits-only", action="store_true")
     lg.add_argument("--out")
     pp = sub.add_parser("ppl")
     pp.add_argument("ckpt")
@@ -294,7 +297,13 @@ def main():
         if a.cmd == "logits":
             ids = [int(x) for x in a.ids.split(",")]
             logits = forward_logits(cfg, sd, ids)
-            res = {"logits": logits.tolist(), "logprobs": F.log_softmax(logits, dim=-1).tolist()}
+            if a.logits_only:
+                # repr(np.float32): the shortest decimal that reads back as the same float32
+                res = {"logits": [[float(repr(np.float32(v))) for v in row]
+                                  for row in logits.numpy()]}
+            else:
+                res = {"logits": logits.tolist(),
+                       "logprobs": F.log_softmax(logits, dim=-1).tolist()}
         else:
             bos_id = cfg.bos_token_id if a.bos_id is None else a.bos_id
             sets = [read_tokens(spec) for spec in a.set]

@@ -15,10 +15,7 @@ import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REF = os.path.join(HERE, "..", "..", "tools", "llama_ref.py")
-
-from soft_check import check, finish  # noqa: E402
+from cks_testlib import check, finish, llama_reference  # noqa: E402
 
 
 def run(*args):
@@ -26,14 +23,14 @@ def run(*args):
     return p.returncode, p.stdout, p.stderr
 
 
-def reference(ckdir, sets, ctx, stride, bos=True):
-    args = [sys.executable, REF, "ppl", ckdir, "--ctx", str(ctx), "--stride", str(stride)]
-    for name, path in sets:
-        args += ["--set", "%s=%s" % (name, path)]
+def reference(tmp, name, ckdir, sets, ctx, stride, bos=True):
+    """PyTorch's per-set results (tools/llama_ref.py, committed in tests/data/llama/)."""
+    args = ["ppl", ckdir, "--ctx", str(ctx), "--stride", str(stride)]
+    for set_name, path in sets:
+        args += ["--set", "%s=%s" % (set_name, path)]
     if not bos:
         args.append("--no-bos")
-    p = subprocess.run(args, capture_output=True, text=True, check=True)
-    return {s["name"]: s for s in json.loads(p.stdout)["sets"]}
+    return {s["name"]: s for s in llama_reference(tmp, name, args)["sets"]}
 
 
 def expect_error(ckptscope, args, *needles):
@@ -49,11 +46,6 @@ def expect_error(ckptscope, args, *needles):
 
 def main():
     ckptscope, fixture = sys.argv[1], sys.argv[2]
-    try:
-        import torch  # noqa: F401
-        have_torch = True
-    except ImportError:
-        have_torch = False
     tmp = tempfile.mkdtemp(prefix="cks-ppl-cli-")
     try:
         src = os.path.join(tmp, "src")
@@ -82,26 +74,24 @@ def main():
         for s in doc["sets"]:
             check(s["bytes"] is None and s["bpb"] is None, "bytes/bpb null for tokens")
             check(abs(s["ppl"] - math.exp(s["nll"])) <= 1e-9 * s["ppl"], "ppl = exp(nll)")
-        if have_torch:
-            ref = reference(os.path.join(src, "ckpt_001"), [("val", val), ("long", raw)], 128, 64)
-            for s in doc["sets"]:
-                r = ref[s["name"]]
-                check(s["tokens"] == r["tokens"], "tokens of %s: %d vs %d" %
-                      (s["name"], s["tokens"], r["tokens"]))
-                check(abs(s["nll"] - r["nll"]) <= 1e-5 * abs(r["nll"]),
-                      "nll of %s: %.9g vs torch %.9g" % (s["name"], s["nll"], r["nll"]))
-            # no BOS, stride = ctx, a forced ctx past max_position_embeddings
-            rc, out, err = run(ckptscope, "ppl", src + "@ckpt_000", "--tokens", raw32,
-                               "--token-format", "u32", "--no-bos", "--ctx", "160", "--stride",
-                               "160", "--force", "--json", "--threads", "1")
-            check(rc == 0, "forced ctx exits 0 (%s)" % err)
-            s = json.loads(out)["sets"][0]
-            r = reference(os.path.join(src, "ckpt_000"), [("other", raw32 + ":u32")], 160, 160,
-                          bos=False)["other"]
-            check(s["tokens"] == r["tokens"] == 89, "tokens no-bos: %d" % s["tokens"])
-            check(abs(s["nll"] - r["nll"]) <= 1e-5 * abs(r["nll"]), "nll no-bos forced ctx")
-        else:
-            print("SKIP: torch unavailable, numbers not compared")
+        ref = reference(tmp, "cli_ppl_defaults", os.path.join(src, "ckpt_001"),
+                        [("val", val), ("long", raw)], 128, 64)
+        for s in doc["sets"]:
+            r = ref[s["name"]]
+            check(s["tokens"] == r["tokens"], "tokens of %s: %d vs %d" %
+                  (s["name"], s["tokens"], r["tokens"]))
+            check(abs(s["nll"] - r["nll"]) <= 1e-5 * abs(r["nll"]),
+                  "nll of %s: %.9g vs torch %.9g" % (s["name"], s["nll"], r["nll"]))
+        # no BOS, stride = ctx, a forced ctx past max_position_embeddings
+        rc, out, err = run(ckptscope, "ppl", src + "@ckpt_000", "--tokens", raw32,
+                           "--token-format", "u32", "--no-bos", "--ctx", "160", "--stride",
+                           "160", "--force", "--json", "--threads", "1")
+        check(rc == 0, "forced ctx exits 0 (%s)" % err)
+        s = json.loads(out)["sets"][0]
+        r = reference(tmp, "cli_ppl_forced_ctx", os.path.join(src, "ckpt_000"),
+                      [("other", raw32 + ":u32")], 160, 160, bos=False)["other"]
+        check(s["tokens"] == r["tokens"] == 89, "tokens no-bos: %d" % s["tokens"])
+        check(abs(s["nll"] - r["nll"]) <= 1e-5 * abs(r["nll"]), "nll no-bos forced ctx")
 
         # the table
         rc, out, err = run(ckptscope, "ppl", src + "@ckpt_000", "--tokens", raw, "--ctx", "32",

@@ -21,7 +21,7 @@ REF = json.load(open(os.path.join(EX, "reference_losses.json")))
 SETS = [os.path.join(EX, s["file"]) for s in REF["sets"]]
 TMP = tempfile.mkdtemp(prefix="cks-ppl-demo-")
 RUN = os.path.join(TMP, "run")
-from soft_check import check, finish  # noqa: E402
+from cks_testlib import check, finish  # noqa: E402
 
 
 def ck(*args, rc=0):

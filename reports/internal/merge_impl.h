@@ -10,15 +10,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* A name -> index map (merge.c). */
 typedef struct {
     const char **keys; /* borrowed */
     size_t *vals, cap;
-} merge_map;
-
-int merge_map_init(merge_map *m, size_t n);
-void merge_map_release(merge_map *m);
-size_t *merge_map_slot(merge_map *m, const char *key);
-size_t merge_map_find(const merge_map *m, const char *key);
+} cks_merge_map;
 
 typedef struct {
     const char *path;
@@ -33,25 +29,25 @@ typedef struct {
     char *ref;      /* /drift/ref's attribute ref; NULL when absent */
     dev_t dev;
     ino_t ino;
-} merge_input;
+} cks_merge_input;
 
 typedef struct {
     const cks_merge_opts *o;
-    merge_input *in;
+    cks_merge_input *in;
     size_t n, nparts;
     size_t base;               /* the whole run among the inputs; SIZE_MAX when none */
     size_t first;              /* the first part: its attributes and list are the reference */
     const cks_part_info *list; /* the first part's marks */
-    merge_map pos_of;          /* checkpoint name -> position in the list */
+    cks_merge_map pos_of;      /* checkpoint name -> position in the list */
     size_t *src_in, *src_row;  /* per list position: input and row giving it (SIZE_MAX: gap) */
     unsigned char *flag;       /* per list position, scratch for messages */
-    merge_map col_of;          /* tensor name -> output column */
+    cks_merge_map col_of;      /* tensor name -> output column */
     cks_store_tensor *cols;    /* output columns (strings borrowed from the inputs) */
     size_t ncols;
     cks_merge_stats stats;
-} merge;
+} cks_merge_plan;
 
 /* Writes the planned output in one transaction (merge_write.c). */
-int merge_write(merge *m, const char *output);
+int cks_merge_write(cks_merge_plan *m, const char *output);
 
 #endif

@@ -1,5 +1,6 @@
-/* Internals shared by store.c (file lifecycle, lock, transactions, attributes, HDF5
- * errors) and store_data.c (checkpoints, tensors, datasets). Not a public header. */
+/* Internals shared by store.c (file lifecycle, lock, transactions), store_attrs.c (HDF5
+ * errors, string attributes), store_tables.c (checkpoints, tensors) and store_values.c
+ * (datasets). Not a public header. */
 #ifndef CKS_STORE_IMPL_H
 #define CKS_STORE_IMPL_H
 

@@ -9,17 +9,23 @@
 #include <jansson.h>
 
 /* Metric groups of the tensor table, in table order. */
-enum { REP_NORMS = 0, REP_DRIFT_PREV, REP_DRIFT_REF, REP_SPECTRAL, REP_NGROUPS };
+enum {
+    CKS_REPORT_NORMS = 0,
+    CKS_REPORT_DRIFT_PREV,
+    CKS_REPORT_DRIFT_REF,
+    CKS_REPORT_SPECTRAL,
+    CKS_REPORT_NGROUPS
+};
 
 /* Per-tensor flags. */
 enum {
-    REP_FLAG_DRIFT_PREV = 1 << 0, /* among the largest rel_fro against the previous */
-    REP_FLAG_DRIFT_REF = 1 << 1,  /* among the largest rel_fro against the reference */
-    REP_FLAG_NAN = 1 << 2,
-    REP_FLAG_INF = 1 << 3,
-    REP_FLAG_ALPHA_LOW = 1 << 4,
-    REP_FLAG_ALPHA_HIGH = 1 << 5,
-    REP_NFLAGS = 6
+    CKS_REPORT_FLAG_DRIFT_PREV = 1 << 0, /* among the largest rel_fro against the previous */
+    CKS_REPORT_FLAG_DRIFT_REF = 1 << 1,  /* among the largest rel_fro against the reference */
+    CKS_REPORT_FLAG_NAN = 1 << 2,
+    CKS_REPORT_FLAG_INF = 1 << 3,
+    CKS_REPORT_FLAG_ALPHA_LOW = 1 << 4,
+    CKS_REPORT_FLAG_ALPHA_HIGH = 1 << 5,
+    CKS_REPORT_NFLAGS = 6
 };
 
 typedef struct {
@@ -29,7 +35,7 @@ typedef struct {
     char **names; /* metric datasets of the group holding one value per tensor */
     size_t n;
     double *vals; /* vals[k * nt + j]: metric k of tensor j at the checkpoint */
-} rep_group;
+} cks_report_group;
 
 /* An eval set (/eval/<set>) or a task (/evals/<task>): its series at the checkpoint. */
 typedef struct {
@@ -38,7 +44,7 @@ typedef struct {
     double *value, *err; /* err: the <metric>_stderr series, NaN when absent */
     size_t n;
     double n_samples; /* tasks: documents evaluated (/evals/<task>/n_samples), or NaN */
-} rep_series;
+} cks_report_series;
 
 typedef struct {
     cks_runview *v;
@@ -46,24 +52,24 @@ typedef struct {
     const cks_store_ckpt *ck;
     char *source, *created_by, *metrics, *ref, *config_text;
     json_t *config; /* parsed config.json, or NULL */
-    rep_group g[REP_NGROUPS];
-    rep_series *eval, *evals;
+    cks_report_group g[CKS_REPORT_NGROUPS];
+    cks_report_series *eval, *evals;
     size_t neval, nevals;
     int has_eval, has_evals;
     unsigned *flags; /* per tensor column */
     size_t *order;   /* display order of the tensor columns */
     size_t top_prev[CKS_REPORT_TOP], ntop_prev, top_ref[CKS_REPORT_TOP], ntop_ref;
-} rep;
+} cks_report_data;
 
-int rep_collect(rep *r, cks_runview *v, size_t at);
-void rep_release(rep *r);
+int cks_report_collect(cks_report_data *r, cks_runview *v, size_t at);
+void cks_report_release(cks_report_data *r);
 
 /* Value of metric name of group g for tensor column j; NaN when absent. */
-double rep_value(const rep *r, int g, const char *name, size_t j);
+double cks_report_value(const cks_report_data *r, int g, const char *name, size_t j);
 /* Flag names, in bit order ("largest_drift_prev", ...). */
-const char *rep_flag_name(int bit);
+const char *cks_report_flag_name(int bit);
 /* Short spelling for tables ("drift!", "NaN", "a<2" ...). */
-const char *rep_flag_short(int bit);
+const char *cks_report_flag_short(int bit);
 
 /* The table columns (text, Markdown, HTML): a header, a group and metric, a format. */
 typedef struct {
@@ -71,66 +77,66 @@ typedef struct {
     int group;
     const char *metric;
     int integer; /* counts print as integers */
-} rep_column;
+} cks_report_column;
 /* The columns whose group the run file has. */
-size_t rep_columns(const rep *r, rep_column *out, size_t cap);
+size_t cks_report_columns(const cks_report_data *r, cks_report_column *out, size_t cap);
 
 /* A number for a table: %.4g, integers as such, "-" when missing. */
-void rep_num(char *buf, size_t cap, double x, int integer);
+void cks_report_num(char *buf, size_t cap, double x, int integer);
 
 /* The report of one checkpoint as a JSON document (new reference). */
-json_t *rep_json(const rep *r);
+json_t *cks_report_json(const cks_report_data *r);
 /* The body of the HTML report (sections, no <html>): used alone and in the trends page.
  * id_prefix makes the element ids unique on a page. */
-int rep_html_body(const rep *r, cks_buf *b, const char *id_prefix);
+int cks_report_html_body(const cks_report_data *r, cks_buf *b, const char *id_prefix);
 /* The page head (title, inline style sheet) and its end. */
-void rep_html_begin(cks_buf *b, const char *title);
-void rep_html_end(cks_buf *b);
+void cks_report_html_begin(cks_buf *b, const char *title);
+void cks_report_html_end(cks_buf *b);
 /* Appends untrusted text HTML-escaped. */
-void rep_html_text(cks_buf *b, const char *s);
+void cks_report_html_text(cks_buf *b, const char *s);
 
 /* A table of strings (report_table.c), row 0 the header where there is one. */
-#define REP_MAX_COLS 20
+#define CKS_REPORT_MAX_COLS 20
 typedef struct {
     size_t ncols, nrows, cap;
     size_t maxcell;    /* characters kept per cell (0: 120) */
     const char *align; /* 'l' or 'r' per column */
     char **cell;       /* nrows * ncols, printable */
     int err;           /* sticky: the first failed add */
-} rep_table;
-void rep_table_init(rep_table *t, size_t ncols, const char *align);
-void rep_table_release(rep_table *t);
-void rep_table_add(rep_table *t, const char *const *cells);
-const char *rep_table_cell(const rep_table *t, size_t row, size_t col);
+} cks_report_table;
+void cks_report_table_init(cks_report_table *t, size_t ncols, const char *align);
+void cks_report_table_release(cks_report_table *t);
+void cks_report_table_add(cks_report_table *t, const char *const *cells);
+const char *cks_report_table_cell(const cks_report_table *t, size_t row, size_t col);
 /* Label/value rows: checkpoint, step, position, status, commit, ... config. */
-void rep_table_header(const rep *r, rep_table *t);
+void cks_report_table_header(const cks_report_data *r, cks_report_table *t);
 /* SET NLL PPL BPB TOKENS (5 columns). */
-void rep_table_eval(const rep *r, rep_table *t);
+void cks_report_table_eval(const cks_report_data *r, cks_report_table *t);
 /* TASK METRIC VALUE STDERR N (5 columns). */
-void rep_table_evals(const rep *r, rep_table *t);
+void cks_report_table_evals(const cks_report_data *r, cks_report_table *t);
 /* LAYER KIND SHAPE <cols...> FLAGS (ncols + 4 columns); row i + 1 is tensor r->order[i]. */
-void rep_table_tensors(const rep *r, rep_table *t, const rep_column *cols, size_t ncols);
-/* The alignment string of the tensor table into buf (REP_MAX_COLS + 1 bytes). */
-const char *rep_tensor_align(size_t ncols, char *buf);
-/* The short flag names of f, space-separated. */
-void rep_flags_text(unsigned f, char *buf, size_t cap);
+void cks_report_table_tensors(const cks_report_data *r, cks_report_table *t,
+                              const cks_report_column *cols, size_t ncols);
+/* The alignment string of the tensor table into buf (CKS_REPORT_MAX_COLS + 1 bytes). */
+const char *cks_report_tensor_align(size_t ncols, char *buf);
 /* The outlier lists: largest drift against the previous checkpoint and the reference,
  * NaN/Inf, alpha outside 2..6; each names tensor columns with a value to show. */
-#define REP_NOUTLIERS 4
+#define CKS_REPORT_NOUTLIERS 4
 typedef struct {
     const char *label;
     int present; /* the run file has the group the list comes from */
     size_t n;
     size_t *tensor;
     char (*value)[48];
-} rep_outliers;
-int rep_outliers_collect(const rep *r, rep_outliers out[REP_NOUTLIERS]);
-void rep_outliers_release(rep_outliers out[REP_NOUTLIERS]);
+} cks_report_outliers;
+int cks_report_outliers_collect(const cks_report_data *r,
+                                cks_report_outliers out[CKS_REPORT_NOUTLIERS]);
+void cks_report_outliers_release(cks_report_outliers out[CKS_REPORT_NOUTLIERS]);
 
 /* config.json's headline fields on one line. */
-void rep_config_line(const rep *r, cks_buf *b);
+void cks_report_config_line(const cks_report_data *r, cks_buf *b);
 
-int rep_text(const rep *r, cks_buf *b);
-int rep_markdown(const rep *r, cks_buf *b);
+int cks_report_text(const cks_report_data *r, cks_buf *b);
+int cks_report_markdown(const cks_report_data *r, cks_buf *b);
 
 #endif
