@@ -6,6 +6,7 @@
 #include "ahead.h"
 #include "error.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,8 +32,10 @@ static int claim(const cks_ahead *a)
     int evict = a->cfg->o->evict, err = cks_source_claim_cache(a->sel->src, evict);
     if (err != CKS_EEXISTS)
         return err;
+    char why[1024]; /* the message is rewritten in the buffer it lives in: copy it first */
+    snprintf(why, sizeof why, "%s", cks_error_last());
     return cks_error_set(err, "%s%s; it may %s: give each shard or MPI rank its own HF_HUB_CACHE%s",
-                         evict ? "--evict: " : "", cks_error_last(),
+                         evict ? "--evict: " : "", why,
                          evict ? "still need blobs this scan would delete"
                                : "delete blobs this scan needs",
                          evict ? "" : ", or scan without --evict there");
