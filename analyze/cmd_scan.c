@@ -6,7 +6,7 @@
  * hf:// source share the progress line ("analysis | fetching ..."); their reports come
  * from download threads, so everything printed during the scan goes through one mutex.
  * It also holds the test hooks of the crash tests (CKS_TEST_KILL_AT,
- * CKS_TEST_TENSOR_DELAY_MS). */
+ * CKS_TEST_TENSOR_DELAY_MS) and of the benchmark of prefetch (CKS_TEST_NO_PREFETCH). */
 #include "cli.h"
 #include "cmd.h"
 #include "error.h"
@@ -405,6 +405,7 @@ int cmd_scan(int argc, char **argv)
         return status < 0 ? cli_finish("scan", 0) : status;
     u.o = &o;
     test_hooks_init(&u);
+    o.no_prefetch = getenv("CKS_TEST_NO_PREFETCH") != NULL; /* bench/bench_hub.py's baseline */
     cli_progress_init(&u.prog, u.quiet);
     pthread_mutex_init(&u.mu, NULL);
     u.t_start = cli_now();

@@ -132,7 +132,7 @@ int cks_ahead_run(cks_ahead *a, const cks_plan_input *in, const cks_task *t)
     }
     /* what the next own task adds: its checkpoint, and its previous one when that is
      * another shard's */
-    for (size_t i = 0; i < n && next != CKS_PLAN_NONE; i++)
+    for (size_t i = 0; i < n && next != CKS_PLAN_NONE && !a->cfg->o->no_prefetch; i++)
         if (a->need[i] > t->pos && a->need[i] <= next)
             cks_source_prefetch(src, a->sel->idx[a->need[i]]);
     cks_error_clear();

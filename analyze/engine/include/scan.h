@@ -35,6 +35,7 @@ typedef struct {
     int64_t ctx, stride; /* ppl windows; 0: the checkpoint's defaults */
     int bos;             /* --bos 1, --no-bos 0, -1: tokenizer_config.json */
     int evict;           /* --evict: delete downloaded blobs no longer needed (hf://) */
+    int no_prefetch;     /* fetch a checkpoint only when its task runs (benchmarks) */
 } cks_scan_options;
 
 typedef enum { CKS_SCAN_COMPLETE = 0, CKS_SCAN_INCOMPLETE, CKS_SCAN_FAILED } cks_scan_status;
