@@ -524,6 +524,43 @@ class HubTest(unittest.TestCase):
         finally:
             hub8.close()
 
+    def test_scan_shards_evict_merge_equals_git(self):
+        """Two shards of hf://org/eight with --evict, each with its own cache: a shard's
+        task needs the other shard's checkpoint as its previous one, which its evict must
+        keep until that task ran; the merged parts equal the scan of the repository."""
+        import h5py
+        from scan_support import same_file
+        repo8 = self.repo8()
+        hub8 = Hub(repo8, "org/eight", None, page_size=100)
+        try:
+            parts = []
+            for i in range(2):
+                cache = os.path.join(self.home, "cache%d" % i)
+                env = self.env(HF_ENDPOINT=hub8.url, HF_TOKEN=None, HF_HUB_CACHE=cache)
+                part = os.path.join(self.home, "part%d.h5" % i)
+                self.run_cks("scan", "hf://org/eight", "-o", part, "--shard", "%d/2" % i,
+                             "--evict", "--metrics", "norms,drift", "--quiet", env=env)
+                parts.append(part)
+                # what is left: the reference, the last own task and its previous one
+                left = set(os.listdir(os.path.join(cache, "models--org--eight", "blobs")))
+                last = 7 if i == 1 else 6
+                for name in ("ckpt_000", "ckpt_%03d" % (last - 1), "ckpt_%03d" % last):
+                    for e in hub8.repo.trees[hub8.repo.branches[name]]:
+                        if "lfs" in e:
+                            self.assertIn(e["lfs"]["oid"], left, (i, name))
+                lfs = sum(1 for n in left if len(n) == 64 and any(
+                    e.get("lfs", {}).get("oid") == n for t in hub8.repo.trees.values() for e in t))
+                self.assertLessEqual(lfs, 3 * 2, (i, left))  # three checkpoints of 2 shards
+            a = os.path.join(self.home, "hub.h5")
+            self.run_cks("merge", *parts, "-o", a)
+            b = os.path.join(self.home, "disk.h5")
+            self.run_cks("scan", repo8, "-o", b, "--metrics", "norms,drift", "--quiet")
+            with h5py.File(b, "r+") as f:
+                f.attrs["source"] = "hf://org/eight"
+            same_file(a, b)
+        finally:
+            hub8.close()
+
     def test_scan_fault_mid_download_then_resume(self):
         """A file of ckpt_001 arrives corrupt on every try: the scan names the checkpoint,
         the file and both hashes, analyses the others, exits 2 (DESIGN §8), and its run
