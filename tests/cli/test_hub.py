@@ -204,8 +204,9 @@ class HubTest(unittest.TestCase):
         self.check_cache("ckpt_002")
 
     def test_scan_equals_git_dataset_by_dataset(self):
-        """scan reads hf:// through the same source API (files fetched as they are mapped,
-        until the scan engine prefetches): the run file equals the scan of the repository."""
+        """scan reads hf:// through the same source API (each checkpoint's files fetched
+        before its task, the next one's meanwhile): the run file equals the scan of the
+        repository."""
         import h5py
         from scan_support import same_file
         a = os.path.join(self.home, "hub.h5")
