@@ -24,7 +24,8 @@
  *   the same test against the base run.
  * - Otherwise run. With --shard I/N a task is the shard's own when p % N == I; the plan
  *   covers every position, since the others' availability decides the shard's previous
- *   checkpoints. */
+ *   checkpoints.
+ * - With guess set, nothing is asked for: an unknown checkpoint counts as usable. */
 #ifndef CKS_PLAN_H
 #define CKS_PLAN_H
 
@@ -71,6 +72,11 @@ typedef struct {
     cks_avail ref_avail;
     int part;   /* the output is a part: file_prev is recorded */
     int extend; /* base holds the finished run's rows */
+    /* a checkpoint never opened is taken as usable instead of asked for (need): the
+     * likely plan past what is known, by which a source that fetches checkpoints
+     * prefetches and evicts (cks_plan_needed). A wrong guess costs a download, never a
+     * row: the walk runs only the plan made without it. */
+    int guess;
 } cks_plan_input;
 
 typedef enum {

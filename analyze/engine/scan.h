@@ -34,6 +34,8 @@ typedef struct {
     size_t neval;
     int64_t ctx, stride; /* ppl windows; 0: the checkpoint's defaults */
     int bos;             /* --bos 1, --no-bos 0, -1: tokenizer_config.json */
+    int evict;           /* --evict: delete downloaded blobs no longer needed (hf://) */
+    int no_prefetch;     /* fetch a checkpoint only when its task runs (benchmarks) */
 } cks_scan_options;
 
 typedef enum { CKS_SCAN_COMPLETE = 0, CKS_SCAN_INCOMPLETE, CKS_SCAN_FAILED } cks_scan_status;
@@ -66,6 +68,15 @@ typedef struct {
     double rate;      /* bytes per second on this checkpoint */
 } cks_scan_progress;
 
+/* Downloads of a source that fetches checkpoints (hf://, DESIGN §2), summed over the
+ * files in flight since fetching last went idle. */
+typedef struct {
+    const char *name; /* the checkpoint whose file last made progress */
+    uint64_t done, total;
+    double seconds;
+    int files_done, files_total;
+} cks_scan_fetch;
+
 /* How the engine talks to its caller. Every member may be NULL. */
 typedef struct {
     void *ctx;
@@ -79,6 +90,9 @@ typedef struct {
      * points (reports/store.h) */
     void (*point)(void *ctx, const char *name);
     const volatile sig_atomic_t *interrupted; /* non-zero: stop, keeping what is finished */
+    /* download progress: called on a download thread, never twice at once, but while the
+     * other hooks may run on the scan's thread */
+    void (*fetch)(void *ctx, const cks_scan_fetch *f);
 } cks_scan_hooks;
 
 typedef struct {

@@ -8,6 +8,9 @@
  *                                    refs/<branch>                      the commit (text)
  *   <HF_HUB_CACHE>/.locks/models--ORG--NAME/<name>.lock                 flock(2) while a
  *                                                                       blob is fetched
+ *   <HF_HUB_CACHE>/.locks/models--ORG--NAME/ckptscope-scan.lock         flock(2), shared by
+ *                                                                       scans, exclusive
+ *                                                                       by one that evicts
  *
  * Nothing is written outside these two folders: a folder on the way that is a symlink or
  * a file is refused, and an existing snapshot entry that resolves outside the repository
@@ -55,5 +58,10 @@ int cks_hub_cache_write_ref(const cks_hub_cache *c, const char *branch, const ch
 
 /* Takes the lock of one blob (blocks while another process holds it); *fd to close. */
 int cks_hub_cache_lock(const cks_hub_cache *c, const char *blob, int *fd);
+
+/* Creates the cache folders and takes the scan lock, shared or exclusive, without
+ * waiting: CKS_EEXISTS naming the cache folder when another process holds it in a way
+ * that conflicts. *fd to close (which releases it). */
+int cks_hub_cache_claim(const cks_hub_cache *c, int exclusive, int *fd);
 
 #endif

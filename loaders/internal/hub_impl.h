@@ -68,7 +68,9 @@ typedef struct {
     size_t nidle, capidle;
     pthread_t *workers;
     int nworkers, want_workers, stop;
-    int cancel; /* read by transfers (atomic) */
+    int cancel;                             /* read by transfers (atomic) */
+    const volatile sig_atomic_t *interrupt; /* cks_source_set_interrupt (h->mu) */
+    int claim_fd;                           /* cks_source_claim_cache's lock, or -1 */
 
     pthread_mutex_t pmu; /* progress */
     void (*progress)(void *ctx, const cks_fetch_progress *p);
@@ -111,6 +113,8 @@ int cks_hub_wait(cks_source *s, size_t idx);
 int cks_hub_evict(cks_source *s, const size_t *keep, size_t nkeep, uint64_t *freed);
 void cks_hub_set_progress(cks_source *s, cks_fetch_progress_fn fn, void *ctx);
 int cks_hub_set_threads(cks_source *s, int n);
+int cks_hub_claim(cks_source *s, int exclusive);
+void cks_hub_set_interrupt(cks_source *s, const volatile sig_atomic_t *flag);
 void cks_hub_stop_workers(hub_impl *h);
 
 #endif

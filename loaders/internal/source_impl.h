@@ -27,6 +27,8 @@ struct cks_fetch_ops {
     int (*evict)(cks_source *s, const size_t *keep, size_t nkeep, uint64_t *freed);
     void (*set_progress)(cks_source *s, cks_fetch_progress_fn fn, void *ctx);
     int (*set_threads)(cks_source *s, int n);
+    int (*claim)(cks_source *s, int exclusive);
+    void (*set_interrupt)(cks_source *s, const volatile sig_atomic_t *flag);
 };
 
 struct cks_source {

@@ -37,7 +37,10 @@ int cks_engine_new(cks_engine **out, const cks_scan_cfg *cfg, const cks_selectio
 void cks_engine_free(cks_engine *e);
 
 /* Opens the weights of position pos without reading them: *out is OPENS, INCOMPLETE or
- * FAILED, with the reason in msg[cap] for the last two. */
+ * FAILED, with the reason in msg[cap] for the last two. Of a source that fetches (the
+ * hub), only the file list is read: opening the weights would download the checkpoint,
+ * which only a process that analyses it or reads it as a previous checkpoint or the
+ * reference should do. OPENS is provisional either way: reading the checkpoint decides. */
 void cks_engine_probe(cks_engine *e, size_t pos, cks_avail *out, char *msg, size_t cap);
 /* Reads every tensor of position pos: *out is COMPLETE, INCOMPLETE or FAILED. */
 void cks_engine_verify(cks_engine *e, size_t pos, cks_avail *out, char *msg, size_t cap);
@@ -48,10 +51,16 @@ void cks_engine_verify(cks_engine *e, size_t pos, cks_avail *out, char *msg, siz
 int cks_engine_compute(cks_engine *e, const cks_task *t, cks_outcome *out);
 void cks_outcome_release(cks_outcome *o);
 
-/* The drivers' look ahead, before each task: tasks[from] runs now, and the checkpoints
- * still needed are those of cks_plan_needed. A source that fetches checkpoints (the hub,
- * DESIGN §2) prefetches the next one to run and evicts the ones no longer needed here;
- * local sources need neither, so today this only records them. */
-void cks_engine_ahead(cks_engine *e, const cks_task *tasks, size_t ntasks, size_t from);
+/* The look ahead of a process that computes, before task t, for a source that fetches
+ * checkpoints (the hub, DESIGN §2; nothing happens for the others). in is the walk's plan
+ * input, or NULL where only t is known (an MPI worker). With --evict, first deletes the
+ * downloaded blobs that no checkpoint still needed uses (cks_plan_needed over the plan
+ * made with guess: t's previous checkpoint and reference, t and every later own task with
+ * its previous one); then waits until t's checkpoint, previous checkpoint and reference
+ * are in the cache; then starts fetching what the next own task adds. The disk so holds
+ * about four checkpoints: the reference, t's previous one, t and the next.
+ * A fetch that failed is not reported here: mapping the file returns the same error, so
+ * the one rule above decides. Returns non-zero only for an interrupt (CKS_EINTR). */
+int cks_engine_ahead(cks_engine *e, const cks_plan_input *in, const cks_task *t);
 
 #endif
