@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config git git-lfs clang-format
 libgit2-dev libhdf5-dev hdf5-tools libgsl-dev libopenblas-dev liblapacke-dev libdnnl-dev ocl-icd-opencl-dev
-libjansson-dev libcmocka-dev gnuplot-nox
+libjansson-dev zlib1g-dev libzstd-dev libcmocka-dev gnuplot-nox
 python3 python3-numpy python3-h5py python3-scipy python3-torch python3-sentencepiece"
 
 # (ocl-icd-opencl-dev: oneDNN's CMake package requires OpenCL::OpenCL to be findable.)
