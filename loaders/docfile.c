@@ -175,11 +175,12 @@ static int decide(cks_docfile *f)
         f->kind = CKS_DOC_TOKENS;
         return cks_lines_rewind(f->lines);
     }
-    size_t lead = 0;
+    size_t lead = 0, end = err ? 0 : n;
     while (!err && lead < n && (p[lead] == ' ' || p[lead] == '\t'))
         lead++;
-    if (err || p[lead] != '{' || cks_json_parse(p, n, where(f, line, w, sizeof w), 1, &j) != 0) {
-        cks_error_clear();
+    while (end > lead && (p[end - 1] == ' ' || p[end - 1] == '\t' || p[end - 1] == '\r'))
+        end--;
+    if (err || p[lead] != '{' || p[end - 1] != '}') { /* not one JSON object on the line */
         f->jsonl = 0;
         f->kind = CKS_DOC_TEXT;
         if (f->o.want == CKS_DOC_TOKENS)
@@ -192,6 +193,8 @@ static int decide(cks_docfile *f)
                                  cks_lines_display(f->lines));
         return cks_lines_rewind(f->lines);
     }
+    if ((err = cks_json_parse(p, n, where(f, line, w, sizeof w), 1, &j)) != 0)
+        return err; /* it looks like JSONL: its errors are reported, not read as text */
     f->jsonl = 1;
     f->kind = f->o.want;
     if (f->kind == CKS_DOC_AUTO)

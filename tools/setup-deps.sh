@@ -5,10 +5,11 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config git git-lfs clang-format
 libgit2-dev libhdf5-dev hdf5-tools libgsl-dev libopenblas-dev liblapacke-dev libdnnl-dev ocl-icd-opencl-dev
-libjansson-dev zlib1g-dev libzstd-dev libcmocka-dev gnuplot-nox
+libjansson-dev zlib1g-dev libzstd-dev zstd libcmocka-dev gnuplot-nox
 python3 python3-numpy python3-h5py python3-scipy python3-torch python3-sentencepiece"
 
-# (ocl-icd-opencl-dev: oneDNN's CMake package requires OpenCL::OpenCL to be findable.)
+# (ocl-icd-opencl-dev: oneDNN's CMake package requires OpenCL::OpenCL to be findable;
+# zstd, the program: the tests compress held-out files with it.)
 # Extra groups: "--mpi" adds OpenMPI, "--browser" Chromium (HTML report test),
 # "--fuzz" clang and its runtime (libFuzzer), "--train" the public-domain Jargon File that
 # tools/train_tiny.py trains the demo run on (only needed to remake examples/).
