@@ -11,6 +11,10 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+/* The least free room decompressed into at a time (up to CKS_LINES_CHUNK when there is
+ * more): the buffer starts at twice this and doubles, so small files cost little. */
+#define LINES_ROOM ((size_t)64 << 10)
+
 /* libzstd's default largest window, ZSTD_WINDOWLOG_LIMIT_DEFAULT (a static-linking-only name) */
 #define ZSTD_WINDOW_LOG_DEFAULT_MAX 27
 
@@ -261,10 +265,10 @@ static int make_room(cks_lines *r)
         r->end -= r->start;
         r->start = 0;
     }
-    if (r->cap - r->end >= CKS_LINES_CHUNK)
+    if (r->cap - r->end >= LINES_ROOM)
         return 0;
-    size_t c = r->cap ? 2 * r->cap : CKS_LINES_CHUNK;
-    if (c < r->end + CKS_LINES_CHUNK)
+    size_t c = r->cap ? 2 * r->cap : 2 * LINES_ROOM; /* small files stay small */
+    if (c > r->end + CKS_LINES_CHUNK)
         c = r->end + CKS_LINES_CHUNK;
     unsigned char *b = realloc(r->buf, c);
     if (!b)
@@ -279,7 +283,7 @@ static int next_stream(cks_lines *r, const char **line, size_t *len)
 {
     for (;;) {
         size_t pending = r->end - r->start;
-        unsigned char *p = r->buf + r->start;
+        unsigned char *p = r->buf ? r->buf + r->start : NULL; /* no buffer before a chunk */
         unsigned char *nl =
             pending > r->scanned ? memchr(p + r->scanned, '\n', pending - r->scanned) : NULL;
         if (nl || (r->eof && pending > 0)) {
@@ -300,7 +304,8 @@ static int next_stream(cks_lines *r, const char **line, size_t *len)
             return CKS_ITEROVER;
         size_t got = 0;
         int err = make_room(r);
-        if (err || (err = produce(r, r->buf + r->end, CKS_LINES_CHUNK, &got)) != 0)
+        size_t room = r->cap - r->end < CKS_LINES_CHUNK ? r->cap - r->end : CKS_LINES_CHUNK;
+        if (err || (err = produce(r, r->buf + r->end, room, &got)) != 0)
             return err;
         r->end += got;
     }
@@ -353,10 +358,10 @@ static int slurp(cks_lines *r, size_t max, unsigned char **out, size_t *len)
     size_t cap = 0, n = 0;
     int err = 0;
     while (!r->eof) {
-        if (cap - n < CKS_LINES_CHUNK) {
-            size_t c = cap ? 2 * cap : 4 * CKS_LINES_CHUNK;
-            if (c > max + CKS_LINES_CHUNK)
-                c = max + CKS_LINES_CHUNK;
+        if (cap - n < LINES_ROOM) {
+            size_t c = cap ? 2 * cap : 2 * LINES_ROOM;
+            if (c > max + LINES_ROOM + 1)
+                c = max + LINES_ROOM + 1;
             unsigned char *q = c > cap ? realloc(b, c) : NULL;
             if (!q) {
                 err = cks_error_set(CKS_ENOMEM, "%s: out of memory", r->display);
@@ -366,7 +371,8 @@ static int slurp(cks_lines *r, size_t max, unsigned char **out, size_t *len)
             cap = c;
         }
         size_t got = 0;
-        if ((err = produce(r, b + n, CKS_LINES_CHUNK, &got)) != 0)
+        size_t room = cap - n < CKS_LINES_CHUNK ? cap - n : CKS_LINES_CHUNK;
+        if ((err = produce(r, b + n, room, &got)) != 0)
             break;
         n += got;
         if (n > max) {

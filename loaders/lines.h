@@ -11,8 +11,8 @@
  *                                 refused by libzstd's default limit.
  *   anything else: the bytes as they are (mapped, not copied).
  *
- * Decompression streams: memory is one line plus one chunk (CKS_LINES_CHUNK), whatever
- * the file's size. Bounds, each a CKS_ELIMIT naming the file: a line longer than
+ * Decompression streams: memory is one line plus at most one chunk (CKS_LINES_CHUNK),
+ * whatever the file's size. Bounds, each a CKS_ELIMIT naming the file: a line longer than
  * max_line; more than max_bytes decompressed; more than max_ratio decompressed bytes per
  * compressed byte once past ratio_free bytes (a decompression bomb: gzip cannot
  * pass 1032:1, real text and token JSONL compress 3-20:1). A stream that ends before its
