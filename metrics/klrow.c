@@ -18,13 +18,20 @@
  * fdlibm's ln2_hi/ln2_lo, ln2_hi having enough trailing zeros that n·ln2_hi is exact for
  * |n| < 2^11), |r| <= ln2/2 = 0.3466; exp(r) by its Taylor series through r^13/13!, whose
  * remainder r^14/14! < 4e-18 is far below the float64 rounding of the Horner steps.
- * Branch-free so that the loops calling it vectorise. */
+ * n is rounded by adding 1.5·2^52, which leaves it in the low bits of the sum, from where
+ * 2^n is built with integer adds and shifts: no float-to-integer conversion, which x86
+ * vectorises only with AVX-512DQ. Branch-free, so that the loops calling it vectorise. */
 static inline double exp_d(double x)
 {
-    const double lo = -708.0, hi = 709.0;
+    const double lo = -708.0, hi = 709.0, shift = 0x1.8p52;
     double c = x > lo ? x : lo; /* NaN becomes lo here; restored below */
     c = c < hi ? c : hi;
-    double n = floor(c * 1.4426950408889634074 + 0.5);
+    union {
+        double d;
+        uint64_t u;
+    } k = {.d = c * 1.4426950408889634074 + shift}, s; /* a union, not memcpy: under omp
+                                                           simd GCC vectorises only this */
+    double n = k.d - shift;
     double r = c - n * 6.93147180369123816490e-01;
     r = r - n * 1.90821492927058770002e-10;
     double p = 1.0 / 6227020800.0; /* 1/13! */
@@ -41,10 +48,8 @@ static inline double exp_d(double x)
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    uint64_t bits = (uint64_t)((int64_t)n + 1023) << 52; /* 2^n, n in [-1022, 1023] */
-    double s;
-    memcpy(&s, &bits, sizeof s);
-    double v = x < lo ? 0.0 : p * s;
+    s.u = (k.u + 1023) << 52; /* 2^n: the low bits of k.u are n, n in [-1022, 1023] */
+    double v = x < lo ? 0.0 : p * s.d;
     return x == x ? v : x;
 }
 
