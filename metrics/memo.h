@@ -12,6 +12,8 @@
  * over which the means are taken. `--samples N` picks N of them uniformly without
  * replacement with gsl_ran_choose and a gsl_rng_mt19937 seeded `--seed` (default 1), kept
  * in file order: the same sample for every checkpoint of a scan (N >= the count: all).
+ * (gsl_rng_set turns a seed of 0 into 4357, the generator's historical default: --seed 0
+ * and --seed 4357 pick the same sample.)
  * The generation itself is the forward pass's; this file scores what it produced. */
 #ifndef CKS_MEMO_H
 #define CKS_MEMO_H
