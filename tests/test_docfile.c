@@ -180,6 +180,20 @@ static void test_docfile__tokens_jsonl_compressed_and_split(void **state)
     assert_int_equal(l.v[0].line[1], 3);
     assert_string_equal(l.v[1].name, "ids:B");
     cks_docsets_release(&l);
+    /* a file the name does not type, holding text: not token ids */
+    static const char words[] = "{\"text\": \"a\"}\n";
+    char *pw = put("words.data", words, sizeof words - 1);
+    cks_expect_error(cks_tokfile_read(&d, pw, "w", CKS_TOKFILE_AUTO), CKS_EFORMAT, pw,
+                     "hold \"text\", not \"token_ids\"");
+    free(pw);
+    /* one set name from two files, as "a:b" + "c" and "a" + "b:c" would make */
+    cks_docset *s1, *s2;
+    assert_int_equal(cks_docsets_get(&l, "a:b:c", "one.jsonl", 10, &s1), 0);
+    assert_int_equal(cks_docsets_get(&l, "a:b:c", "one.jsonl", 10, &s2), 0);
+    assert_ptr_equal(s1, s2);
+    cks_expect_error(cks_docsets_get(&l, "a:b:c", "two.jsonl", 10, &s2), CKS_EINVAL, "one.jsonl",
+                     "two.jsonl");
+    cks_docsets_release(&l);
     /* at most max sets */
     cks_expect_error(cks_tokfile_read_sets(&l, p, "ids", CKS_TOKFILE_AUTO, 1, 1), CKS_ELIMIT, p,
                      "more than 1");
@@ -314,6 +328,10 @@ static void test_docfile__refusals_name_file_and_line(void **state)
                    1, E, "line 1: the subset name is empty");
     expect_refused("metactl.jsonl", "{\"text\": \"a\", \"meta\": {\"pile_set_name\": \"a\\nb\"}}\n",
                    T, 1, E, "control characters");
+    char longname[400];
+    snprintf(longname, sizeof longname,
+             "{\"text\": \"a\", \"meta\": {\"pile_set_name\": \"%0129d\"}}\n", 7);
+    expect_refused("metalong.jsonl", longname, T, 1, E, "longer than 128 bytes");
     expect_refused("plain.txt", "no json here\n", T, 1, E, "--split-by-meta needs JSONL");
     expect_refused("notext.jsonl", "{\"text\": \"a\"}\n\n{\"txt\": \"b\"}\n", T, 0, E,
                    "line 3: no \"text\" string");

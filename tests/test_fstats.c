@@ -407,6 +407,10 @@ static void test_fstats__bootstrap_edges(void **state)
     cks_boot_options_default(&o);
     o.block = 0;
     cks_expect_error(cks_bootstrap_mean(&lo, &hi, v, 5, one, 1, &o), CKS_EINVAL, "block", NULL);
+    /* more draws than hours of work: refused before anything is allocated */
+    cks_boot_options_default(&o);
+    o.resamples = (int64_t)1 << 40;
+    cks_expect_error(cks_bootstrap_mean(&lo, &hi, v, 5, two, 2, &o), CKS_ELIMIT, "too many", NULL);
     /* nothing to resample, or a NaN: no interval */
     assert_int_equal(cks_bootstrap_mean(&lo, &hi, v, 0, NULL, 0, NULL), 0);
     assert_true(isnan(lo) && isnan(hi));
