@@ -12,9 +12,9 @@
  *
  * Which one a file is, is decided by its content: JSONL when its first non-blank line
  * starts with '{' and ends with '}' (spaces aside), plain text otherwise; a first line
- * that looks like an object but is not valid JSON is an error, never read as text. With CKS_DOC_AUTO, a JSONL file whose first line
- * has "token_ids" holds tokens (even when it also has "text"), else text; every later line
- * must have the same field. Blank lines (spaces, tabs, '\r') are skipped. Every error
+ * that looks like an object but is not valid JSON is an error, never read as text. With
+ * CKS_DOC_AUTO, a JSONL file whose first line has "token_ids" holds tokens (even when it
+ * also has "text"), else text; every later line must have the same field. Blank lines (spaces, tabs, '\r') are skipped. Every error
  * names the file and the line: a line that is not a JSON object, a missing or mistyped
  * field, an id out of range, a line longer than the limit. */
 #ifndef CKS_DOCFILE_H
