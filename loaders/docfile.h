@@ -14,9 +14,9 @@
  * starts with '{' and ends with '}' (spaces aside), plain text otherwise; a first line
  * that looks like an object but is not valid JSON is an error, never read as text. With
  * CKS_DOC_AUTO, a JSONL file whose first line has "token_ids" holds tokens (even when it
- * also has "text"), else text; every later line must have the same field. Blank lines (spaces, tabs, '\r') are skipped. Every error
- * names the file and the line: a line that is not a JSON object, a missing or mistyped
- * field, an id out of range, a line longer than the limit. */
+ * also has "text"), else text; every later line must have the same field. Blank lines (spaces,
+ * tabs, '\r') are skipped. Every error names the file and the line: a line that is not a JSON
+ * object, a missing or mistyped field, an id out of range, a line longer than the limit. */
 #ifndef CKS_DOCFILE_H
 #define CKS_DOCFILE_H
 
