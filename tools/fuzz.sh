@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT="$ROOT/build-fuzz/fuzz-out"
 TARGETS="safetensors shard_index config lfs torchbin spm hf_tokenizer tokenize lmeval runfile
-docfile trainset"
+hub_listing docfile trainset"
 
 # Largest input per target: a little above the largest seed (speed falls with size; the
 # run-file target's HDF5 files are kept small on purpose).
