@@ -67,6 +67,16 @@ static int keep(cks_trainset *t, const cks_doc *doc, size_t *cap)
     return 0;
 }
 
+/* The file's largest id and the first line holding it. */
+static void note_max(cks_trainset *t, const cks_doc *doc)
+{
+    for (int64_t i = 0; i < doc->n; i++)
+        if (doc->ids[i] > t->file_maxid) {
+            t->file_maxid = doc->ids[i];
+            t->file_maxid_line = doc->line;
+        }
+}
+
 static int bad_pick(const cks_trainset *t, int64_t at)
 {
     return cks_error_set(CKS_EINVAL,
@@ -85,10 +95,12 @@ int cks_trainset_read(cks_trainset *out, const char *path, int64_t width, const 
     int64_t pi = 0;
     memset(&t, 0, sizeof t);
     t.width = width;
+    t.file_maxid = -1;
     int err = open_tokens(&f, path, width);
     if (!err && !(t.display = strdup(path)))
         err = cks_error_set(CKS_ENOMEM, "%s: out of memory", path);
     while (!err && (err = cks_docfile_next(f, &doc)) == 0) {
+        note_max(&t, &doc);
         if (doc.n < width) {
             t.skipped++;
             continue;
@@ -114,15 +126,21 @@ int cks_trainset_read(cks_trainset *out, const char *path, int64_t width, const 
     return 0;
 }
 
+static int out_of_vocab(const cks_trainset *t, int64_t line, int32_t id, int64_t vocab,
+                        const char *what)
+{
+    return cks_error_set(CKS_EFORMAT,
+                         "%s: line %lld: token id %d is not below the vocabulary size %lld of %s",
+                         t->display, (long long)line, id, (long long)vocab, what);
+}
+
 int cks_trainset_check_vocab(const cks_trainset *t, int64_t vocab, const char *what)
 {
     for (int64_t i = 0; i < t->n; i++)
         if (t->maxid[i] >= vocab)
-            return cks_error_set(CKS_EFORMAT,
-                                 "%s: line %lld: token id %d is not below the vocabulary size "
-                                 "%lld of %s",
-                                 t->display, (long long)t->line[i], t->maxid[i], (long long)vocab,
-                                 what);
+            return out_of_vocab(t, t->line[i], t->maxid[i], vocab, what);
+    if (t->file_maxid >= vocab)
+        return out_of_vocab(t, t->file_maxid_line, t->file_maxid, vocab, what);
     return 0;
 }
 

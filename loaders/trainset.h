@@ -9,7 +9,9 @@
  * with fewer than width ids are skipped and counted, not an error. Which sequences to keep
  * is the caller's choice (metrics/memo.h picks --samples of them): an index among the
  * long-enough lines, in file order. Whether ids are below the model's vocabulary is
- * checked at use, when it is known (cks_trainset_check_vocab). */
+ * checked at use, when it is known (cks_trainset_check_vocab), over every line of the
+ * file: the kept ones, and the skipped and unpicked ones through the file's largest id (an
+ * id past the vocabulary anywhere means data made for another tokenizer). */
 #ifndef CKS_TRAINSET_H
 #define CKS_TRAINSET_H
 
@@ -19,14 +21,16 @@
 #define CKS_MAX_TRAIN_IDS   ((int64_t)1 << 32) /* ids kept in all (16 GiB) */
 
 typedef struct {
-    char *display;    /* the file */
-    int64_t width;    /* ids kept per sequence: k + l */
-    int64_t n;        /* sequences kept */
-    int32_t *ids;     /* [n × width]: sequence i at ids + i·width */
-    int64_t *line;    /* [n] its 1-based line in the file */
-    int32_t *maxid;   /* [n] the largest id of its whole line */
-    int64_t eligible; /* lines with at least width ids */
-    int64_t skipped;  /* lines with fewer */
+    char *display;           /* the file */
+    int64_t width;           /* ids kept per sequence: k + l */
+    int64_t n;               /* sequences kept */
+    int32_t *ids;            /* [n × width]: sequence i at ids + i·width */
+    int64_t *line;           /* [n] its 1-based line in the file */
+    int32_t *maxid;          /* [n] the largest id of its whole line */
+    int64_t eligible;        /* lines with at least width ids */
+    int64_t skipped;         /* lines with fewer */
+    int32_t file_maxid;      /* the largest id of every line read (kept or not); -1: none */
+    int64_t file_maxid_line; /* the first line holding it */
 } cks_trainset;
 
 /* Counts the lines of path with at least width ids (*eligible) and with fewer (*skipped). */
@@ -39,8 +43,9 @@ int cks_trainset_count(const char *path, int64_t width, int64_t *eligible, int64
 int cks_trainset_read(cks_trainset *out, const char *path, int64_t width, const int64_t *pick,
                       int64_t npick);
 
-/* CKS_EFORMAT naming the file, the line, the id and what (the checkpoint) when a kept
- * sequence's line holds an id >= vocab. */
+/* CKS_EFORMAT naming the file, the line, the id and what (the checkpoint) when a line of
+ * the file holds an id >= vocab: the first kept sequence's line holding one, else (a
+ * skipped or unpicked line) the first line holding the file's largest id. */
 int cks_trainset_check_vocab(const cks_trainset *t, int64_t vocab, const char *what);
 
 void cks_trainset_release(cks_trainset *t);

@@ -113,6 +113,17 @@ static void test_memo__reads_keeps_and_skips(void **state)
         assert_int_equal(t.line[1], 7);
         assert_int_equal(t.eligible, 4);
         cks_trainset_release(&t);
+        /* an id past the vocabulary on a line not picked is refused too, naming that line:
+           line 1 kept (ids below 170), line 7 holds the file's largest id, 763 */
+        int64_t first[1] = {0};
+        assert_int_equal(cks_trainset_read(&t, files[f], 64, first, 1), 0);
+        assert_int_equal(t.n, 1);
+        assert_int_equal(t.file_maxid, 763);
+        assert_int_equal(t.file_maxid_line, 7);
+        assert_int_equal(cks_trainset_check_vocab(&t, 764, "model@ckpt"), 0);
+        cks_expect_error(cks_trainset_check_vocab(&t, 700, "model@ckpt"), CKS_EFORMAT,
+                         "line 7: token id 763", "700 of model@ckpt");
+        cks_trainset_release(&t);
         int64_t back[2] = {3, 1}, past[1] = {4};
         cks_expect_error(cks_trainset_read(&t, files[f], 64, back, 2), CKS_EINVAL, files[f],
                          "not increasing");
@@ -202,6 +213,10 @@ static void test_memo__refusals_name_file_and_line(void **state)
     assert_int_equal(cks_memo_load(&t, ok, 32, 32, 5, 1), 0);
     assert_int_equal(t.n, 0);
     assert_int_equal(t.skipped, 1);
+    /* a skipped line's ids are checked against the vocabulary all the same */
+    assert_int_equal(cks_trainset_check_vocab(&t, 3, "model@ckpt"), 0);
+    cks_expect_error(cks_trainset_check_vocab(&t, 2, "model@ckpt"), CKS_EFORMAT,
+                     "line 1: token id 2", NULL);
     cks_memo_summary s;
     cks_memo_score(&s, &t, 32, NULL, NULL, NULL);
     assert_int_equal(s.sequences, 0);

@@ -56,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_REQUIRE(i == 0 || t.line[i] > t.line[i - 1]);
         for (int64_t j = 0; j < t.width; j++)
             FUZZ_REQUIRE(t.ids[i * t.width + j] >= 0 && t.ids[i * t.width + j] <= t.maxid[i]);
+        FUZZ_REQUIRE(t.maxid[i] <= t.file_maxid && t.file_maxid_line >= 1);
         memcpy(gen + i * l, t.ids + i * t.width + k, (size_t)l * sizeof *gen);
     }
     cks_memo_summary s;
@@ -63,7 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_REQUIRE(s.sequences == t.n && s.skipped == t.skipped);
     FUZZ_REQUIRE(t.n == 0 ||
                  (s.token_match == 1.0 && s.full_match == 1.0 && s.prefix_match == 1.0));
-    err = cks_trainset_check_vocab(&t, 1 + (int64_t)(data[0] & 0x7f), "fuzz@ckpt");
+    int64_t vocab = 1 + (int64_t)(data[0] & 0x7f);
+    err = cks_trainset_check_vocab(&t, vocab, "fuzz@ckpt");
+    FUZZ_REQUIRE((err != 0) == (t.file_maxid >= vocab)); /* every line read is checked */
     if (err)
         fuzz_check_refusal(err, path);
     free(gen);
