@@ -135,16 +135,27 @@ void cks_lines_free(cks_lines *r)
     free(r);
 }
 
-static int truncated(const cks_lines *r)
+/* The line a decompression error falls in: the lines handed out (or, in slurp, passed)
+ * plus those completed in the got bytes this step decompressed before it failed
+ * (decompression runs only when the bytes not handed out yet hold no complete line). */
+static long long at_line(const cks_lines *r, const unsigned char *got, size_t n)
+{
+    long long line = (long long)r->lineno + 1;
+    for (const unsigned char *e = got + n; n && (got = memchr(got, '\n', (size_t)(e - got))); got++)
+        line++;
+    return line;
+}
+
+static int truncated(const cks_lines *r, const unsigned char *got, size_t n)
 {
     return cks_error_set(CKS_EFORMAT,
-                         "%s: truncated %s data: the file ends (%zu bytes) before its "
+                         "%s: line %lld: truncated %s data: the file ends (%zu bytes) before its "
                          "compressed stream does",
-                         r->display, cks_compression_name(r->comp), r->insize);
+                         r->display, at_line(r, got, n), cks_compression_name(r->comp), r->insize);
 }
 
 /* Bytes past the end of one gzip member: another member, or an error. */
-static int gzip_member_end(cks_lines *r)
+static int gzip_member_end(cks_lines *r, const unsigned char *got, size_t n)
 {
     size_t at = r->fed - r->z.avail_in, left = r->insize - at;
     if (left == 0) {
@@ -155,8 +166,9 @@ static int gzip_member_end(cks_lines *r)
         inflateReset(&r->z);
         return 0;
     }
-    return cks_error_set(CKS_EFORMAT, "%s: %zu bytes after the end of the gzip data (at byte %zu)",
-                         r->display, left, at);
+    return cks_error_set(CKS_EFORMAT,
+                         "%s: line %lld: %zu bytes after the end of the gzip data (at byte %zu)",
+                         r->display, at_line(r, got, n), left, at);
 }
 
 static int gzip_produce(cks_lines *r, unsigned char *dst, size_t n, size_t *got)
@@ -173,15 +185,17 @@ static int gzip_produce(cks_lines *r, unsigned char *dst, size_t n, size_t *got)
         }
         int ret = inflate(&r->z, Z_NO_FLUSH), err;
         if (ret == Z_STREAM_END) {
-            if ((err = gzip_member_end(r)) != 0)
+            if ((err = gzip_member_end(r, dst, n - r->z.avail_out)) != 0)
                 return err;
         } else if (ret == Z_BUF_ERROR && r->z.avail_in == 0 && r->fed == r->insize) {
-            return truncated(r);
+            return truncated(r, dst, n - r->z.avail_out);
         } else if (ret == Z_MEM_ERROR) {
             return cks_error_set(CKS_ENOMEM, "%s: out of memory in zlib", r->display);
         } else if (ret != Z_OK) {
-            return cks_error_set(CKS_EFORMAT, "%s: corrupt gzip data near byte %zu (zlib: %s)",
-                                 r->display, r->fed - r->z.avail_in, r->z.msg ? r->z.msg : "error");
+            return cks_error_set(CKS_EFORMAT,
+                                 "%s: line %lld: corrupt gzip data near byte %zu (zlib: %s)",
+                                 r->display, at_line(r, dst, n - r->z.avail_out),
+                                 r->fed - r->z.avail_in, r->z.msg ? r->z.msg : "error");
         }
     }
     *got = n - r->z.avail_out;
@@ -204,13 +218,15 @@ static int zstd_produce(cks_lines *r, unsigned char *dst, size_t n, size_t *got)
                                      r->display, 1 << (ZSTD_WINDOW_LOG_DEFAULT_MAX - 20));
             if (ZSTD_getErrorCode(ret) == ZSTD_error_memory_allocation)
                 return cks_error_set(CKS_ENOMEM, "%s: out of memory in libzstd", r->display);
-            return cks_error_set(CKS_EFORMAT, "%s: corrupt zstd data near byte %zu (libzstd: %s)",
-                                 r->display, ib.pos, ZSTD_getErrorName(ret));
+            return cks_error_set(
+                CKS_EFORMAT, "%s: line %lld: corrupt zstd data near byte %zu (libzstd: %s)",
+                r->display, at_line(r, dst, ob.pos), ib.pos, ZSTD_getErrorName(ret));
         }
         if (ib.pos == ib.size && ret == 0)
             r->eof = 1; /* all input used, at a frame boundary, everything flushed */
         else if (ib.pos == ib.size && ob.pos == before)
-            return truncated(r); /* no progress: it needs input the file does not have */
+            return truncated(r, dst,
+                             ob.pos); /* no progress: it needs input the file does not have */
     }
     *got = ob.pos;
     return 0;
@@ -374,6 +390,9 @@ static int slurp(cks_lines *r, size_t max, unsigned char **out, size_t *len)
         size_t room = cap - n < CKS_LINES_CHUNK ? cap - n : CKS_LINES_CHUNK;
         if ((err = produce(r, b + n, room, &got)) != 0)
             break;
+        for (const unsigned char *q = b + n, *e = b + n + got;
+             (q = memchr(q, '\n', (size_t)(e - q))) != NULL; q++)
+            r->lineno++; /* for at_line */
         n += got;
         if (n > max) {
             err = cks_error_set(CKS_ELIMIT, "%s: more than %zu bytes once decompressed", r->display,
@@ -381,6 +400,7 @@ static int slurp(cks_lines *r, size_t max, unsigned char **out, size_t *len)
             break;
         }
     }
+    r->lineno = 0; /* lines are numbered by cks_lines_next only */
     if (err) {
         free(b);
         return err;

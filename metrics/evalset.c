@@ -4,6 +4,7 @@
 #include "docfile.h"
 #include "error.h"
 #include "tokfile.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,22 @@ int cks_evalset_is_tokens(const char *path)
     return k == CKS_DOC_TOKENS;
 }
 
+/* A tokenizer error on a whole plain-text file: invalid UTF-8 is told by its line (and
+ * the byte offset in the file), which the tokenizer, given one document, cannot know. */
+static int text_error(int err, const cks_doc *doc, const char *path)
+{
+    size_t bad = err == CKS_EFORMAT ? cks_utf8_check(doc->text, doc->len) : doc->len;
+    if (bad >= doc->len)
+        return cks_error_prefix(err, "%s", path);
+    long long line = 1;
+    for (const char *q = doc->text, *e = doc->text + bad; (q = memchr(q, '\n', (size_t)(e - q)));
+         q++)
+        line++;
+    return cks_error_set(CKS_EFORMAT,
+                         "%s: line %lld: not valid UTF-8 at byte offset %zu (byte 0x%02X)", path,
+                         line, bad, (unsigned)(unsigned char)doc->text[bad]);
+}
+
 /* One text document: tokenised, its bytes counted. */
 static int add_text(cks_docset *d, const cks_doc *doc, const cks_tokenizer *tok, const char *path)
 {
@@ -55,7 +72,7 @@ static int add_text(cks_docset *d, const cks_doc *doc, const cks_tokenizer *tok,
     if ((err = cks_tokenizer_encode(tok, doc->text, doc->len, &ids, &n)) != 0) {
         if (doc->line)
             return cks_error_prefix(err, "%s: line %lld", path, (long long)doc->line);
-        return cks_error_prefix(err, "%s", path);
+        return text_error(err, doc, path);
     }
     if (d->bytes < 0)
         d->bytes = 0;

@@ -5,7 +5,8 @@ the Pile), plain, gzip and zstd, give the losses PyTorch computed for the files
 documents, or one set per `meta.pile_set_name` with --split-by-meta; the same documents
 as `token_ids` JSONL give the same numbers; and every refusal (truncated and corrupt
 compressed files, trailing data, a decompression bomb, lines without the field asked
-for, --split-by-meta without meta) exits 2 with one line naming the file and the line.
+for, --split-by-meta without meta, text that is not UTF-8, a line over 256 MiB) exits 2
+with one line naming the file and the line.
 
 usage: test_heldout_formats.py CKPTSCOPE SOURCE_DIR"""
 import gzip
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zlib
 
 CK, SRC = sys.argv[1], sys.argv[2]
 EX = os.path.join(SRC, "examples")
@@ -130,17 +132,42 @@ def expect_error(args, *needles):
 def test_refusals():
     good = "".join(json.dumps({"text": t}) + "\n" for _, t in texts()).encode()
     gz = gzip.compress(good, mtime=0)
+    # compressed-stream errors name the line being decoded: the number of lines the
+    # Python decoder gets out of the readable part, plus one
     f = write("cut.jsonl.gz", gz[:len(gz) // 2])
-    expect_error(["--text", f], f, "truncated gzip")
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    expect_error(["--text", f], f, "line %d: truncated gzip"
+                 % (1 + d.decompress(gz[:len(gz) // 2]).count(b"\n")))
     zs = open(zstd(write("z.jsonl", good)), "rb").read()
     f = write("cut.jsonl.zst", zs[:-7])
-    expect_error(["--text", f], f, "truncated zstd")
+    expect_error(["--text", f], f, "truncated zstd", "line ")
     f = write("trail.jsonl.gz", gz + b"\0\0\0\0")
-    expect_error(["--text", f], f, "4 bytes after the end of the gzip data")
+    expect_error(["--text", f], f, "line %d: 4 bytes after the end of the gzip data"
+                 % (1 + good.count(b"\n")))
     bad = bytearray(zs)
     bad[len(bad) // 2] ^= 0xff
     f = write("flip.jsonl.zst", bytes(bad))
-    expect_error(["--text", f], f, "corrupt zstd")
+    expect_error(["--text", f], f, "corrupt zstd", "line ")
+    bad = bytearray(gz)
+    bad[len(bad) // 2] ^= 0xff
+    f = write("flip.jsonl.gz", bytes(bad))
+    expect_error(["--text", f], f, "corrupt gzip", "line ")
+    # not UTF-8: in a JSONL line (jansson refuses it) and in plain text, plain or gzip
+    f = write("latin1.jsonl", b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
+    expect_error(["--text", f], f, "line 2: not valid JSON")
+    for name, data in [("latin1.txt", b"plain text\ncaf\xe9 au lait\n"),
+                       ("latin1.txt.gz", gzip.compress(b"plain text\ncaf\xe9 au lait\n", mtime=0))]:
+        f = write(name, data)
+        expect_error(["--text", f], f, "line 2: not valid UTF-8 at byte offset 14")
+    # a line longer than 256 MiB (a sparse file: no newline after line 1), plain and as
+    # token ids: refused when the limit is passed, without reading on
+    for kind, first in [("--text", b'{"text": "ok"}\n'), ("--tokens", b'{"token_ids": [1]}\n')]:
+        f = os.path.join(TMP, "huge.jsonl")
+        with open(f, "wb") as h:
+            h.write(first)
+            h.truncate(300 << 20)
+        expect_error([kind, f], f, "line 2 is longer than 268435456 bytes")
+        os.unlink(f)
     # 100 MiB of newlines from 100 KB: past 64 MiB and 1000:1 it stops
     f = write("bomb.jsonl.gz", gzip.compress(b"\n" * (100 << 20), compresslevel=9, mtime=0))
     expect_error(["--text", f], f, "decompression bomb")
