@@ -16,8 +16,9 @@
  * max_line; more than max_bytes decompressed; more than max_ratio decompressed bytes per
  * compressed byte once past ratio_free bytes (a decompression bomb: gzip cannot
  * pass 1032:1, real text and token JSONL compress 3-20:1). A stream that ends before its
- * end (a truncated .gz or .zst) and corrupt data are CKS_EFORMAT naming the file and the
- * byte offset in it.
+ * end (a truncated .gz or .zst) and corrupt data are CKS_EFORMAT naming the file, the line
+ * being decoded when it went wrong (1 + the lines completed before) and the byte offset in
+ * the file.
  *
  * Lines end at '\n'; the '\n' is not part of the line (a '\r' before it is, for the
  * caller's parser to treat as blank); a last line without '\n' is a line. Line numbers
