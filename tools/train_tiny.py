@@ -169,11 +169,13 @@ def lr_at(step):
     return t["min_lr"] + 0.5 * (t["lr"] - t["min_lr"]) * (1 + math.cos(math.pi * frac))
 
 
-def train(cfg, stream, on_checkpoint, offsets=None):
+def train(cfg, stream, on_checkpoint, offsets=None, batch_hook=None):
     """AdamW on random windows of the token stream; calls on_checkpoint(step, params,
     train_loss) at every checkpoint step (0 = the initialisation). When offsets is a list,
     each step's window offsets are appended to it (what the sampler drew; recording them
-    draws nothing)."""
+    draws nothing). batch_hook(step, seq) may return another [batch, ctx + 1] batch for
+    the step (tools/memo_probe.py's canaries; the demo passes none, and the sampler draws
+    the same either way)."""
     t = TRAIN
     gen = torch.Generator().manual_seed(t["seed"])
     params = tl.init_params(cfg, gen)
@@ -194,6 +196,8 @@ def train(cfg, stream, on_checkpoint, offsets=None):
         if offsets is not None:
             offsets.append(off.tolist())
         seq = stream[off[:, None] + idx]
+        if batch_hook is not None:
+            seq = batch_hook(step, seq)
         logits = tl.forward(cfg, params, seq[:, :-1])
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab_size),
                                                  seq[:, 1:].reshape(-1))
