@@ -22,20 +22,27 @@
 static const char usage_text[] =
     "usage: ckptscope ppl SOURCE@REF (--text FILE... | --tokens FILE...) [--ctx N]\n"
     "                     [--stride N] [--bos | --no-bos] [--force] [--threads N]\n"
-    "                     [--token-format jsonl|u16|u32] [--quiet] [--json]\n"
+    "                     [--token-format jsonl|u16|u32] [--split-by-meta] [--quiet]\n"
+    "                     [--json]\n"
     "\n"
     "Held-out perplexity of one checkpoint, computed by ckptscope's own LLaMA forward\n"
     "pass (float32, weights widened one layer at a time). Each FILE is one evaluation set\n"
     "named after the file; a text file or a raw token file is one document, a JSONL file\n"
-    "holds one document per line. Windows of --ctx tokens advance by --stride; each token\n"
+    "holds one document per line. Files may be gzip or zstd compressed (told by their\n"
+    "first bytes). Windows of --ctx tokens advance by --stride; each token\n"
     "is scored once, with the context its window gives (Hugging Face's strided method);\n"
     "windows never cross documents. Reports per set: scored tokens, bytes of text, nll\n"
     "(mean negative log-likelihood, nats), ppl = exp(nll), bpb (bits per UTF-8 byte).\n"
     "\n"
-    "  --text FILE...        UTF-8 text files, tokenised by the built-in tokenizer\n"
-    "  --tokens FILE...      token ids: .jsonl ({\"token_ids\": [...]} per line), or raw\n"
+    "  --text FILE...        UTF-8 text, tokenised by the built-in tokenizer: a plain text\n"
+    "                        file, or JSONL with a \"text\" string per line (the Pile,\n"
+    "                        SlimPajama, Dolma)\n"
+    "  --tokens FILE...      token ids: JSONL ({\"token_ids\": [...]} per line), or raw\n"
     "                        little-endian .u16 / .u32 files\n"
     "  --token-format F      jsonl, u16 or u32 for --tokens files with other names\n"
+    "  --split-by-meta       one set per subset of a JSONL file, named FILE:SUBSET after\n"
+    "                        each line's meta.pile_set_name (or meta.redpajama_set_name),\n"
+    "                        as Pile perplexity is reported\n"
     "  --ctx N               window length (default: max_position_embeddings)\n"
     "  --stride N            window step, 1 <= N <= ctx (default: ctx/2)\n"
     "  --bos, --no-bos       start each document with BOS or not (default: add_bos_token\n"
@@ -58,7 +65,7 @@ typedef struct {
     int text; /* 1 for --text, 0 for --tokens */
     int64_t ctx, stride;
     int bos; /* -1 unset */
-    int force, threads, quiet, json;
+    int force, threads, quiet, json, split;
     cks_tokfile_format fmt;
 } options;
 
@@ -109,6 +116,8 @@ static int parse_args(int argc, char **argv, options *o)
             o->bos = strcmp(a, "--bos") == 0;
         } else if (strcmp(a, "--force") == 0) {
             o->force = 1;
+        } else if (strcmp(a, "--split-by-meta") == 0) {
+            o->split = 1;
         } else if (strcmp(a, "--quiet") == 0) {
             o->quiet = 1;
         } else if (strcmp(a, "--json") == 0) {
@@ -208,14 +217,13 @@ int cmd_ppl(int argc, char **argv)
     cks_weights *w = NULL;
     cks_tokenizer *tok = NULL;
     cks_config cfg;
-    cks_docset sets[MAX_SETS];
+    cks_docsets sets = {0};
     cks_ppl_result res[MAX_SETS];
     cks_ppl_options po;
     cli_progress prog;
     int nsets = 0, err, status = parse_args(argc, argv, &o);
     if (status)
         return status < 0 ? cli_finish("ppl", 0) : status;
-    memset(sets, 0, sizeof sets);
     memset(res, 0, sizeof res);
     if ((err = spec_open_fetched(o.spec, &s, &c)) != 0 || (err = cks_ckpt_config(c, &cfg)) != 0 ||
         (err = check_config(c)) != 0)
@@ -239,37 +247,39 @@ int cmd_ppl(int argc, char **argv)
     }
     po.force = o.force;
     po.nthreads = o.threads;
-    nsets = o.nfiles;
     char disp[512];
     snprintf(disp, sizeof disp, "%s@%s", cks_source_path(s), cks_ckpt_info_of(c)->name);
     if (o.text && ((err = cks_tokenizer_load_ckpt(&tok, c)) != 0 ||
                    (err = cks_evalset_check_vocab(tok, &cfg, disp)) != 0))
         goto fail;
     if ((err = cks_evalset_bos(c, &cfg, tok, o.bos, &po.bos, &po.bos_id)) != 0 ||
-        (err = cks_evalset_load(sets, o.files, (size_t)nsets, !o.text, (int)o.fmt, tok)) != 0 ||
+        (err = cks_evalset_load_sets(
+             &sets, o.files, (size_t)o.nfiles,
+             &(cks_evalset_options){o.text ? CKS_EVAL_TEXT : CKS_EVAL_TOKENS, (int)o.fmt, o.split},
+             tok)) != 0 ||
         (err = cks_weights_open(&w, c)) != 0)
         goto fail;
+    nsets = (int)sets.n;
     cli_progress_init(&prog, o.quiet);
     po.progress = progress_cb;
     po.progress_ctx = &prog;
-    err = cks_ppl_evaluate(res, w, &cfg, disp, sets, (size_t)nsets, &po, NULL);
+    err = cks_ppl_evaluate(res, w, &cfg, disp, sets.v, sets.n, &po, NULL);
     cli_progress_done(&prog);
     if (!err)
         err = cks_weights_check(w); /* a weight file that changed under us */
     if (err)
         goto fail;
     if (o.json)
-        status = emit_json(c, &po, sets, res, nsets);
+        status = emit_json(c, &po, sets.v, res, nsets);
     else
-        print_table(c, &po, sets, res, nsets);
+        print_table(c, &po, sets.v, res, nsets);
     goto done;
 fail:
     status = cli_fail("ppl", err);
 done:
-    for (int i = 0; i < nsets; i++) {
+    for (int i = 0; i < nsets; i++)
         cks_ppl_result_release(&res[i]);
-        cks_docset_release(&sets[i]);
-    }
+    cks_docsets_release(&sets);
     cks_weights_free(w);
     cks_tokenizer_free(tok);
     cks_ckpt_free(c);

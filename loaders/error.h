@@ -19,7 +19,8 @@ enum {
     CKS_EINCOMPLETE = -9,  /* a checkpoint whose data is not all present (missing LFS) */
     CKS_EEXISTS = -10,     /* output already exists or is locked */
     CKS_EINTR = -11,       /* interrupted by a signal; work so far is saved */
-    CKS_EFAILCHECK = -12   /* a check failed (a regression): exit status 1 */
+    CKS_EFAILCHECK = -12,  /* a check failed (a regression): exit status 1 */
+    CKS_ITEROVER = -31     /* iteration finished; not an error */
 };
 
 /* Sets the thread's message from a printf format and returns code, so a failure reads

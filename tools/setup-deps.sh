@@ -5,11 +5,12 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config git git-lfs clang-format
 libgit2-dev libhdf5-dev hdf5-tools libgsl-dev libopenblas-dev liblapacke-dev libdnnl-dev ocl-icd-opencl-dev
-libjansson-dev libcurl4-openssl-dev curl libcmocka-dev gnuplot-nox
+libjansson-dev zlib1g-dev libzstd-dev zstd libcurl4-openssl-dev curl libcmocka-dev gnuplot-nox
 python3 python3-numpy python3-h5py python3-scipy python3-torch python3-sentencepiece
 libpcre2-dev unicode-data"
 
-# (ocl-icd-opencl-dev: oneDNN's CMake package requires OpenCL::OpenCL to be findable.)
+# (ocl-icd-opencl-dev: oneDNN's CMake package requires OpenCL::OpenCL to be findable;
+# zstd, the program: the tests compress held-out files with it.)
 # (libpcre2-dev: the byte-level tokenizers' split patterns; unicode-data: the NFC tables'
 # source and Unicode's NormalizationTest, tools/make_unicode_tables.py.)
 # Extra groups: "--mpi" adds OpenMPI, "--browser" Chromium (HTML report test),
