@@ -1,0 +1,197 @@
+/* Our own AVX512_BF16 matrix kernel (see gemm_bf16.h): operand packing and a 14 × 32
+ * register-blocked micro-kernel driven over cache-sized tiles (Goto & van de Geijn,
+ * "Anatomy of high-performance matrix multiplication", ACM TOMS 34(3), 2008; the BLIS
+ * loop order: a KC × NR panel of W stays in L1 while MC rows of A stream from L2). */
+#include "gemm_bf16.h"
+
+#include <assert.h>
+#include <omp.h>
+#include <string.h>
+
+#if CKS_BF16_X86
+#include <immintrin.h>
+#endif
+
+#define MR    CKS_BF16_MR
+#define NR    CKS_BF16_NR
+#define KCP   192 /* k pairs per block: a W micro-panel of 192 × 32 dwords (24 KiB) in L1 */
+#define MCP   24  /* A micro-panels per tile (336 rows: 24 × 14 × 192 dwords = 252 KiB, L2) */
+#define NCP   8   /* W panels per tile (256 columns of C) */
+#define STAGE 512 /* elements of an A row rounded at a time while packing */
+
+static inline int64_t cdiv(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+size_t cks_bf16_packed_w_elems(int64_t n, int64_t k)
+{
+    return (size_t)cdiv(n, NR) * NR * (size_t)(2 * cdiv(k, 2));
+}
+
+size_t cks_bf16_packed_a_elems(int64_t m, int64_t k)
+{
+    return (size_t)cdiv(m, MR) * MR * (size_t)(2 * cdiv(k, 2));
+}
+
+/* Element (r, c) of W in its packed form. */
+static inline size_t w_at(int64_t kp, int64_t r, int64_t c)
+{
+    return (size_t)((r / NR) * kp * NR * 2 + (c / 2) * NR * 2 + (r % NR) * 2 + (c & 1));
+}
+
+void cks_bf16_pack_w_pad(uint16_t *pw, int64_t n, int64_t k)
+{
+    const int64_t kp = cdiv(k, 2), npad = cdiv(n, NR) * NR;
+    for (int64_t r = n; r < npad; r++)
+        for (int64_t c = 0; c < 2 * kp; c++)
+            pw[w_at(kp, r, c)] = 0;
+    if (k & 1)
+        for (int64_t r = 0; r < n; r++)
+            pw[w_at(kp, r, k)] = 0;
+}
+
+void cks_bf16_pack_w(uint16_t *pw, int64_t n, int64_t k, int64_t e0, int64_t ne,
+                     const uint16_t *src)
+{
+    const int64_t kp = cdiv(k, 2);
+    assert(e0 >= 0 && ne >= 0 && e0 + ne <= n * k);
+    for (int64_t e = e0; e < e0 + ne;) {
+        const int64_t r = e / k, c0 = e % k;
+        const int64_t c1 = k < c0 + (e0 + ne - e) ? k : c0 + (e0 + ne - e);
+        uint16_t *lane = pw + (r / NR) * kp * NR * 2 + (r % NR) * 2;
+        const uint16_t *s = src + (e - e0);
+        int64_t c = c0;
+        if (c & 1) { /* the second half of a pair */
+            lane[(c / 2) * NR * 2 + 1] = *s++;
+            c++;
+        }
+        for (; c + 1 < c1; c += 2, s += 2)
+            memcpy(lane + (c / 2) * NR * 2, s, 2 * sizeof *s);
+        if (c < c1) /* the first half of a pair */
+            lane[(c / 2) * NR * 2] = *s;
+        e += c1 - c0;
+    }
+}
+
+/* One micro-panel of A: rows r0 .. r0+MR-1 (those < m), pair by pair. */
+static void pack_a_panel(uint32_t *dst, const float *A, int64_t lda, int64_t m, int64_t k,
+                         int64_t r0)
+{
+    const int64_t kp = cdiv(k, 2);
+    uint16_t stage[STAGE + 2];
+    uint32_t pairs[STAGE / 2 + 1];
+    for (int64_t r = 0; r < MR; r++) {
+        if (r0 + r >= m) {
+            for (int64_t p = 0; p < kp; p++)
+                dst[p * MR + r] = 0;
+            continue;
+        }
+        const float *row = A + (r0 + r) * lda;
+        for (int64_t c = 0; c < k; c += STAGE) {
+            const int64_t len = k - c < STAGE ? k - c : STAGE;
+            cks_bf16_round_n(stage, row + c, (size_t)len);
+            stage[len] = 0; /* the pad of an odd k */
+            memcpy(pairs, stage, (size_t)cdiv(len, 2) * sizeof *pairs);
+            for (int64_t q = 0; q < cdiv(len, 2); q++)
+                dst[(c / 2 + q) * MR + r] = pairs[q];
+        }
+    }
+}
+
+void cks_bf16_pack_a(uint16_t *pa, const float *A, int64_t lda, int64_t m, int64_t k, int nthreads)
+{
+    const int64_t kp = cdiv(k, 2), np = cdiv(m, MR);
+    uint32_t *dst = (uint32_t *)(void *)pa;
+#pragma omp parallel for num_threads(nthreads < 1 ? 1 : nthreads) schedule(static)
+    for (int64_t i = 0; i < np; i++)
+        pack_a_panel(dst + i * kp * MR, A, lda, m, k, i * MR);
+}
+
+#if CKS_BF16_X86
+#define TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+/* C[0..mr)[0..32) (+)= the kp pairs of a (MR dwords each) times those of b (NR dwords
+ * each); columns past the masks are left alone. */
+TARGET_BF16 static void ukernel(int64_t kp, const uint32_t *restrict a, const uint32_t *restrict b,
+                                float *c, int64_t ldc, int mr, __mmask16 m0, __mmask16 m1, int add)
+{
+    __m512 acc[MR][2];
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++)
+        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < kp; p++) {
+        const __m512bh b0 = (__m512bh)_mm512_load_si512(b),
+                       b1 = (__m512bh)_mm512_load_si512(b + 16);
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; i++) {
+            const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
+        }
+        a += MR;
+        b += NR;
+    }
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) {
+        if (i >= mr)
+            break;
+        float *ci = c + i * ldc;
+        if (add) {
+            acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_maskz_loadu_ps(m0, ci));
+            acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_maskz_loadu_ps(m1, ci + 16));
+        }
+        _mm512_mask_storeu_ps(ci, m0, acc[i][0]);
+        _mm512_mask_storeu_ps(ci + 16, m1, acc[i][1]);
+    }
+}
+
+/* One tile of C: A micro-panels [ip0, ip1), W panels [jp0, jp1) (relative to j0). */
+TARGET_BF16 static void tile(int64_t m, int64_t kp, int64_t nn, const uint32_t *A,
+                             const uint32_t *W, int64_t ip0, int64_t ip1, int64_t jp0, int64_t jp1,
+                             int beta, float *C, int64_t ldc)
+{
+    for (int64_t pc = 0; pc < kp; pc += KCP) {
+        const int64_t kc = kp - pc < KCP ? kp - pc : KCP;
+        for (int64_t jp = jp0; jp < jp1; jp++) {
+            const int64_t cols = nn - jp * NR < NR ? nn - jp * NR : NR;
+            const __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
+            const __mmask16 m1 = cols >= 32   ? 0xffff
+                                 : cols <= 16 ? 0
+                                              : (__mmask16)((1u << (cols - 16)) - 1);
+            const uint32_t *b = W + jp * kp * NR + pc * NR;
+            for (int64_t ip = ip0; ip < ip1; ip++) {
+                const int64_t rows = m - ip * MR < MR ? m - ip * MR : MR;
+                ukernel(kc, A + ip * kp * MR + pc * MR, b, C + ip * MR * ldc + jp * NR, ldc,
+                        (int)rows, m0, m1, pc > 0 || beta);
+            }
+        }
+    }
+}
+#endif
+
+void cks_bf16_gemm_packed(int64_t m, int64_t n, int64_t k, int64_t j0, int64_t nn,
+                          const uint16_t *pa, const uint16_t *pw, float beta, float *C, int64_t ldc,
+                          int nthreads)
+{
+    assert(j0 % NR == 0 && j0 + nn <= n && (beta == 0.0f || beta == 1.0f));
+#if CKS_BF16_X86
+    const int64_t kp = cdiv(k, 2), mp = cdiv(m, MR), np = cdiv(nn, NR);
+    const int64_t tm = cdiv(mp, MCP), tn = cdiv(np, NCP);
+    const uint32_t *A = (const uint32_t *)(const void *)pa;
+    const uint32_t *W = (const uint32_t *)(const void *)pw + (j0 / NR) * kp * NR;
+    if (m == 0 || nn == 0)
+        return;
+        /* tiles in column-major order: a thread's tiles share W panels */
+#pragma omp parallel for num_threads(nthreads < 1 ? 1 : nthreads) schedule(static)
+    for (int64_t t = 0; t < tm * tn; t++) {
+        const int64_t it = t % tm, jt = t / tm;
+        const int64_t ip1 = (it + 1) * MCP < mp ? (it + 1) * MCP : mp;
+        const int64_t jp1 = (jt + 1) * NCP < np ? (jt + 1) * NCP : np;
+        tile(m, kp, nn, A, W, it * MCP, ip1, jt * NCP, jp1, beta != 0.0f, C, ldc);
+    }
+#else
+    (void)m, (void)n, (void)k, (void)nn, (void)pa, (void)pw, (void)C, (void)ldc, (void)nthreads;
+    assert(!"the AVX512_BF16 kernel is not compiled in");
+#endif
+}
