@@ -5,10 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if CKS_BF16_X86
-#include <immintrin.h>
-#endif
-
 #define STAGE 1024 /* f32 elements widened at a time before rounding */
 
 static const char *const precision_names[CKS_PRECISION_COUNT] = {"f32", "bf16"};
@@ -61,25 +57,12 @@ cks_bf16_kernel cks_bf16_kernel_resolve(cks_bf16_kernel want)
 }
 
 #if CKS_BF16_X86
-/* 16 lanes of the scalar rule: integer add of 0x7fff + lsb, NaN lanes made quiet. */
-__attribute__((target("avx512f,avx512bw"))) static inline __m256i round16(__m512 x)
-{
-    const __m512i u = _mm512_castps_si512(x);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(
-        _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
-    const __mmask16 nan = _mm512_cmpgt_epu32_mask(
-        _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-    r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-    return _mm512_cvtepi32_epi16(r);
-}
-
 __attribute__((target("avx512f,avx512bw"))) static size_t round_avx512(uint16_t *d, const float *s,
                                                                        size_t n)
 {
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
-        _mm256_storeu_si256((__m256i *)(d + i), round16(_mm512_loadu_ps(s + i)));
+        _mm256_storeu_si256((__m256i *)(d + i), cks_bf16_round16(_mm512_loadu_ps(s + i)));
     return i;
 }
 
@@ -88,7 +71,8 @@ __attribute__((target("avx512f,avx512bw"))) static size_t round_f32_avx512(float
 {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        __m512i w = _mm512_slli_epi32(_mm512_cvtepu16_epi32(round16(_mm512_loadu_ps(s + i))), 16);
+        __m512i w =
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(cks_bf16_round16(_mm512_loadu_ps(s + i))), 16);
         _mm512_storeu_ps(d + i, _mm512_castsi512_ps(w));
     }
     return i;
@@ -140,6 +124,17 @@ void cks_bf16_from_stored(uint16_t *dst, cks_dtype dt, const void *src, size_t n
         memcpy(dst, src, n * sizeof *dst);
         return;
     }
+#if CKS_BF16_X86
+    if (dt == CKS_DT_F32 && have_avx512bw()) { /* straight from the (unaligned) source */
+        size_t i = round_avx512(dst, src, n);
+        for (; i < n; i++) {
+            float f;
+            memcpy(&f, s + 4 * i, 4);
+            dst[i] = cks_bf16_round(f);
+        }
+        return;
+    }
+#endif
     for (size_t i = 0; i < n; i += STAGE) {
         size_t k = n - i < STAGE ? n - i : STAGE;
         cks_widen_f32(dt, s + i * es, stage, k);

@@ -74,6 +74,23 @@ static inline uint16_t cks_bf16_round(float f)
     return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1)) >> 16);
 }
 
+#if CKS_BF16_X86
+#include <immintrin.h>
+
+/* 16 lanes of the rule (AVX512F/BW): integer add of 0x7fff + lsb, NaN lanes made quiet. */
+__attribute__((target("avx512f,avx512bw"))) static inline __m256i cks_bf16_round16(__m512 x)
+{
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(
+        _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    return _mm512_cvtepi32_epi16(r);
+}
+#endif
+
 /* dst[i] = bf16(src[i]) for i < n. */
 void cks_bf16_round_n(uint16_t *dst, const float *src, size_t n);
 

@@ -208,36 +208,56 @@ static void round_rows(void *dst, int as_f32, const float *A, int64_t lda, int64
     }
 }
 
-int cks_matmul(cks_mm *mm, const cks_wmat *w, int64_t j0, int64_t nn, int64_t m, const float *A,
-               int64_t lda, float beta, float *C, int64_t ldc, int nthreads)
+int cks_mm_input(cks_mm *mm, const float *A, int64_t lda, int64_t m, int64_t k, int nthreads)
 {
-    const int64_t k = w->k;
     int err;
-    assert(w->layout == layout_of(mm) && j0 >= 0 && nn >= 0 && j0 + nn <= w->n);
-    assert(beta == 0.0f || beta == 1.0f);
     if (nthreads < 1)
         nthreads = 1;
-    if (w->layout == CKS_WMAT_F32)
-        return cks_sgemm('N', 'T', m, nn, k, 1.0f, A, lda, (const float *)w->data + j0 * k, k, beta,
-                         C, ldc, nthreads);
-    if (m == 0 || nn == 0)
+    mm->in = A;
+    mm->in_m = m;
+    mm->in_k = k;
+    mm->in_lda = lda;
+    if (mm->prec == CKS_PRECISION_F32 || m == 0)
         return 0;
     if ((err = cks_mm_reserve(mm, m, k)) != 0)
         return err;
-    switch (w->layout) {
-    case CKS_WMAT_BF16_F32:
-        round_rows(mm->scratch, 1, A, lda, m, k, nthreads);
-        return cks_sgemm('N', 'T', m, nn, k, 1.0f, mm->scratch, k, (const float *)w->data + j0 * k,
-                         k, beta, C, ldc, nthreads);
-    case CKS_WMAT_BF16_PACKED:
+    if (mm->kernel == CKS_BF16_AVX512)
         cks_bf16_pack_a(mm->scratch, A, lda, m, k, nthreads);
-        cks_bf16_gemm_packed(m, w->n, k, j0, nn, mm->scratch, w->data, beta, C, ldc, nthreads);
+    else
+        round_rows(mm->scratch, mm->kernel == CKS_BF16_EMULATED, A, lda, m, k, nthreads);
+    mm->in = mm->scratch;
+    mm->in_lda = k;
+    return 0;
+}
+
+int cks_mm_product(cks_mm *mm, const cks_wmat *w, int64_t j0, int64_t nn, float beta, float *C,
+                   int64_t ldc, int nthreads)
+{
+    const int64_t k = w->k, m = mm->in_m;
+    assert(w->layout == layout_of(mm) && j0 >= 0 && nn >= 0 && j0 + nn <= w->n);
+    assert(k == mm->in_k && (beta == 0.0f || beta == 1.0f));
+    if (nthreads < 1)
+        nthreads = 1;
+    switch (w->layout) {
+    case CKS_WMAT_F32:
+    case CKS_WMAT_BF16_F32:
+        return cks_sgemm('N', 'T', m, nn, k, 1.0f, mm->in, mm->in_lda,
+                         (const float *)w->data + j0 * k, k, beta, C, ldc, nthreads);
+    case CKS_WMAT_BF16_PACKED:
+        cks_bf16_gemm_packed(m, w->n, k, j0, nn, (const uint16_t *)(const void *)mm->in, w->data,
+                             beta, C, ldc, nthreads);
         return 0;
     case CKS_WMAT_BF16_ROWS:
-        round_rows(mm->scratch, 0, A, lda, m, k, nthreads);
-        return cks_bf16_gemm_dnnl(mm->dnnl, m, k, nn, mm->scratch, k,
+        return cks_bf16_gemm_dnnl(mm->dnnl, m, k, nn, (const uint16_t *)(const void *)mm->in, k,
                                   (const uint16_t *)w->data + j0 * k, beta, C, ldc, nthreads);
     default:
         return cks_error_set(CKS_ERROR, "unknown weight layout %d", (int)w->layout);
     }
+}
+
+int cks_matmul(cks_mm *mm, const cks_wmat *w, int64_t j0, int64_t nn, int64_t m, const float *A,
+               int64_t lda, float beta, float *C, int64_t ldc, int nthreads)
+{
+    int err = cks_mm_input(mm, A, lda, m, w->k, nthreads);
+    return err ? err : cks_mm_product(mm, w, j0, nn, beta, C, ldc, nthreads);
 }

@@ -57,6 +57,9 @@ typedef struct {
     void *scratch;          /* rounded activations */
     size_t scratch_bytes;
     void *dnnl; /* cks_bf16_dnnl (kernel ONEDNN) */
+    /* the input of the products that follow (cks_mm_input) */
+    const float *in; /* f32: the caller's activations; bf16: rounded into scratch */
+    int64_t in_m, in_k, in_lda;
 } cks_mm;
 
 typedef enum {
@@ -95,11 +98,20 @@ void cks_wmat_init(cks_wmat *w, const cks_mm *mm, void *buf, int64_t n, int64_t 
  * from different threads. */
 void cks_wmat_fill(cks_wmat *w, int64_t e0, int64_t ne, cks_dtype dt, const void *src);
 
-/* C[i][j - j0] = beta C[i][j - j0] + Σ_k A[i][k] W[j][k] for i < m and columns j0 <= j <
- * j0+nn of the product (rows of W), in mm's precision: f32 is exactly cks_sgemm('N', 'T');
- * bf16 rounds A and uses W's rounded values, products summed in f32. beta is 0 or 1; j0 is
- * a multiple of 32 when nn < n. Returns 0 or CKS_ENOMEM (the scratch could not grow) or a
- * library's error. */
+/* Takes A (m × k f32, row stride lda) as the input of the products that follow: f32 keeps
+ * the pointer (A must stay unchanged until then); bf16 rounds A once, into the scratch.
+ * Returns 0 or CKS_ENOMEM (the scratch could not grow). */
+int cks_mm_input(cks_mm *mm, const float *A, int64_t lda, int64_t m, int64_t k, int nthreads);
+
+/* C[i][j - j0] = beta C[i][j - j0] + Σ_k A[i][k] W[j][k] for the input's rows i < m and
+ * columns j0 <= j < j0+nn of the product (rows of W; W's k is the input's), in mm's
+ * precision: f32 is exactly cks_sgemm('N', 'T'); bf16 multiplies the rounded input by W's
+ * rounded values, products summed in f32. beta is 0 or 1; j0 is a multiple of 32 when nn
+ * < n. Returns 0 or a library's error (CKS_ENOMEM, CKS_ERROR). */
+int cks_mm_product(cks_mm *mm, const cks_wmat *w, int64_t j0, int64_t nn, float beta, float *C,
+                   int64_t ldc, int nthreads);
+
+/* cks_mm_input then cks_mm_product: C (+)= A W[j0 .. j0+nn)ᵀ. */
 int cks_matmul(cks_mm *mm, const cks_wmat *w, int64_t j0, int64_t nn, int64_t m, const float *A,
                int64_t lda, float beta, float *C, int64_t ldc, int nthreads);
 

@@ -527,11 +527,13 @@ int cks_llama_head_nll(cks_llama_state *s, float *x, const int32_t *targets, int
         s->lse_sum[r] = 0;
         s->lse_target[r] = NAN;
     }
-    /* logits in column blocks that stay in cache, each folded into an online logsumexp */
+    /* logits in column blocks that stay in cache, each folded into an online logsumexp;
+       the rows enter the products once (bf16: rounded once) */
+    if ((err = cks_mm_input(&s->mm, x, c->dim, n, c->dim, s->nthreads)) != 0)
+        return err;
     for (int64_t v0 = 0; v0 < c->vocab; v0 += s->vblock) {
         int64_t nb = c->vocab - v0 < s->vblock ? c->vocab - v0 : s->vblock;
-        if ((err = cks_matmul(&s->mm, &s->head, v0, nb, n, x, c->dim, 0.0f, s->logits, nb,
-                              s->nthreads)) != 0)
+        if ((err = cks_mm_product(&s->mm, &s->head, v0, nb, 0.0f, s->logits, nb, s->nthreads)) != 0)
             return err;
         lse_fold(s, targets, n, v0, nb);
     }
