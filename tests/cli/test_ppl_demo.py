@@ -2,8 +2,9 @@
 loss of every checkpoint and set from `scan --metrics ppl` within 1e-4 relative of the
 losses tools/train_tiny.py computed with PyTorch (examples/reference_losses.json), per-token
 losses within 1e-3 absolute at two strides, `ppl --text --json` on the PyTorch .bin
-checkpoint, the tokenizer's ids against the recorded sha256, and every rejection of text
-input and of the scan family (exit 2, one clear line)."""
+checkpoint, the tokenizer's ids against the recorded sha256, every rejection of text
+input and of the scan family (exit 2, one clear line), and --precision bf16's deviation
+from f32 on every checkpoint and set (below 1e-2)."""
 import hashlib
 import json
 import os
@@ -147,10 +148,32 @@ def test_rejections():
             "--eval", SETS[0], "--stride", "32"], "stride", "write a new file")
 
 
+def test_bf16_every_checkpoint():
+    """--precision bf16 (DESIGN §5) on every checkpoint and set: its deviation from f32,
+    max |Δnll|/nll, is what README states; it must stay below 1e-2 (and be nonzero: the
+    products were rounded)."""
+    worst, where = 0.0, ""
+    for c in REF["checkpoints"]:
+        nll = {}
+        for prec in ("f32", "bf16"):
+            p = ck("ppl", "%s@%s" % (RUN, c["name"]), "--text", *SETS, "--json", "--quiet",
+                   "--precision", prec)
+            nll[prec] = {s["name"]: s["nll"] for s in json.loads(p.stdout)["sets"]}
+        for s in c["sets"]:
+            d = abs(nll["bf16"][s["name"]] - nll["f32"][s["name"]]) / nll["f32"][s["name"]]
+            check(rel(nll["f32"][s["name"]], s["nll"]) < 1e-4, "%s %s f32 against PyTorch" %
+                  (c["name"], s["name"]))
+            if d > worst:
+                worst, where = d, "%s %s" % (c["name"], s["name"])
+    check(0 < worst < 1e-2, "bf16 vs f32: worst |dnll|/nll %.3g < 1e-2 (%s)" % (worst, where))
+    print("  bf16 vs f32 over %d checkpoints x %d sets: worst |dnll|/nll %.2e (%s)" %
+          (len(REF["checkpoints"]), len(SETS), worst, where))
+
+
 def main():
     subprocess.run(["git", "clone", "-q", os.path.join(EX, "demo.bundle"), RUN], check=True)
     for t in (test_every_checkpoint, test_stride_equal_ctx, test_ppl_text_json_on_bin,
-              test_tokenizer_ids, test_rejections):
+              test_tokenizer_ids, test_rejections, test_bf16_every_checkpoint):
         print(t.__name__)
         t()
     shutil.rmtree(TMP, ignore_errors=True)
