@@ -77,16 +77,12 @@ __attribute__((target("avx512f,avx512bw"))) static size_t round_f32_avx512(float
     }
     return i;
 }
-#endif
 
 static int have_avx512bw(void)
 {
-#if CKS_BF16_X86
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-#else
-    return 0;
-#endif
 }
+#endif
 
 void cks_bf16_round_n(uint16_t *dst, const float *src, size_t n)
 {

@@ -241,7 +241,9 @@ static void check_shape(const mshape *sh, unsigned seed)
     const cks_bf16_kernel order[] = {CKS_BF16_EMULATED, CKS_BF16_AVX512, CKS_BF16_ONEDNN};
     for (int o = 0; o < 3; o++) {
         const cks_bf16_kernel kern = order[o];
-        C[kern] = run_kernel(kern, sh, raw, A, C0, 1 + (o & 1));
+        /* our kernel on 1, 2 and 3 threads: a grid of threads over rows and columns */
+        C[kern] = run_kernel(kern, sh, raw, A, C0,
+                             kern == CKS_BF16_AVX512 ? 1 + (int)(seed % 3) : 1 + (o & 1));
         if (!C[kern]) { /* this CPU cannot run it; every CPU runs the emulated kernel */
             assert_true(kern != CKS_BF16_EMULATED);
             continue;
