@@ -30,6 +30,7 @@
 
 #define ITERS 20000000L
 
+#if CKS_BF16_X86
 static double cpu_now(void)
 {
     struct timespec t;
@@ -37,7 +38,6 @@ static double cpu_now(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-#if CKS_BF16_X86
 __attribute__((target("avx512f,avx512bw,avx512bf16"), noinline)) static float peak_bf16(long iters)
 {
     __m512 acc[24];
