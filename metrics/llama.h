@@ -1,7 +1,7 @@
 /* The built-in forward pass: Hugging Face LlamaForCausalLM in float32 (DESIGN §5),
  * organised for layer-major evaluation (metrics/ppl.h drives it). With cfg.precision
  * CKS_PRECISION_BF16 every weight product goes through cks_matmul in bf16 (gemm.h); the
- * rest stays float32. */
+ * rest stays float32.
  *
  * llama2.c's four structs: a config (cks_llama_config), the weights as views into the
  * mapped checkpoint in their stored dtype (cks_llama_weights), a run state holding every
