@@ -3,6 +3,8 @@
 #ifndef CKS_CLI_H
 #define CKS_CLI_H
 
+#include "source.h"
+
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +46,10 @@ void cli_progress_update(cli_progress *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void cli_progress_done(cli_progress *p);
 double cli_now(void);
+
+/* A cks_fetch_progress_fn for hf:// sources (ctx: a cli_progress): "fetching ckpt_001:
+ * 1.2 GiB of 4.0 GiB, 3/8 files, 85.0 MiB/s" rewritten in place. */
+void cli_fetch_progress(void *ctx, const cks_fetch_progress *p);
 
 /* Formats n bytes as "1.5 GiB" into buf. */
 const char *cli_human_bytes(uint64_t n, char *buf, size_t cap);

@@ -177,9 +177,9 @@ int cmd_diff(int argc, char **argv)
     int err, status = parse_args(argc, argv, &o);
     if (status)
         return status < 0 ? cli_finish("diff", 0) : status;
-    if ((err = spec_open(argv[optind], &sa, &ca)) ||
-        (err = spec_open(argv[optind + 1], &sb, &cb)) || (err = cks_weights_open(&wa, ca)) ||
-        (err = cks_weights_open(&wb, cb)) ||
+    if ((err = spec_open_fetched(argv[optind], &sa, &ca)) ||
+        (err = spec_open_fetched(argv[optind + 1], &sb, &cb)) ||
+        (err = cks_weights_open(&wa, ca)) || (err = cks_weights_open(&wb, cb)) ||
         (err = pair(cks_weights_tensors(wa), cks_weights_tensors(wb), o.tensors, &rows, &n))) {
         status = cli_fail("diff", err);
         goto done;

@@ -23,7 +23,9 @@ static const char usage_text[] =
     "Print the config of one checkpoint and, for every tensor, its dtype, shape and\n"
     "norms: fro (Frobenius), rms, mean, std (population), absmax, and counts of NaN\n"
     "and Inf elements (norms are over the finite elements). Then a per-layer summary.\n"
-    "Tensors are read in place from the mapped files; nothing is modified.\n"
+    "Tensors are read in place from the mapped files; nothing is modified. With\n"
+    "hf://ORG/NAME@REF the checkpoint's files are fetched into the hub cache first\n"
+    "(several at once; files already there are used as they are).\n"
     "\n"
     "With --spectral, every 2-D float matrix W also gets the spectral statistics of\n"
     "DESIGN §3 (WeightWatcher's definitions, from the eigenvalues λ = σ² of WᵀW computed\n"
@@ -286,8 +288,8 @@ int cmd_inspect(int argc, char **argv)
     int err, status = parse_args(argc, argv, &o);
     if (status)
         return status < 0 ? cli_finish("inspect", 0) : status;
-    if ((err = spec_open(argv[optind], &s, &c)) != 0 || (err = cks_ckpt_config(c, &cfg)) != 0 ||
-        (err = cks_weights_open(&w, c)) != 0) {
+    if ((err = spec_open_fetched(argv[optind], &s, &c)) != 0 ||
+        (err = cks_ckpt_config(c, &cfg)) != 0 || (err = cks_weights_open(&w, c)) != 0) {
         status = cli_fail("inspect", err);
         goto done;
     }

@@ -16,6 +16,11 @@ static const char usage_text[] =
     "(complete, or incomplete when Git LFS objects are missing), weight format,\n"
     "number of files and their total size. Nothing in SOURCE is modified.\n"
     "\n"
+    "SOURCE is a git repository, a Hugging Face hub cache folder (models--ORG--NAME),\n"
+    "a folder of checkpoint folders, or hf://ORG/NAME: the hub itself (branches and\n"
+    "file lists from its API; no weights are downloaded; HF_ENDPOINT, HF_TOKEN,\n"
+    "HF_HOME, HF_HUB_CACHE and HF_HUB_OFFLINE as huggingface_hub reads them).\n"
+    "\n"
     "  --branches GLOB  checkpoints to list (default 'ckpt_*')\n"
     "  --json           one JSON document on stdout\n"
     "  -h, --help       this help\n";

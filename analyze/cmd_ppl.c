@@ -231,7 +231,7 @@ int cmd_ppl(int argc, char **argv)
         return status < 0 ? cli_finish("ppl", 0) : status;
     memset(sets, 0, sizeof sets);
     memset(res, 0, sizeof res);
-    if ((err = spec_open(o.spec, &s, &c)) != 0 || (err = cks_ckpt_config(c, &cfg)) != 0 ||
+    if ((err = spec_open_fetched(o.spec, &s, &c)) != 0 || (err = cks_ckpt_config(c, &cfg)) != 0 ||
         (err = check_config(c)) != 0)
         goto fail;
     cks_ppl_options_default(&po, &cfg);

@@ -6,6 +6,7 @@
 #include "map.h"
 #include "spec.h"
 #include "tokenizer.h"
+#include "utf8.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -16,16 +17,19 @@ static const char usage_text[] =
     "usage: ckptscope tokenize (SOURCE@REF | --tokenizer FILE) [--text FILE | -] [--bos]\n"
     "                          [--json]\n"
     "\n"
-    "Tokenize a UTF-8 text with the built-in tokenizer and print the token ids and pieces.\n"
-    "The tokenizer is the checkpoint's tokenizer.model (SentencePiece BPE) or, when it has\n"
-    "none, its tokenizer.json (Hugging Face BPE); --tokenizer FILE takes either format.\n"
+    "Tokenize a UTF-8 text with the built-in tokenizer and print the token ids, pieces and\n"
+    "the text each token stands for. The tokenizer is the checkpoint's tokenizer.model\n"
+    "(SentencePiece BPE) or, when it has none, its tokenizer.json (Hugging Face BPE: LLaMA's\n"
+    "with byte fallback, or byte-level BPE as GPT-2, GPT-NeoX, OLMo 2 and Qwen2 use);\n"
+    "--tokenizer FILE takes either format.\n"
     "The text is read whole, byte for byte (a final newline is a token too); text that is\n"
     "not valid UTF-8 is refused, naming the byte offset.\n"
     "\n"
     "  --tokenizer FILE  a tokenizer.model or tokenizer.json file\n"
     "  --text FILE       the text (default, or '-': standard input)\n"
     "  --bos             prepend the tokenizer's BOS id\n"
-    "  --json            one JSON document: {\"ids\": [...], \"pieces\": [...]}\n"
+    "  --json            one JSON document: {\"ids\": [...], \"pieces\": [...],\n"
+    "                    \"text\": the ids decoded (invalid UTF-8 as U+FFFD)}\n"
     "  -h, --help        this help\n";
 
 typedef struct {
@@ -127,36 +131,58 @@ static int load_tokenizer(const options *o, cks_tokenizer **tok)
     return err;
 }
 
-/* A piece for the terminal: control bytes as \xNN, the rest as is. */
-static void print_piece(const char *p)
+/* Bytes for the terminal: control bytes and bytes that are not whole UTF-8 characters as
+ * \xNN, the rest as is. */
+static void print_bytes(const char *p, size_t n)
 {
-    for (; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch < 0x20 || ch == 0x7f)
+    for (size_t i = 0; i < n;) {
+        unsigned char ch = (unsigned char)p[i];
+        size_t l = cks_utf8_char((const unsigned char *)p + i, n - i);
+        if (l == 0 || ch < 0x20 || ch == 0x7f) {
             printf("\\x%02X", ch);
-        else
-            putchar(ch);
+            i++;
+        } else {
+            fwrite(p + i, 1, l, stdout);
+            i += l;
+        }
     }
 }
 
 static int emit(const cks_tokenizer *tok, const int32_t *ids, size_t n, size_t bytes, int json)
 {
     if (json) {
+        char *text = NULL;
+        size_t len = 0;
+        int err = cks_tokenizer_decode_utf8(tok, ids, n, &text, &len);
+        if (err)
+            return cli_fail("tokenize", err);
         json_t *a = json_array(), *p = json_array();
         for (size_t i = 0; i < n; i++) {
             json_array_append_new(a, json_integer(ids[i]));
             json_array_append_new(p, json_string(cks_tokenizer_piece(tok, ids[i])));
         }
-        return cli_json_print(json_pack("{s:o, s:o}", "ids", a, "pieces", p)) == 0 ? 0 : CLI_USAGE;
+        json_t *doc = json_pack("{s:o, s:o, s:s%}", "ids", a, "pieces", p, "text", text, len);
+        free(text);
+        return cli_json_print(doc) == 0 ? 0 : CLI_USAGE;
     }
-    printf("tokenizer: %s, %lld pieces, bos %d, eos %d\n", cks_tokenizer_kind(tok),
+    printf("tokenizer: %s%s, %lld pieces, bos %d, eos %d\n", cks_tokenizer_kind(tok),
+           cks_tokenizer_byte_level(tok) ? " (byte-level BPE)" : "",
            (long long)cks_tokenizer_vocab_size(tok), cks_tokenizer_bos_id(tok),
            cks_tokenizer_eos_id(tok));
-    printf("text: %zu bytes, %zu tokens\n\n%8s %8s  %s\n", bytes, n, "POS", "ID", "PIECE");
+    printf("text: %zu bytes, %zu tokens\n\n%8s %8s  %-24s %s\n", bytes, n, "POS", "ID", "PIECE",
+           "TEXT");
     for (size_t i = 0; i < n; i++) {
+        const char *piece = cks_tokenizer_piece(tok, ids[i]);
+        size_t blen = 0;
+        const char *b = cks_tokenizer_token_bytes(tok, ids[i], &blen);
         printf("%8zu %8d  ", i, ids[i]);
-        print_piece(cks_tokenizer_piece(tok, ids[i]));
-        putchar('\n');
+        print_bytes(piece, strlen(piece));
+        size_t width = 0; /* characters, for the column */
+        for (const char *q = piece; *q; q++)
+            width += ((unsigned char)*q & 0xC0) != 0x80;
+        printf("%*s \"", (int)(width < 24 ? 24 - width : 0), "");
+        print_bytes(b, blen);
+        printf("\"\n");
     }
     return 0;
 }

@@ -1,5 +1,6 @@
 /* SOURCE@REF resolution shared by the commands that analyse one checkpoint. */
 #include "spec.h"
+#include "cli.h"
 #include "error.h"
 
 #include <stdlib.h>
@@ -31,5 +32,27 @@ done:
     cks_source_free(s);
     free(path);
     free(ref);
+    return err;
+}
+
+int spec_open_fetched(const char *spec, cks_source **src, cks_ckpt **ckpt)
+{
+    cli_progress progress;
+    size_t idx;
+    int err = spec_open(spec, src, ckpt);
+    if (err)
+        return err;
+    cli_progress_init(&progress, 0);
+    cks_source_set_progress(*src, cli_fetch_progress, &progress);
+    if ((err = cks_source_find(*src, cks_ckpt_info_of(*ckpt)->name, &idx)) == 0)
+        err = cks_source_wait(*src, idx);
+    cks_source_set_progress(*src, NULL, NULL);
+    cli_progress_done(&progress);
+    if (err) {
+        cks_ckpt_free(*ckpt);
+        cks_source_free(*src);
+        *ckpt = NULL;
+        *src = NULL;
+    }
     return err;
 }

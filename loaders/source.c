@@ -119,11 +119,11 @@ static int cmp_ckpt(const void *pa, const void *pb)
     return strcmp(a->name, b->name);
 }
 
-static const char *kind_names[] = {"git", "hf-cache", "folder"};
+static const char *kind_names[] = {"git", "hf-cache", "folder", "hf-hub"};
 
 const char *cks_source_kind_name(cks_source_kind k)
 {
-    return (unsigned)k < 3 ? kind_names[k] : "?";
+    return (unsigned)k < sizeof kind_names / sizeof *kind_names ? kind_names[k] : "?";
 }
 
 void cks_source_free(cks_source *s)
@@ -150,7 +150,9 @@ int cks_source_open(cks_source **out, const char *path, const char *glob)
     int err, rec = 0;
     if (!glob)
         glob = CKS_DEFAULT_GLOB;
-    if (stat(path, &st) != 0)
+    if (strncmp(path, "hf://", 5) == 0)
+        st.st_mode = S_IFDIR; /* not a file system path: the hub backend takes it */
+    else if (stat(path, &st) != 0)
         return cks_error_set(errno == ENOENT ? CKS_ENOTFOUND : CKS_EIO, "%s: %s", path,
                              strerror(errno));
     if (!S_ISDIR(st.st_mode))
@@ -162,6 +164,8 @@ int cks_source_open(cks_source **out, const char *path, const char *glob)
         cks_source_free(s);
         return cks_error_set(CKS_ENOMEM, "out of memory");
     }
+    if ((err = cks_source_hub_open(s, &rec)) != 0 || rec)
+        goto detected;
     if ((err = cks_source_git_open(s, &rec)) != 0 || rec)
         goto detected;
     if ((err = cks_source_hf_open(s, &rec)) != 0 || rec)

@@ -13,6 +13,15 @@
  *   folder    a plain folder whose subfolders matching the glob are checkpoints; a folder
  *             with no matching subfolder but weights or config.json of its own is a
  *             single checkpoint named after it.
+ *   hf-hub    hf://ORG/NAME, the Hugging Face hub itself: checkpoints are the branches of
+ *             the refs API, a checkpoint's files those of the tree API at its commit
+ *             (listing downloads nothing). A file's content is fetched into the hub cache
+ *             (huggingface_hub's layout, hub_cache.h) when it is first mapped, or ahead of
+ *             use with cks_source_prefetch; a file already in the cache is used as is.
+ *             Environment: HF_ENDPOINT, HF_TOKEN (else HF_TOKEN_PATH, else
+ *             $HF_HOME/token), HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE=1 (the repository's
+ *             cache folder is then read as an hf-cache), HF_HUB_DOWNLOAD_TIMEOUT (seconds
+ *             to connect, and without a byte, before a try is abandoned; default 10).
  * Checkpoints are ordered by step: the last run of digits in the name; names without
  * digits sort after, by name. */
 #ifndef CKS_SOURCE_H
@@ -30,7 +39,12 @@
 #define CKS_MAX_TREE_DEPTH  16          /* folder nesting inside a checkpoint */
 #define CKS_MAX_SMALL_FILE  (64u << 20) /* json and text files read whole */
 
-typedef enum { CKS_SOURCE_GIT, CKS_SOURCE_HF_CACHE, CKS_SOURCE_FOLDER } cks_source_kind;
+typedef enum {
+    CKS_SOURCE_GIT,
+    CKS_SOURCE_HF_CACHE,
+    CKS_SOURCE_FOLDER,
+    CKS_SOURCE_HF_HUB
+} cks_source_kind;
 
 typedef struct cks_source cks_source;
 
@@ -47,7 +61,7 @@ int cks_source_open(cks_source **out, const char *path, const char *glob);
 void cks_source_free(cks_source *s);
 
 cks_source_kind cks_source_kind_of(const cks_source *s);
-const char *cks_source_kind_name(cks_source_kind k); /* "git", "hf-cache", "folder" */
+const char *cks_source_kind_name(cks_source_kind k); /* "git", "hf-cache", "folder", "hf-hub" */
 const char *cks_source_path(const cks_source *s);
 size_t cks_source_count(const cks_source *s);
 /* Borrowed; lives as long as the source. i < count. */
@@ -61,6 +75,49 @@ int cks_source_spec_split(const char *spec, char **path, char **ref);
 
 /* Step of a checkpoint name: the last run of digits, -1 when none. */
 int64_t cks_name_step(const char *name);
+
+/* ---- fetching ahead (hf-hub sources; for the others every call returns 0 at once) ----
+ *
+ * For a scan walking checkpoints c_0, c_1, ... with reference r, per checkpoint c_i:
+ *     cks_source_wait(s, c_i)            its files are all in the cache (fetched now when no
+ *                                        prefetch was started; the error of a failed file)
+ *     cks_source_prefetch(s, c_{i+1})    the next one downloads while this one is analysed
+ *     ... analyse c_i (cks_ckpt_open / cks_ckpt_map as usual) ...
+ *     cks_source_evict(s, {r, c_i, c_{i+1}, ..., c_last})   with --evict
+ * keeps the disk to about four checkpoints: reference, previous (c_i), current and the
+ * one being prefetched. Calls may come from any thread. */
+
+typedef struct {
+    const char *ckpt;     /* checkpoint whose file last made progress */
+    uint64_t done, total; /* bytes received / to receive since fetching last went idle */
+    double seconds;       /* since then */
+    int files_done, files_total;
+} cks_fetch_progress;
+
+/* Called from the downloading threads (serialised; at most a few times a second, and
+ * at the end of every file) while anything is being fetched. The CLI prints from it. */
+typedef void (*cks_fetch_progress_fn)(void *ctx, const cks_fetch_progress *p);
+void cks_source_set_progress(cks_source *s, cks_fetch_progress_fn fn, void *ctx);
+
+/* Starts fetching every file of checkpoint idx in the background (listing it first) and
+ * returns at once. Files are fetched by a pool of threads, several in flight. Calling it
+ * again for the same checkpoint while it runs does nothing. */
+int cks_source_prefetch(cks_source *s, size_t idx);
+
+/* Waits until every file of checkpoint idx is in the cache, prefetching it if that was
+ * not started. Returns the first failure (a file whose hash mismatched twice, a refusal,
+ * the network) with its message; the checkpoint then counts as failed. A failed file
+ * stays failed for the life of the source: mapping it returns the same error. */
+int cks_source_wait(cks_source *s, size_t idx);
+
+/* Deletes the blobs this source downloaded (never anything else) that no checkpoint in
+ * keep[0..nkeep) needs, with the snapshot links it made to them. Listing a kept
+ * checkpoint may take a request; when one fails nothing is deleted. Blobs being fetched
+ * are kept. *freed (may be NULL) gets the bytes deleted. */
+int cks_source_evict(cks_source *s, const size_t *keep, size_t nkeep, uint64_t *freed);
+
+/* Files in flight at once (default 4, at most 64). Takes effect for later prefetches. */
+int cks_source_set_fetch_threads(cks_source *s, int n);
 
 /* ---- the files of one checkpoint ---- */
 

@@ -118,12 +118,12 @@ static const char *hf_fetch_hint(const cks_source *s, size_t idx, const char *pa
 static const struct cks_source_ops hf_ops = {hf_list_files, hf_map_file, hf_fetch_hint,
                                              hf_impl_free};
 
-int cks_source_hf_open(cks_source *s, int *recognised)
+static int hf_open_at(cks_source *s, const char *dir, int *recognised)
 {
     char real[PATH_MAX];
     *recognised = 0;
-    if (!realpath(s->path, real))
-        return cks_error_set(CKS_EIO, "%s: %s", s->path, strerror(errno));
+    if (!realpath(dir, real))
+        return cks_error_set(CKS_EIO, "%s: %s", dir, strerror(errno));
     if (!is_dir(real, "refs") || !is_dir(real, "snapshots"))
         return 0;
     *recognised = 1;
@@ -152,4 +152,18 @@ int cks_source_hf_open(cks_source *s, int *recognised)
     snprintf(refs, sizeof refs, "%s/refs", real);
     ref_ctx rc = {s, h};
     return cks_walk_dir(refs, add_ref, &rc);
+}
+
+int cks_source_hf_open(cks_source *s, int *recognised)
+{
+    return hf_open_at(s, s->path, recognised);
+}
+
+int cks_source_hf_open_dir(cks_source *s, const char *dir)
+{
+    int recognised = 0, err = hf_open_at(s, dir, &recognised);
+    if (!err && !recognised)
+        err =
+            cks_error_set(CKS_EFORMAT, "%s: not a hub cache folder (no refs/ and snapshots/)", dir);
+    return err;
 }

@@ -20,6 +20,15 @@ struct cks_source_ops {
     void (*free_impl)(void *impl);
 };
 
+/* Fetching ahead (source.h), for sources that download (hf-hub). */
+struct cks_fetch_ops {
+    int (*prefetch)(cks_source *s, size_t idx);
+    int (*wait)(cks_source *s, size_t idx);
+    int (*evict)(cks_source *s, const size_t *keep, size_t nkeep, uint64_t *freed);
+    void (*set_progress)(cks_source *s, cks_fetch_progress_fn fn, void *ctx);
+    int (*set_threads)(cks_source *s, int n);
+};
+
 struct cks_source {
     cks_source_kind kind;
     char *path;
@@ -27,6 +36,7 @@ struct cks_source {
     cks_ckpt_info *ckpts;
     size_t count, cap;
     const struct cks_source_ops *ops;
+    const struct cks_fetch_ops *fetch; /* NULL: the files are on disk already */
     void *impl;
 };
 
@@ -36,6 +46,10 @@ struct cks_source {
 int cks_source_git_open(cks_source *s, int *recognised);
 int cks_source_hf_open(cks_source *s, int *recognised);
 int cks_source_folder_open(cks_source *s, int *recognised);
+/* hf://ORG/NAME (recognised by the prefix; s->path is not a file system path). */
+int cks_source_hub_open(cks_source *s, int *recognised);
+/* The hf-cache backend on a given folder (HF_HUB_OFFLINE reads the hub's cache so). */
+int cks_source_hf_open_dir(cks_source *s, const char *dir);
 
 /* Adds a checkpoint if name matches s->glob (returns 0 and does nothing otherwise);
  * records non-matching names in *skipped (a few, for the error message). */

@@ -14,8 +14,9 @@
  * chain of Replace steps cannot blow a text up exponentially. */
 #define HF_NORM_GROWTH 8
 
-void tok_hf_release(cks_tokenizer *t)
+void cks_tok_hf_release(cks_tokenizer *t)
 {
+    cks_tok_bl_release(t);
     for (int i = 0; i < t->nnorm; i++) {
         free(t->norm[i].a);
         free(t->norm[i].b);
@@ -25,17 +26,21 @@ void tok_hf_release(cks_tokenizer *t)
     t->nnorm = 0;
 }
 
-/* ---- normalizer: Prepend / Replace(String) / Sequence of those ---- */
+/* ---- normalizer: Prepend / Replace(String) / NFC / Sequence of those ---- */
 
-static int hf_apply_norm(const cks_tokenizer *t, const char *s, size_t n, tok_buf *out,
-                         tok_buf *tmp)
+static int hf_apply_norm(const cks_tokenizer *t, const char *s, size_t n, cks_tok_buf *out,
+                         cks_tok_buf *tmp)
 {
     out->n = 0;
-    int rc = tok_buf_put(out, s, n);
+    int rc = cks_tok_buf_put(out, s, n);
     size_t limit = HF_NORM_GROWTH * n + 4096;
     for (int k = 0; k < t->nnorm && !rc; k++) {
-        const tok_hf_norm *op = &t->norm[k];
-        if (op->kind == HF_PREPEND) {
+        const cks_tok_hf_norm *op = &t->norm[k];
+        if (op->kind == HF_NFC) {
+            /* NFC never lengthens a text by more than 3 times (UAX #15, Design Goals). */
+            if ((rc = cks_tok_nfc(out->p, out->n, tmp)))
+                return rc;
+        } else if (op->kind == HF_PREPEND) {
             /* Prepend touches only non-empty strings (tokenizers' normalizers/prepend.rs). */
             if (out->n == 0)
                 continue;
@@ -45,8 +50,8 @@ static int hf_apply_norm(const cks_tokenizer *t, const char *s, size_t n, tok_bu
                                      "times longer",
                                      t->display, n, HF_NORM_GROWTH);
             tmp->n = 0;
-            if (!(rc = tok_buf_put(tmp, op->a, op->alen)))
-                rc = tok_buf_put(tmp, out->p, out->n);
+            if (!(rc = cks_tok_buf_put(tmp, op->a, op->alen)))
+                rc = cks_tok_buf_put(tmp, out->p, out->n);
         } else {
             tmp->n = 0;
             size_t i = 0;
@@ -57,15 +62,15 @@ static int hf_apply_norm(const cks_tokenizer *t, const char *s, size_t n, tok_bu
                                          "than %d times longer",
                                          t->display, n, HF_NORM_GROWTH);
                 if (out->n - i >= op->alen && memcmp(out->p + i, op->a, op->alen) == 0) {
-                    rc = tok_buf_put(tmp, op->b, op->blen);
+                    rc = cks_tok_buf_put(tmp, op->b, op->blen);
                     i += op->alen;
                 } else {
-                    rc = tok_buf_put(tmp, out->p + i, 1);
+                    rc = cks_tok_buf_put(tmp, out->p + i, 1);
                     i++;
                 }
             }
         }
-        tok_buf swap = *out;
+        cks_tok_buf swap = *out;
         *out = *tmp;
         *tmp = swap;
     }
@@ -74,10 +79,10 @@ static int hf_apply_norm(const cks_tokenizer *t, const char *s, size_t n, tok_bu
 
 /* ---- encoding ---- */
 
-static int hf_pair(const cks_tokenizer *t, tok_work *w, const char *s, const tok_sym *l,
-                   const tok_sym *r, float *prio, int32_t *id)
+static int hf_pair(const cks_tokenizer *t, cks_tok_work *w, const char *s, const cks_tok_sym *l,
+                   const cks_tok_sym *r, float *prio, int32_t *id)
 {
-    const tok_merge *m = tok_mergemap_get(&t->merges, l->id, r->id);
+    const cks_tok_merge *m = cks_tok_mergemap_get(&t->merges, l->id, r->id);
     if (!m)
         return 0;
     *prio = -(float)m->rank; /* exact: ranks < CKS_TOK_MAX_MERGES <= 2^24 */
@@ -85,9 +90,9 @@ static int hf_pair(const cks_tokenizer *t, tok_work *w, const char *s, const tok
     return 1;
 }
 
-static void add_sym(tok_work *w, size_t *n, int32_t id, size_t start, size_t len)
+static void add_sym(cks_tok_work *w, size_t *n, int32_t id, size_t start, size_t len)
 {
-    tok_sym *y = &w->sym[*n];
+    cks_tok_sym *y = &w->sym[*n];
     y->id = id;
     y->start = (uint32_t)start;
     y->len = (uint32_t)len;
@@ -97,35 +102,35 @@ static void add_sym(tok_work *w, size_t *n, int32_t id, size_t start, size_t len
     (*n)++;
 }
 
-static int run_syms(const cks_tokenizer *t, tok_work *w, const char *s, size_t n)
+static int run_syms(const cks_tokenizer *t, cks_tok_work *w, const char *s, size_t n)
 {
     if (n == 0)
         return 0;
     w->sym[n - 1].next = -1;
-    int rc = tok_bpe(t, w, s, n, hf_pair);
+    int rc = cks_tok_bpe(t, w, s, n, hf_pair);
     for (int32_t i = 0; i >= 0 && !rc; i = w->sym[i].next)
-        rc = tok_emit(w, w->sym[i].id);
+        rc = cks_tok_emit(w, w->sym[i].id);
     return rc;
 }
 
 /* BPE::merge_word: characters to ids (byte fallback, fused unk), then the merges. */
-static int hf_word(const cks_tokenizer *t, tok_work *w, const char *s, size_t len)
+static int hf_word(const cks_tokenizer *t, cks_tok_work *w, const char *s, size_t len)
 {
     if (len == 0)
         return 0;
     if (t->ignore_merges) {
-        int32_t id = tok_strmap_get(&t->normal, &t->pieces, s, len);
+        int32_t id = cks_tok_strmap_get(&t->normal, &t->pieces, s, len);
         if (id >= 0)
-            return tok_emit(w, id);
+            return cks_tok_emit(w, id);
     }
-    int rc = tok_work_syms(w, len);
+    int rc = cks_tok_work_syms(w, len);
     if (rc)
         return rc;
     size_t n = 0, unk_start = 0, unk_len = 0;
     int pending = 0;
     size_t seg = 0;
     for (size_t pos = 0; pos < len;) {
-        if (tok_word_start(t, s, pos, seg)) {
+        if (cks_tok_word_start(t, s, pos, seg)) {
             /* No merge crosses a word start; "▁" is a known token, so a pending unk would
              * be flushed right here anyway. */
             if (pending)
@@ -136,8 +141,8 @@ static int hf_word(const cks_tokenizer *t, tok_work *w, const char *s, size_t le
             n = 0;
             seg = pos;
         }
-        size_t cl = tok_utf8_len(s + pos, len - pos);
-        int32_t id = tok_strmap_get(&t->normal, &t->pieces, s + pos, cl);
+        size_t cl = cks_tok_utf8_len(s + pos, len - pos);
+        int32_t id = cks_tok_strmap_get(&t->normal, &t->pieces, s + pos, cl);
         int bytes_ok = t->byte_fallback;
         for (size_t k = 0; k < cl && bytes_ok; k++)
             bytes_ok = t->byte_id[(uint8_t)s[pos + k]] >= 0;
@@ -177,19 +182,21 @@ static int hf_word(const cks_tokenizer *t, tok_work *w, const char *s, size_t le
 }
 
 /* The pre-tokenizer: none, or Metaspace (replace ' ', prepend, split before each mark). */
-static int hf_pretok(const cks_tokenizer *t, tok_work *w, const char *s, size_t n, int first)
+static int hf_pretok(const cks_tokenizer *t, cks_tok_work *w, const char *s, size_t n, int first)
 {
     if (n == 0)
         return 0;
     if (t->pre == HF_PRE_NONE)
         return hf_word(t, w, s, n);
-    tok_buf *o = &w->tmp;
+    if (t->pre == HF_PRE_BYTELEVEL)
+        return cks_tok_bl_encode(t, w, s, n);
+    cks_tok_buf *o = &w->tmp;
     const char *m = t->meta;
     size_t ml = t->metalen;
     int rc = 0;
     o->n = 0;
     for (size_t i = 0; i < n && !rc; i++)
-        rc = s[i] == ' ' ? tok_buf_put(o, m, ml) : tok_buf_put(o, s + i, 1);
+        rc = s[i] == ' ' ? cks_tok_buf_put(o, m, ml) : cks_tok_buf_put(o, s + i, 1);
     if (rc)
         return rc;
     /* Metaspace prepends the mark unless the (replaced) text already starts with it;
@@ -197,7 +204,7 @@ static int hf_pretok(const cks_tokenizer *t, tok_work *w, const char *s, size_t 
     int starts = o->n >= ml && memcmp(o->p, m, ml) == 0;
     if (!starts && (t->prepend_scheme == HF_PREPEND_ALWAYS ||
                     (t->prepend_scheme == HF_PREPEND_FIRST && first))) {
-        if ((rc = tok_buf_reserve(o, ml)))
+        if ((rc = cks_tok_buf_reserve(o, ml)))
             return rc;
         memmove(o->p + ml, o->p, o->n);
         memcpy(o->p, m, ml);
@@ -220,20 +227,23 @@ static int hf_pretok(const cks_tokenizer *t, tok_work *w, const char *s, size_t 
 
 /* Splits normalized text on the normalized added tokens (leftmost-longest); the text
  * between them goes to the pre-tokenizer, matches emit their id. */
-static int split_normalized(const cks_tokenizer *t, tok_work *w, const char *s, size_t n, int first)
+static int split_normalized(const cks_tokenizer *t, cks_tok_work *w, const char *s, size_t n,
+                            int first)
 {
     size_t b = 0;
     int rc = 0;
     for (size_t i = 0; i < n && !rc;) {
         int32_t id;
-        size_t m = tok_matcher_match(&t->added_norm, s + i, n - i, &id);
+        if ((i = cks_tok_matcher_skip(&t->added_norm, s, i, n)) == n)
+            break;
+        size_t m = cks_tok_matcher_match(&t->added_norm, s + i, n - i, &id);
         if (!m) {
             i++;
             continue;
         }
         rc = hf_pretok(t, w, s + b, i - b, first && b == 0);
         if (!rc)
-            rc = tok_emit(w, id);
+            rc = cks_tok_emit(w, id);
         i += m;
         b = i;
     }
@@ -244,7 +254,8 @@ static int split_normalized(const cks_tokenizer *t, tok_work *w, const char *s, 
 
 /* One piece of raw text between non-normalized added tokens: normalize, split out the
  * normalized added tokens, pre-tokenize. Empty pieces produce nothing. */
-static int hf_raw_segment(const cks_tokenizer *t, tok_work *w, const char *s, size_t n, int first)
+static int hf_raw_segment(const cks_tokenizer *t, cks_tok_work *w, const char *s, size_t n,
+                          int first)
 {
     if (n == 0)
         return 0;
@@ -255,20 +266,22 @@ static int hf_raw_segment(const cks_tokenizer *t, tok_work *w, const char *s, si
     return split_normalized(t, w, w->norm.p, w->norm.n, first);
 }
 
-int tok_hf_encode(const cks_tokenizer *t, tok_work *w, const char *text, size_t len)
+int cks_tok_hf_encode(const cks_tokenizer *t, cks_tok_work *w, const char *text, size_t len)
 {
     size_t b = 0;
     int rc = 0;
     for (size_t i = 0; i < len && !rc;) {
         int32_t id;
-        size_t m = tok_matcher_match(&t->prefix, text + i, len - i, &id);
+        if ((i = cks_tok_matcher_skip(&t->prefix, text, i, len)) == len)
+            break;
+        size_t m = cks_tok_matcher_match(&t->prefix, text + i, len - i, &id);
         if (!m) {
             i++;
             continue;
         }
         rc = hf_raw_segment(t, w, text + b, i - b, b == 0);
         if (!rc)
-            rc = tok_emit(w, id);
+            rc = cks_tok_emit(w, id);
         i += m;
         b = i;
     }
@@ -306,13 +319,17 @@ static int add_norm_step(cks_tokenizer *t, const json_t *j)
         return cks_error_set(CKS_EFORMAT, "%s: a normalizer without a \"type\"", t->display);
     if (strcmp(type, "Sequence") == 0)
         return unsupported(t, "nested normalizer", type);
-    if (strcmp(type, "Prepend") != 0 && strcmp(type, "Replace") != 0)
+    if (strcmp(type, "Prepend") != 0 && strcmp(type, "Replace") != 0 && strcmp(type, "NFC") != 0)
         return unsupported(t, "normalizer", type);
     if (t->nnorm == HF_MAX_NORM_STEPS)
         return cks_error_set(CKS_ELIMIT, "%s: more than %d normalizer steps", t->display,
                              HF_MAX_NORM_STEPS);
-    tok_hf_norm *op = &t->norm[t->nnorm++];
+    cks_tok_hf_norm *op = &t->norm[t->nnorm++];
     memset(op, 0, sizeof *op);
+    if (strcmp(type, "NFC") == 0) {
+        op->kind = HF_NFC;
+        return 0;
+    }
     if (strcmp(type, "Prepend") == 0) {
         op->kind = HF_PREPEND;
         return dup_string(t, json_object_get(j, "prepend"), "prepend", &op->a, &op->alen);
@@ -358,13 +375,15 @@ static int load_pretok(cks_tokenizer *t, const json_t *j)
     if (!j || json_is_null(j))
         return 0;
     const char *type = json_string_value(json_object_get(j, "type"));
+    if (cks_tok_bl_is_pretok(type))
+        return cks_tok_bl_load(t, j);
     if (!type || strcmp(type, "Metaspace") != 0)
         return unsupported(t, "pre_tokenizer", type);
     t->pre = HF_PRE_METASPACE;
     const json_t *rep = json_object_get(j, "replacement");
     const char *r = json_string_value(rep);
     size_t rl = json_string_length(rep);
-    if (!r || rl == 0 || rl >= sizeof t->meta || tok_utf8_len(r, rl) != rl)
+    if (!r || rl == 0 || rl >= sizeof t->meta || cks_tok_utf8_len(r, rl) != rl)
         return cks_error_set(CKS_EFORMAT, "%s: Metaspace replacement is not one character",
                              t->display);
     memcpy(t->meta, r, rl);
@@ -417,9 +436,10 @@ static int load_vocab(cks_tokenizer *t, const json_t *vocab, uint8_t *assigned)
                                  t->display, key, CKS_TOK_MAX_PIECES);
         if (assigned[id])
             return cks_error_set(CKS_EFORMAT, "%s: id %lld is given to '%s' and to '%s'",
-                                 t->display, (long long)id, tok_str(&t->pieces, (int32_t)id), key);
+                                 t->display, (long long)id, cks_tok_str(&t->pieces, (int32_t)id),
+                                 key);
         assigned[id] = 1;
-        if ((rc = tok_strs_set(&t->pieces, (int32_t)id, key, klen)))
+        if ((rc = cks_tok_strs_set(&t->pieces, (int32_t)id, key, klen)))
             return rc;
     }
     return 0;
@@ -440,7 +460,7 @@ static int get_flag(const cks_tokenizer *t, const json_t *o, const char *key, in
 
 /* added_tokens: ids may extend the vocabulary; a token also in model.vocab must keep its id. */
 static int load_added(cks_tokenizer *t, const json_t *list, uint8_t *assigned,
-                      const uint8_t *in_vocab, tok_matcher *norm_pending)
+                      const uint8_t *in_vocab, cks_tok_matcher *norm_pending)
 {
     if (!list || json_is_null(list))
         return 0;
@@ -470,15 +490,16 @@ static int load_added(cks_tokenizer *t, const json_t *list, uint8_t *assigned,
         if (lstrip || rstrip || single)
             return unsupported(t, "added token with lstrip/rstrip/single_word", s);
         if (assigned[id] &&
-            (t->pieces.len[id] != len || memcmp(tok_str(&t->pieces, (int32_t)id), s, len) != 0))
+            (t->pieces.len[id] != len || memcmp(cks_tok_str(&t->pieces, (int32_t)id), s, len) != 0))
             return cks_error_set(CKS_EFORMAT, "%s: added token '%s' has id %lld, which is '%s'",
-                                 t->display, s, (long long)id, tok_str(&t->pieces, (int32_t)id));
-        if (!in_vocab[id] && (rc = tok_strs_set(&t->pieces, (int32_t)id, s, len)))
+                                 t->display, s, (long long)id,
+                                 cks_tok_str(&t->pieces, (int32_t)id));
+        if (!in_vocab[id] && (rc = cks_tok_strs_set(&t->pieces, (int32_t)id, s, len)))
             return rc;
         assigned[id] = 1;
-        rc = tok_matcher_add(normalized ? norm_pending : &t->prefix, s, len, (int32_t)id);
+        rc = cks_tok_matcher_add(normalized ? norm_pending : &t->prefix, s, len, (int32_t)id);
         if (rc)
-            return rc;
+            return cks_error_prefix(rc, "%s", t->display);
     }
     return 0;
 }
@@ -513,15 +534,15 @@ static int load_merges(cks_tokenizer *t, const json_t *list, uint8_t *merge_part
     if (n > CKS_TOK_MAX_MERGES)
         return cks_error_set(CKS_ELIMIT, "%s: %zu merges (limit %d)", t->display, n,
                              CKS_TOK_MAX_MERGES);
-    int rc = tok_mergemap_init(&t->merges, n);
-    tok_buf cat = {0};
+    int rc = cks_tok_mergemap_init(&t->merges, n);
+    cks_tok_buf cat = {0};
     for (size_t i = 0; i < n && !rc; i++) {
         const char *a = "", *b = "";
         size_t al = 0, bl = 0;
         if ((rc = merge_parts(t, json_array_get(list, i), i, &a, &al, &b, &bl)))
             break;
-        int32_t l = tok_strmap_get(&t->normal, &t->pieces, a, al);
-        int32_t r = tok_strmap_get(&t->normal, &t->pieces, b, bl);
+        int32_t l = cks_tok_strmap_get(&t->normal, &t->pieces, a, al);
+        int32_t r = cks_tok_strmap_get(&t->normal, &t->pieces, b, bl);
         if (l < 0 || r < 0) {
             rc = cks_error_set(
                 CKS_EFORMAT, "%s: merge %zu ('%.*s' '%.*s') names unknown token '%.*s'", t->display,
@@ -529,15 +550,15 @@ static int load_merges(cks_tokenizer *t, const json_t *list, uint8_t *merge_part
             break;
         }
         cat.n = 0;
-        if ((rc = tok_buf_put(&cat, a, al)) || (rc = tok_buf_put(&cat, b, bl)))
+        if ((rc = cks_tok_buf_put(&cat, a, al)) || (rc = cks_tok_buf_put(&cat, b, bl)))
             break;
-        int32_t id = tok_strmap_get(&t->normal, &t->pieces, cat.p, cat.n);
+        int32_t id = cks_tok_strmap_get(&t->normal, &t->pieces, cat.p, cat.n);
         if (id < 0) {
             rc = cks_error_set(CKS_EFORMAT, "%s: merge %zu: '%.*s' is not in the vocabulary",
                                t->display, i, (int)cat.n, cat.p);
             break;
         }
-        tok_mergemap_put(&t->merges, l, r, (int32_t)i, id);
+        cks_tok_mergemap_put(&t->merges, l, r, (int32_t)i, id);
         merge_part[l] = merge_part[r] = 1;
     }
     free(cat.p);
@@ -545,7 +566,7 @@ static int load_merges(cks_tokenizer *t, const json_t *list, uint8_t *merge_part
 }
 
 static int load_model(cks_tokenizer *t, const json_t *model, const json_t *root, uint8_t *assigned,
-                      uint8_t *in_vocab, uint8_t **merge_part, tok_matcher *pending)
+                      uint8_t *in_vocab, uint8_t **merge_part, cks_tok_matcher *pending)
 {
     const char *type = json_string_value(json_object_get(model, "type"));
     if (type && strcmp(type, "BPE") != 0)
@@ -576,11 +597,11 @@ static int load_model(cks_tokenizer *t, const json_t *model, const json_t *root,
         if (!assigned[i])
             return cks_error_set(CKS_EFORMAT, "%s: no token has id %d (ids must be 0..%d)",
                                  t->display, i, t->pieces.n - 1);
-    if ((rc = tok_strmap_init(&t->normal, (size_t)t->pieces.n)))
+    if ((rc = cks_tok_strmap_init(&t->normal, (size_t)t->pieces.n)))
         return rc;
     for (int32_t i = 0; i < t->pieces.n; i++)
         if (in_vocab[i])
-            tok_strmap_put(&t->normal, &t->pieces, i);
+            cks_tok_strmap_put(&t->normal, &t->pieces, i);
     if ((rc = get_flag(t, model, "byte_fallback", 0, &t->byte_fallback)) ||
         (rc = get_flag(t, model, "fuse_unk", 0, &t->fuse_unk)) ||
         (rc = get_flag(t, model, "ignore_merges", 0, &t->ignore_merges)))
@@ -588,15 +609,15 @@ static int load_model(cks_tokenizer *t, const json_t *model, const json_t *root,
     const json_t *unk = json_object_get(model, "unk_token");
     if (unk && !json_is_null(unk)) {
         const char *u = json_string_value(unk);
-        if (!u ||
-            (t->unk_id = tok_strmap_get(&t->normal, &t->pieces, u, json_string_length(unk))) < 0)
+        if (!u || (t->unk_id =
+                       cks_tok_strmap_get(&t->normal, &t->pieces, u, json_string_length(unk))) < 0)
             return cks_error_set(CKS_EFORMAT, "%s: unk_token is not a vocabulary token",
                                  t->display);
     }
     for (int b = 0; b < 256; b++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", b);
-        t->byte_id[b] = tok_strmap_get(&t->normal, &t->pieces, name, 6);
+        t->byte_id[b] = cks_tok_strmap_get(&t->normal, &t->pieces, name, 6);
     }
     *merge_part = calloc((size_t)t->pieces.n, 1);
     if (!*merge_part)
@@ -605,17 +626,18 @@ static int load_model(cks_tokenizer *t, const json_t *model, const json_t *root,
 }
 
 /* Normalized added tokens are matched in normalized text, as their normalized content. */
-static int build_added(cks_tokenizer *t, tok_matcher *pending)
+static int build_added(cks_tokenizer *t, cks_tok_matcher *pending)
 {
-    tok_buf o = {0}, tmp = {0};
-    int rc = tok_matcher_build(&t->prefix);
+    cks_tok_buf o = {0}, tmp = {0};
+    int rc = cks_tok_matcher_build(&t->prefix);
     for (int32_t i = 0; i < pending->pat.n && !rc; i++) {
-        rc = hf_apply_norm(t, tok_str(&pending->pat, i), pending->pat.len[i], &o, &tmp);
+        rc = hf_apply_norm(t, cks_tok_str(&pending->pat, i), pending->pat.len[i], &o, &tmp);
         if (!rc)
-            rc = tok_matcher_add(&t->added_norm, o.p, o.n, pending->val[i]);
+            if ((rc = cks_tok_matcher_add(&t->added_norm, o.p, o.n, pending->val[i])) != 0)
+                rc = cks_error_prefix(rc, "%s: normalized", t->display);
     }
     if (!rc)
-        rc = tok_matcher_build(&t->added_norm);
+        rc = cks_tok_matcher_build(&t->added_norm);
     free(o.p);
     free(tmp.p);
     return rc;
@@ -625,19 +647,19 @@ static int32_t find_piece(const cks_tokenizer *t, const char *s)
 {
     size_t len = strlen(s);
     for (int32_t i = 0; i < t->pieces.n; i++)
-        if (t->pieces.len[i] == len && memcmp(tok_str(&t->pieces, i), s, len) == 0)
+        if (t->pieces.len[i] == len && memcmp(cks_tok_str(&t->pieces, i), s, len) == 0)
             return i;
     return -1;
 }
 
 int cks_tokenizer_load_hf(cks_tokenizer **out, const char *json, size_t len, const char *display)
 {
-    cks_tokenizer *t = tok_new(TOK_HF, display);
+    cks_tokenizer *t = cks_tok_new(TOK_HF, display);
     if (!t)
         return cks_error_set(CKS_ENOMEM, "out of memory");
     json_t *root = NULL;
     uint8_t *assigned = NULL, *in_vocab = NULL, *merge_part = NULL;
-    tok_matcher pending;
+    cks_tok_matcher pending;
     memset(&pending, 0, sizeof pending);
     int rc = 0;
     if (len > CKS_TOK_MAX_FILE_BYTES)
@@ -662,15 +684,23 @@ int cks_tokenizer_load_hf(cks_tokenizer **out, const char *json, size_t len, con
         rc = load_pretok(t, json_object_get(root, "pre_tokenizer"));
     if (!rc)
         rc = build_added(t, &pending);
+    if (!rc && t->bl)
+        rc = cks_tok_bl_finish(t);
+    if (!rc)
+        rc = cks_tok_build_text(t);
     if (!rc) {
+        /* LLaMA's <s> and </s>; GPT-2, GPT-NeoX and OLMo use <|endoftext|> for both. */
         t->bos_id = find_piece(t, "<s>");
         t->eos_id = find_piece(t, "</s>");
-        tok_barriers(t, merge_part);
+        if (t->bl && t->bos_id < 0 && t->eos_id < 0)
+            t->bos_id = t->eos_id = find_piece(t, "<|endoftext|>");
+        if (!t->bl)
+            cks_tok_barriers(t, merge_part);
         *out = t;
         t = NULL;
     }
     cks_tokenizer_free(t);
-    tok_matcher_release(&pending);
+    cks_tok_matcher_release(&pending);
     free(assigned);
     free(in_vocab);
     free(merge_part);

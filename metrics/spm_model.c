@@ -288,7 +288,7 @@ static int read_piece(pb *r, cks_tokenizer *t, spm_spec *s)
     }
     t->score[id] = score;
     t->type[id] = (uint8_t)type;
-    return tok_strs_add(&t->pieces, (const char *)text, tlen);
+    return cks_tok_strs_add(&t->pieces, (const char *)text, tlen);
 }
 
 static int read_model(pb *r, cks_tokenizer *t, spm_spec *s)
@@ -358,22 +358,23 @@ static int check_spec(const cks_tokenizer *t, const spm_spec *s)
 static int build_maps(cks_tokenizer *t, const spm_spec *s)
 {
     const char *d = t->display;
-    int rc = tok_strmap_init(&t->normal, (size_t)t->pieces.n);
+    int rc = cks_tok_strmap_init(&t->normal, (size_t)t->pieces.n);
     if (!rc)
-        rc = tok_strmap_init(&t->reserved, (size_t)t->pieces.n);
+        rc = cks_tok_strmap_init(&t->reserved, (size_t)t->pieces.n);
     if (rc)
         return rc;
     int nbytes = 0;
     for (int32_t i = 0; i < t->pieces.n; i++) {
         int ty = t->type[i];
-        const char *p = tok_str(&t->pieces, i);
+        const char *p = cks_tok_str(&t->pieces, i);
         int normal = ty == SPM_NORMAL || ty == SPM_USER_DEFINED || ty == SPM_UNUSED;
-        int32_t prev = tok_strmap_put(normal ? &t->normal : &t->reserved, &t->pieces, i);
+        int32_t prev = cks_tok_strmap_put(normal ? &t->normal : &t->reserved, &t->pieces, i);
         if (prev >= 0)
             return cks_error_set(CKS_EFORMAT, "%s: piece '%s' is defined twice (ids %d and %d)", d,
                                  p, prev, i);
-        if (ty == SPM_USER_DEFINED && (rc = tok_matcher_add(&t->prefix, p, t->pieces.len[i], i)))
-            return rc;
+        if (ty == SPM_USER_DEFINED &&
+            (rc = cks_tok_matcher_add(&t->prefix, p, t->pieces.len[i], i)))
+            return cks_error_prefix(rc, "%s", d);
         if (ty == SPM_UNUSED)
             t->has_unused = 1;
         if (ty == SPM_UNKNOWN) {
@@ -402,7 +403,7 @@ static int build_maps(cks_tokenizer *t, const spm_spec *s)
         return cks_error_set(CKS_EFORMAT,
                              "%s: byte_fallback is on but only %d of the 256 byte pieces exist", d,
                              nbytes);
-    return tok_matcher_build(&t->prefix);
+    return cks_tok_matcher_build(&t->prefix);
 }
 
 /* SentencePieceProcessor::bos_id(): the id of the piece, when it is a CONTROL piece. */
@@ -410,13 +411,13 @@ static int32_t control_id(const cks_tokenizer *t, const pb_str *name, const char
 {
     const char *p = name->set && name->len ? (const char *)name->p : dflt;
     size_t len = name->set && name->len ? name->len : strlen(dflt);
-    int32_t id = tok_strmap_get(&t->reserved, &t->pieces, p, len);
+    int32_t id = cks_tok_strmap_get(&t->reserved, &t->pieces, p, len);
     return id >= 0 && t->type[id] == SPM_CONTROL ? id : -1;
 }
 
 int cks_tokenizer_load_spm(cks_tokenizer **out, const void *data, size_t len, const char *display)
 {
-    cks_tokenizer *t = tok_new(TOK_SPM, display);
+    cks_tokenizer *t = cks_tok_new(TOK_SPM, display);
     if (!t)
         return cks_error_set(CKS_ENOMEM, "out of memory");
     if (len > CKS_TOK_MAX_FILE_BYTES) {
@@ -446,7 +447,11 @@ int cks_tokenizer_load_spm(cks_tokenizer **out, const void *data, size_t len, co
     t->escape_ws = s.escape_ws;
     t->bos_id = control_id(t, &s.bos_piece, "<s>");
     t->eos_id = control_id(t, &s.eos_piece, "</s>");
-    tok_barriers(t, NULL);
+    cks_tok_barriers(t, NULL);
+    if ((rc = cks_tok_build_text(t)) != 0) {
+        cks_tokenizer_free(t);
+        return rc;
+    }
     *out = t;
     return 0;
 }

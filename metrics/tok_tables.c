@@ -10,7 +10,7 @@
 
 /* ---- byte buffer ---- */
 
-int tok_buf_reserve(tok_buf *b, size_t extra)
+int cks_tok_buf_reserve(cks_tok_buf *b, size_t extra)
 {
     size_t need;
     if (cks_add_size(b->n, extra, &need) || cks_add_size(need, 1, &need))
@@ -30,9 +30,9 @@ int tok_buf_reserve(tok_buf *b, size_t extra)
     return 0;
 }
 
-int tok_buf_put(tok_buf *b, const char *p, size_t len)
+int cks_tok_buf_put(cks_tok_buf *b, const char *p, size_t len)
 {
-    int rc = tok_buf_reserve(b, len);
+    int rc = cks_tok_buf_reserve(b, len);
     if (rc)
         return rc;
     if (len)
@@ -43,7 +43,7 @@ int tok_buf_put(tok_buf *b, const char *p, size_t len)
 
 /* ---- string lists ---- */
 
-static int strs_grow(tok_strs *s, int32_t want)
+static int strs_grow(cks_tok_strs *s, int32_t want)
 {
     if (want <= s->cap)
         return 0;
@@ -64,7 +64,7 @@ static int strs_grow(tok_strs *s, int32_t want)
     return 0;
 }
 
-static int strs_blob(tok_strs *s, const char *p, size_t len, uint32_t *off)
+static int strs_blob(cks_tok_strs *s, const char *p, size_t len, uint32_t *off)
 {
     /* Pieces are bounded by CKS_TOK_MAX_PIECE_BYTES and their count by CKS_TOK_MAX_PIECES,
      * so the blob stays far below 4 GiB and offsets fit in 32 bits. */
@@ -92,7 +92,7 @@ static int strs_blob(tok_strs *s, const char *p, size_t len, uint32_t *off)
     return 0;
 }
 
-int tok_strs_add(tok_strs *s, const char *p, size_t len)
+int cks_tok_strs_add(cks_tok_strs *s, const char *p, size_t len)
 {
     int rc = strs_grow(s, s->n + 1);
     uint32_t off = 0;
@@ -104,12 +104,12 @@ int tok_strs_add(tok_strs *s, const char *p, size_t len)
     return 0;
 }
 
-int tok_strs_set(tok_strs *s, int32_t i, const char *p, size_t len)
+int cks_tok_strs_set(cks_tok_strs *s, int32_t i, const char *p, size_t len)
 {
     if (i < 0 || i >= CKS_TOK_MAX_PIECES)
         return cks_error_set(CKS_ELIMIT, "id %d outside [0, %d)", i, CKS_TOK_MAX_PIECES);
     while (s->n <= i) {
-        int rc = tok_strs_add(s, "", 0);
+        int rc = cks_tok_strs_add(s, "", 0);
         if (rc)
             return rc;
     }
@@ -122,7 +122,7 @@ int tok_strs_set(tok_strs *s, int32_t i, const char *p, size_t len)
     return 0;
 }
 
-void tok_strs_release(tok_strs *s)
+void cks_tok_strs_release(cks_tok_strs *s)
 {
     free(s->blob);
     free(s->off);
@@ -133,7 +133,7 @@ void tok_strs_release(tok_strs *s)
 /* ---- string map ---- */
 
 /* FNV-1a, 32 bits: pieces are short, and the map compares whole strings anyway. */
-uint32_t tok_hash(const char *p, size_t len)
+uint32_t cks_tok_hash(const char *p, size_t len)
 {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < len; i++) {
@@ -143,7 +143,7 @@ uint32_t tok_hash(const char *p, size_t len)
     return h;
 }
 
-int tok_strmap_init(tok_strmap *m, size_t entries)
+int cks_tok_strmap_init(cks_tok_strmap *m, size_t entries)
 {
     size_t cap = 16;
     while (cap < entries * 2 + 2)
@@ -157,24 +157,24 @@ int tok_strmap_init(tok_strmap *m, size_t entries)
     return 0;
 }
 
-static size_t strmap_find(const tok_strmap *m, const tok_strs *s, const char *p, size_t len,
+static size_t strmap_find(const cks_tok_strmap *m, const cks_tok_strs *s, const char *p, size_t len,
                           uint32_t h)
 {
     size_t k = h & m->mask;
     for (;;) {
-        const tok_slot *e = &m->slot[k];
+        const cks_tok_slot *e = &m->slot[k];
         if (e->i < 0)
             return k;
-        if (e->h == h && s->len[e->i] == len && memcmp(tok_str(s, e->i), p, len) == 0)
+        if (e->h == h && s->len[e->i] == len && memcmp(cks_tok_str(s, e->i), p, len) == 0)
             return k;
         k = (k + 1) & m->mask;
     }
 }
 
-int32_t tok_strmap_put(tok_strmap *m, const tok_strs *s, int32_t i)
+int32_t cks_tok_strmap_put(cks_tok_strmap *m, const cks_tok_strs *s, int32_t i)
 {
-    const char *p = tok_str(s, i);
-    uint32_t h = tok_hash(p, s->len[i]);
+    const char *p = cks_tok_str(s, i);
+    uint32_t h = cks_tok_hash(p, s->len[i]);
     size_t k = strmap_find(m, s, p, s->len[i], h);
     if (m->slot[k].i >= 0)
         return m->slot[k].i;
@@ -183,14 +183,15 @@ int32_t tok_strmap_put(tok_strmap *m, const tok_strs *s, int32_t i)
     return -1;
 }
 
-int32_t tok_strmap_get(const tok_strmap *m, const tok_strs *s, const char *p, size_t len)
+int32_t cks_tok_strmap_get(const cks_tok_strmap *m, const cks_tok_strs *s, const char *p,
+                           size_t len)
 {
     if (!m->slot)
         return -1;
-    return m->slot[strmap_find(m, s, p, len, tok_hash(p, len))].i;
+    return m->slot[strmap_find(m, s, p, len, cks_tok_hash(p, len))].i;
 }
 
-void tok_strmap_release(tok_strmap *m)
+void cks_tok_strmap_release(cks_tok_strmap *m)
 {
     free(m->slot);
     m->slot = NULL;
@@ -198,9 +199,14 @@ void tok_strmap_release(tok_strmap *m)
 
 /* ---- prefix matcher ---- */
 
-int tok_matcher_add(tok_matcher *m, const char *p, size_t len, int32_t val)
+int cks_tok_matcher_add(cks_tok_matcher *m, const char *p, size_t len, int32_t val)
 {
-    int rc = tok_strs_add(&m->pat, p, len);
+    /* The trie takes about 40 bytes per pattern byte: bounded before anything grows. */
+    if (len > CKS_TOK_MAX_ADDED_BYTES || m->pat.blob_len + len + 1 > CKS_TOK_MAX_ADDED_BYTES)
+        return cks_error_set(CKS_ELIMIT,
+                             "added tokens (or user-defined pieces) of more than %u bytes in all",
+                             CKS_TOK_MAX_ADDED_BYTES);
+    int rc = cks_tok_strs_add(&m->pat, p, len);
     if (rc)
         return rc;
     int32_t *v = realloc(m->val, (size_t)m->pat.n * sizeof *v);
@@ -211,62 +217,84 @@ int tok_matcher_add(tok_matcher *m, const char *p, size_t len, int32_t val)
     return 0;
 }
 
-static int cmp_desc(const void *a, const void *b)
+static uint64_t mix64(uint64_t x);
+
+static size_t edge_find(const cks_tok_matcher *m, uint64_t key)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
+    size_t k = (size_t)mix64(key) & m->edge_mask;
+    while (m->edge[k].key != UINT64_MAX && m->edge[k].key != key)
+        k = (k + 1) & m->edge_mask;
+    return k;
 }
 
-int tok_matcher_build(tok_matcher *m)
+int cks_tok_matcher_build(cks_tok_matcher *m)
 {
     int32_t n = m->pat.n;
     if (n == 0)
         return 0;
-    int rc = tok_strmap_init(&m->map, (size_t)n);
-    if (rc)
-        return rc;
-    m->lens = malloc((size_t)n * sizeof *m->lens);
-    if (!m->lens)
-        return cks_error_set(CKS_ENOMEM, "out of memory (patterns)");
+    /* At most one node per pattern byte, and the root; pattern bytes are bounded by the
+     * string table (CKS_TOK_MAX_PIECES pieces of CKS_TOK_MAX_PIECE_BYTES). */
+    size_t bytes = 0, cap = 16;
+    for (int32_t i = 0; i < n; i++)
+        bytes += m->pat.len[i];
+    while (cap < 2 * bytes + 2)
+        cap *= 2;
+    m->term = malloc((bytes + 1) * sizeof *m->term);
+    m->edge = malloc(cap * sizeof *m->edge);
+    if (!m->term || !m->edge)
+        return cks_error_set(CKS_ENOMEM, "out of memory (%zu bytes of patterns)", bytes);
+    for (size_t i = 0; i < cap; i++)
+        m->edge[i].key = UINT64_MAX;
+    m->edge_mask = cap - 1;
+    m->term[0] = -1;
+    uint32_t nodes = 1;
     for (int32_t i = 0; i < n; i++) {
+        const uint8_t *p = (const uint8_t *)cks_tok_str(&m->pat, i);
+        uint32_t node = 0;
+        for (uint32_t k = 0; k < m->pat.len[i]; k++) {
+            uint64_t key = (uint64_t)node << 8 | p[k];
+            size_t e = edge_find(m, key);
+            if (m->edge[e].key == UINT64_MAX) {
+                m->edge[e].key = key;
+                m->edge[e].child = nodes;
+                m->term[nodes++] = -1;
+            }
+            node = m->edge[e].child;
+        }
         /* A pattern given twice keeps its first value (the caller refuses duplicates
          * where they matter). */
-        tok_strmap_put(&m->map, &m->pat, i);
-        m->first[(uint8_t)tok_str(&m->pat, i)[0]] = 1;
-        m->lens[i] = m->pat.len[i];
+        if (m->term[node] < 0)
+            m->term[node] = i;
+        m->first[p[0]] = 1;
     }
-    qsort(m->lens, (size_t)n, sizeof *m->lens, cmp_desc);
-    int k = 0;
-    for (int32_t i = 0; i < n; i++)
-        if (k == 0 || m->lens[k - 1] != m->lens[i])
-            m->lens[k++] = m->lens[i];
-    m->nlens = k;
     return 0;
 }
 
-size_t tok_matcher_match(const tok_matcher *m, const char *p, size_t avail, int32_t *val)
+size_t cks_tok_matcher_match(const cks_tok_matcher *m, const char *p, size_t avail, int32_t *val)
 {
-    if (m->nlens == 0 || avail == 0 || !m->first[(uint8_t)p[0]])
+    if (!m->edge || avail == 0 || !m->first[(uint8_t)p[0]])
         return 0;
-    for (int k = 0; k < m->nlens; k++) {
-        size_t l = m->lens[k];
-        if (l > avail)
-            continue;
-        int32_t i = tok_strmap_get(&m->map, &m->pat, p, l);
-        if (i >= 0) {
-            *val = m->val[i];
-            return l;
+    uint32_t node = 0;
+    size_t best = 0;
+    for (size_t k = 0; k < avail; k++) {
+        const cks_tok_edge *e = &m->edge[edge_find(m, (uint64_t)node << 8 | (uint8_t)p[k])];
+        if (e->key == UINT64_MAX)
+            break;
+        node = e->child;
+        if (m->term[node] >= 0) {
+            best = k + 1;
+            *val = m->val[m->term[node]];
         }
     }
-    return 0;
+    return best;
 }
 
-void tok_matcher_release(tok_matcher *m)
+void cks_tok_matcher_release(cks_tok_matcher *m)
 {
-    tok_strs_release(&m->pat);
+    cks_tok_strs_release(&m->pat);
     free(m->val);
-    free(m->lens);
-    tok_strmap_release(&m->map);
+    free(m->edge);
+    free(m->term);
     memset(m, 0, sizeof *m);
 }
 
@@ -282,7 +310,7 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-int tok_mergemap_init(tok_mergemap *m, size_t entries)
+int cks_tok_mergemap_init(cks_tok_mergemap *m, size_t entries)
 {
     size_t cap = 16;
     while (cap < entries * 2 + 2)
@@ -296,7 +324,7 @@ int tok_mergemap_init(tok_mergemap *m, size_t entries)
     return 0;
 }
 
-static size_t merge_find(const tok_mergemap *m, uint64_t key)
+static size_t merge_find(const cks_tok_mergemap *m, uint64_t key)
 {
     size_t k = (size_t)mix64(key) & m->mask;
     while (m->slot[k].key != UINT64_MAX && m->slot[k].key != key)
@@ -304,7 +332,7 @@ static size_t merge_find(const tok_mergemap *m, uint64_t key)
     return k;
 }
 
-void tok_mergemap_put(tok_mergemap *m, int32_t l, int32_t r, int32_t rank, int32_t id)
+void cks_tok_mergemap_put(cks_tok_mergemap *m, int32_t l, int32_t r, int32_t rank, int32_t id)
 {
     /* A pair listed twice takes its later rank, as tokenizers' HashMap collect does. */
     uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
@@ -314,14 +342,14 @@ void tok_mergemap_put(tok_mergemap *m, int32_t l, int32_t r, int32_t rank, int32
     m->slot[k].id = id;
 }
 
-const tok_merge *tok_mergemap_get(const tok_mergemap *m, int32_t l, int32_t r)
+const cks_tok_merge *cks_tok_mergemap_get(const cks_tok_mergemap *m, int32_t l, int32_t r)
 {
     uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
-    const tok_merge *e = &m->slot[merge_find(m, key)];
+    const cks_tok_merge *e = &m->slot[merge_find(m, key)];
     return e->key == key ? e : NULL;
 }
 
-void tok_mergemap_release(tok_mergemap *m)
+void cks_tok_mergemap_release(cks_tok_mergemap *m)
 {
     free(m->slot);
     m->slot = NULL;

@@ -12,17 +12,26 @@
  *
  * Hugging Face (hf_tokenizer.c): model.type "BPE" with vocab, merges ("a b" strings or
  * ["a", "b"] pairs; rank = position), byte_fallback, fuse_unk, unk_token, ignore_merges;
- * normalizer null / Prepend / Replace (literal pattern) / Sequence of those; pre_tokenizer
- * null or Metaspace (prepend_scheme always/first/never, split); added_tokens split out
+ * normalizer null / Prepend / Replace (literal pattern) / NFC / Sequence of those;
+ * pre_tokenizer null, Metaspace (prepend_scheme always/first/never, split), or byte-level
+ * (tok_bytelevel.c): ByteLevel (add_prefix_space, use_regex: GPT-2's pattern), Split
+ * (Regex or String pattern, behavior Isolated) and a Sequence of Splits ending in
+ * ByteLevel, as GPT-2, GPT-NeoX, OLMo 2, Qwen2 and Llama 3 files have. Split patterns are
+ * matched with PCRE2 (UTF, Unicode properties, JIT), \s and \S read as Unicode's
+ * White_Space as tokenizers' Oniguruma does; NFC uses Unicode 9.0 data, as tokenizers'
+ * unicode-normalization-alignments crate (tok_nfc_tables.c). added_tokens are split out
  * of the text first (normalized=false ones on the raw text, normalized=true ones on the
  * normalized text, leftmost-longest), as tokenizers' AddedVocabulary does. Added tokens
- * with lstrip/rstrip/single_word, dropout, continuing_subword_prefix and
- * end_of_word_suffix are refused.
+ * with lstrip/rstrip/single_word, dropout, continuing_subword_prefix, end_of_word_suffix,
+ * other pre-tokenizers and normalizers, and Split patterns using \w \h \b (whose meaning
+ * differs between the two regex engines) are refused by name.
  *
  * Text: UTF-8. Invalid UTF-8 (overlong forms, surrogates, > U+10FFFF, truncated) is an
  * error naming the byte offset: no byte-fallback guessing.
  *
- * A tokenizer is immutable after loading; encode may be called from several threads. */
+ * A tokenizer is immutable after loading; encode may be called from several threads (a
+ * byte-level tokenizer keeps a few per-call states with its word cache for the next calls,
+ * each taken by one call at a time). */
 #ifndef CKS_TOKENIZER_H
 #define CKS_TOKENIZER_H
 
@@ -32,11 +41,12 @@
 #include "source.h"
 
 /* Resource limits: inputs past these are refused with CKS_ELIMIT. */
-#define CKS_TOK_MAX_FILE_BYTES   (256u << 20)        /* tokenizer.model / tokenizer.json */
-#define CKS_TOK_MAX_PIECES       (1 << 22)           /* vocabulary entries (LLaMA: 32000) */
-#define CKS_TOK_MAX_PIECE_BYTES  4096                /* bytes of one piece (sentencepiece: 8000) */
-#define CKS_TOK_MAX_MERGES       (1 << 23)           /* HF merges; ranks stay exact as floats */
-#define CKS_TOK_MAX_ADDED        65536               /* HF added_tokens */
+#define CKS_TOK_MAX_FILE_BYTES   (256u << 20) /* tokenizer.model / tokenizer.json */
+#define CKS_TOK_MAX_PIECES       (1 << 22)    /* vocabulary entries (LLaMA: 32000) */
+#define CKS_TOK_MAX_PIECE_BYTES  4096         /* bytes of one piece (sentencepiece: 8000) */
+#define CKS_TOK_MAX_MERGES       (1 << 23)    /* HF merges; ranks stay exact as floats */
+#define CKS_TOK_MAX_ADDED        65536        /* HF added_tokens */
+#define CKS_TOK_MAX_ADDED_BYTES  (1u << 20)   /* added tokens / user-defined pieces, in all */
 #define CKS_TOK_MAX_TEXT_BYTES   ((size_t)256 << 20) /* one text passed to encode */
 #define CKS_TOK_MAX_CONFIG_BYTES (4u << 20)          /* tokenizer_config.json */
 
@@ -66,7 +76,27 @@ int32_t cks_tokenizer_bos_id(const cks_tokenizer *t); /* -1 when none */
 int32_t cks_tokenizer_eos_id(const cks_tokenizer *t);
 /* The piece (token string) of an id; borrowed, lives as long as t. NULL if out of range. */
 const char *cks_tokenizer_piece(const cks_tokenizer *t, int32_t id);
-/* "sentencepiece" or "hf". */
+/* The bytes token id stands for (its piece decoded): byte-level tokens through GPT-2's byte
+ * map (as tokenizers' ByteLevel decoder), byte pieces <0xXX> as their byte, U+2581 as a
+ * space, SentencePiece control pieces as nothing. Borrowed, lives as long as t; not
+ * NUL-terminated in general (use *len). NULL when id is out of range. */
+const char *cks_tokenizer_token_bytes(const cks_tokenizer *t, int32_t id, size_t *len);
+/* The concatenated bytes of ids (malloc'ed, NUL-terminated; *len excludes the NUL). It may
+ * not be valid UTF-8 (a token can hold part of a character). For byte-level tokenizers it
+ * is the normalized text that was encoded; SentencePiece's leading space is kept.
+ * CKS_EINVAL naming the id when one is outside the vocabulary. */
+int cks_tokenizer_decode(const cks_tokenizer *t, const int32_t *ids, size_t n, char **out,
+                         size_t *len);
+/* The same made valid UTF-8: each maximal ill-formed subsequence becomes U+FFFD, as
+ * tokenizers' decode (String::from_utf8_lossy) and SentencePiece do. */
+int cks_tokenizer_decode_utf8(const cks_tokenizer *t, const int32_t *ids, size_t n, char **out,
+                              size_t *len);
+/* The id of a piece (vocabulary or added token), e.g. tokenizer_config.json's bos_token;
+ * -1 when none. */
+int32_t cks_tokenizer_piece_id(const cks_tokenizer *t, const char *piece, size_t len);
+/* 1 for byte-level BPE (GPT-2 / GPT-NeoX / OLMo 2 / Qwen2 tokenizer.json), else 0. */
+int cks_tokenizer_byte_level(const cks_tokenizer *t);
+/* "sentencepiece" or "hf" (byte-level or not). */
 const char *cks_tokenizer_kind(const cks_tokenizer *t);
 void cks_tokenizer_free(cks_tokenizer *t);
 

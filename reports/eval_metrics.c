@@ -50,11 +50,15 @@ static const cks_eval_metric_info lmeval[] = {
     {"bits_per_byte", L, 0, "bits/byte", "bits per byte"},
 };
 
-/* DESIGN §3: the built-in held-out perplexity. */
+/* DESIGN §3 and §5: the built-in held-out perplexity, in the order scan writes it
+ * (/eval/<set>/<name>, `what` its description attribute). tokens is a count, not a
+ * score: it has no direction. */
 static const cks_eval_metric_info builtin[] = {
     {"nll", L, 0, "nats/token", "mean negative log-likelihood per scored token"},
     {"ppl", L, 0, "perplexity", "perplexity exp(nll)"},
-    {"bpb", L, 0, "bits/byte", "bits per UTF-8 byte"},
+    {"bpb", L, 0, "bits/byte",
+     "summed NLL / (ln 2 * UTF-8 bytes of the set's text); NaN for token inputs"},
+    {"tokens", CKS_DIR_UNKNOWN, 0, "tokens", "scored tokens"},
 };
 
 #undef H
@@ -67,6 +71,12 @@ const cks_eval_metric_info *cks_eval_metric_lookup(const char *metric)
         if (strlen(lmeval[i].name) == n && strncmp(lmeval[i].name, metric, n) == 0)
             return &lmeval[i];
     return NULL;
+}
+
+const cks_eval_metric_info *cks_ppl_metrics(size_t *count)
+{
+    *count = sizeof builtin / sizeof builtin[0];
+    return builtin;
 }
 
 const cks_eval_metric_info *cks_ppl_metric_lookup(const char *name)

@@ -10,6 +10,8 @@
 #ifndef CKS_EVAL_METRICS_H
 #define CKS_EVAL_METRICS_H
 
+#include <stddef.h>
+
 typedef enum {
     CKS_DIR_UNKNOWN = 0,
     CKS_DIR_HIGHER, /* higher is better */
@@ -29,7 +31,10 @@ typedef struct {
  * NULL when the name is not known. The entry is static. */
 const cks_eval_metric_info *cks_eval_metric_lookup(const char *metric);
 
-/* The entry of a built-in perplexity series name (nll, ppl, bpb); NULL otherwise. */
+/* The built-in perplexity series (nll, ppl, bpb, tokens) in the order scan writes them:
+ * the one table of their units and descriptions. The entries are static. */
+const cks_eval_metric_info *cks_ppl_metrics(size_t *count);
+/* The entry of a built-in perplexity series name; NULL otherwise. */
 const cks_eval_metric_info *cks_ppl_metric_lookup(const char *name);
 
 /* "higher", "lower", "equal", "unknown". */

@@ -740,8 +740,8 @@ static void test_tokenizer__hf_unsupported_parts_are_refused(void **state)
               "null", "BPE", vocab3, "", CKS_EUNSUPPORTED, "Regex");
     expect_hf("{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Sequence\"}]}", "null",
               "BPE", vocab3, "", CKS_EUNSUPPORTED, "nested normalizer");
-    expect_hf("null", "{\"type\": \"ByteLevel\"}", "BPE", vocab3, "", CKS_EUNSUPPORTED,
-              "pre_tokenizer 'ByteLevel'");
+    expect_hf("null", "{\"type\": \"Whitespace\"}", "BPE", vocab3, "", CKS_EUNSUPPORTED,
+              "pre_tokenizer 'Whitespace'");
     expect_hf("null", "{\"type\": \"Metaspace\", \"replacement\": \"ab\"}", "BPE", vocab3, "",
               CKS_EFORMAT, "not one character");
     const char *added = "{\"added_tokens\": [{\"id\": 4, \"content\": \"<x>\", \"lstrip\": true}], "

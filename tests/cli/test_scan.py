@@ -359,11 +359,7 @@ def test_rejections():
 
 def test_spectral_family():
     src = folder_fixture("fx4", "--checkpoints", 4)
-    code, _, err = S.run(["scan", src, "-o", tmp("spec.h5"), "--metrics", "spectral", "--quiet"])
-    if code == 2:  # metrics/spectral.c not in this build yet
-        assert "'spectral' is not built into this ckptscope (available: norms,drift)" in err, err
-        return
-    assert code == 0, err
+    S.run(["scan", src, "-o", tmp("spec.h5"), "--metrics", "spectral", "--quiet"], check=0)
     with h5py.File(tmp("spec.h5"), "r") as f:
         tnames = [n.decode() for n in f["tensors"]["name"]]
         assert "sigma_max" in f["spectral"] and f["spectral/sigma_max"].shape == (4, len(tnames))
@@ -377,6 +373,46 @@ def test_spectral_family():
                 S.close(top[:k], (sv ** 2)[:k], 1e-4, "spectra " + n)
             else:
                 assert np.isnan(f["spectral/sigma_max"][2, i])
+
+
+def test_spectral_undefined_is_nan():
+    """Where a statistic is undefined the run file holds NaN, as `inspect --json` holds
+    null, decided once (metrics/spectral.h's cks_spectral_value) for both. A 6x5 matrix has
+    a spectrum but min(m, n) < 10 leaves no power-law fit (DESIGN §3: alpha, xmin, ks, tail
+    NaN); an all-NaN 20x20 matrix has no spectrum (every value NaN). num_spikes of the 6x5
+    one is counted here with numpy from the Marchenko-Pastur edge of DESIGN §3."""
+    src = tmp("undefined")
+    os.makedirs(os.path.join(src, "ckpt_000"))
+    model = folder_fixture("fx4", "--checkpoints", 4)  # a valid config.json: inspect reads it
+    shutil.copy(os.path.join(model, "ckpt_000", "config.json"), os.path.join(src, "ckpt_000"))
+    rng = np.random.default_rng(5)
+    small = rng.standard_normal((6, 5))
+    S.write_safetensors(os.path.join(src, "ckpt_000", "model.safetensors"),
+                        {"small.weight": small, "nan.weight": np.full((20, 20), np.nan)})
+    out = tmp("undefined.h5")
+    S.run(["scan", src, "-o", out, "--metrics", "spectral", "--quiet"], check=0)
+    _, js, _ = S.run(["inspect", src + "@ckpt_000", "--spectral", "--json"], check=0)
+    shown = {t["name"]: t["spectral"] for t in json.loads(js)["tensors"]}
+    w = small.astype(np.float32).astype(np.float64)
+    lam = np.linalg.svd(w, compute_uv=False) ** 2
+    edge = np.sum(w * w) / w.size * (np.sqrt(6) + np.sqrt(5)) ** 2
+    with h5py.File(out, "r") as f:
+        names = [n.decode() for n in f["tensors"]["name"]]
+        i, j = names.index("small.weight"), names.index("nan.weight")
+        for m in f["spectral"]:
+            got_small, got_nan = f["spectral"][m][0, i], f["spectral"][m][0, j]
+            # the run file and inspect agree, NaN being null
+            for got, t in ((got_small, "small.weight"), (got_nan, "nan.weight")):
+                want = shown[t][m]
+                assert (np.isnan(got) and want is None) or got == want, (m, t, got, want)
+            assert np.isnan(got_nan), (m, got_nan)
+        for m in ("alpha", "xmin", "ks", "tail", "alpha_weighted"):
+            assert np.isnan(f["spectral"][m][0, i]), m
+        assert f["spectral/num_spikes"][0, i] == np.sum(lam > edge)
+        S.close(f["spectral/mp_softrank"][0, i], edge / lam[0], 1e-5, "mp_softrank")
+        S.close(f["spectral/sigma_max"][0, i], np.sqrt(lam[0]), 1e-5, "sigma_max")
+    assert shown["small.weight"]["tail"] is None and shown["nan.weight"]["num_spikes"] is None
+    assert isinstance(shown["small.weight"]["num_spikes"], int)
 
 
 def test_lock_refuses_second_writer():
@@ -478,7 +514,8 @@ if __name__ == "__main__":
         S.main([test_schema_and_values, test_straight_line_closed_form, test_every_branches_ref,
                 test_incomplete_and_failed, test_resume_skips_and_redoes,
                 test_kill_points_and_resume, test_random_kills_larger_run, test_rejections,
-                test_spectral_family, test_lock_refuses_second_writer,
+                test_spectral_family, test_spectral_undefined_is_nan,
+                test_lock_refuses_second_writer,
                 test_read_only_and_full_disk, test_diff])
     finally:
         if not os.environ.get("CKS_KEEP_TMP"):

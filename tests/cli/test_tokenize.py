@@ -1,9 +1,13 @@
 """CLI test of `ckptscope tokenize`: drives the built executable and checks ids and pieces
 against SentencePiece (python3-sentencepiece) and the committed references made by
-tools/make_tokenizer_refs.py; then the error paths (exit status 2, one clear line).
+tools/make_tokenizer_refs.py; byte-level tokenizers against the ids of npm's `tokenizers`
+(Hugging Face's Rust library) committed by tools/make_bpe_refs.py; the NFC normalizer
+against Unicode's own NormalizationTest.txt (Debian's unicode-data); then the error paths
+(exit status 2, one clear line).
 
 usage: test_tokenize.py CKPTSCOPE CKS_FIXTURE SOURCE_DIR
 """
+import bz2
 import json
 import os
 import shutil
@@ -17,6 +21,9 @@ CKPTSCOPE, FIXTURE, SRC = sys.argv[1:4]
 TOK = os.path.join(SRC, "tests", "data", "tok")
 LLAMA = os.path.join(SRC, "..", "shared", "data", "tokenizers", "llama", "tokenizer.model")
 REFS = json.load(open(os.path.join(TOK, "refs.json"), encoding="utf-8"))
+BPE = os.path.join(SRC, "tests", "data", "bpe")
+BPE_REFS = json.load(open(os.path.join(BPE, "refs.json"), encoding="utf-8"))
+UNICODE = "/usr/share/unicode"
 TEXTS = {e["name"]: e["text"] for e in REFS["corpus"]}
 NAMES = [e["name"] for e in REFS["corpus"]]
 passed = failed = 0
@@ -50,10 +57,13 @@ def test_json_matches_sentencepiece(tmp):
         rc, out, err = run(["--tokenizer", model, "--text", path, "--json"])
         check(rc == 0, "tokenize %s: exit %d: %s" % (name, rc, err))
         doc = json.loads(out)
-        check(sorted(doc) == ["ids", "pieces"], "JSON fields of %s: %s" % (name, sorted(doc)))
+        check(sorted(doc) == ["ids", "pieces", "text"], "JSON fields of %s: %s" % (name, sorted(doc)))
         want = sp.encode(TEXTS[name])
         check(doc["ids"] == want == ref_ids("small", name), "ids of %s" % name)
         check(doc["pieces"] == [sp.id_to_piece(i) for i in want], "pieces of %s" % name)
+        # the pieces' text, SentencePiece's dummy-prefix space kept
+        check(doc["text"] == (" " + TEXTS[name] if TEXTS[name] else ""),
+              "text of %s: %r" % (name, doc["text"][:80]))
     # --bos prepends sentencepiece's bos_id; '-' reads standard input.
     rc, out, _ = run(["--tokenizer", model, "-", "--bos", "--json"], TEXTS["ascii"].encode())
     check(rc == 0 and json.loads(out)["ids"] == [sp.bos_id()] + sp.encode(TEXTS["ascii"]),
@@ -132,6 +142,131 @@ def test_llama_json_conversion(tmp):
               "LLaMA tokenizer.json, %s: %s" % (name, err))
 
 
+def shared_missing(path):
+    """A reference file from ../shared/data: a failure in CI, a note elsewhere."""
+    if os.path.exists(path):
+        return False
+    check(os.environ.get("CI") != "true", "%s is absent (CI must have ../shared/data)" % path)
+    print("skipped: %s is absent" % path)
+    return True
+
+
+def test_byte_level_matches_hf_tokenizers(tmp):
+    """The whole corpus in one run per tokenizer: documents joined by the added token
+    <|endoftext|>, at which tokenizers splits the text before anything else, so each
+    document is encoded on its own."""
+    names = [e["name"] for e in BPE_REFS["corpus"]]
+    eot = "<|endoftext|>"
+    for tok, ref in BPE_REFS["tokenizers"].items():
+        path = os.path.join(SRC, ref["file"])
+        if tok == "bytes_nfc" or shared_missing(path):
+            continue  # (bytes_nfc has no added token: test_nfc_matches_normalization_test)
+        rc, out, err = run(["--tokenizer", path, "--json"], eot.encode())
+        check(rc == 0 and len(json.loads(out)["ids"]) == 1, "%s: %s is one token" % (tok, eot))
+        eot_id = json.loads(out)["ids"][0]
+        want_ids = []
+        for ids in ref["ids"]:
+            want_ids += ids + [eot_id]
+        text = eot.join(e["text"] for e in BPE_REFS["corpus"]) + eot
+        rc, out, err = run(["--tokenizer", path, "--json"], text.encode("utf-8"))
+        check(rc == 0, "%s: exit %d: %s" % (tok, rc, err))
+        if rc:
+            continue
+        doc = json.loads(out)
+        if doc["ids"] != want_ids:
+            k = next((k for k in range(min(len(doc["ids"]), len(want_ids)))
+                      if doc["ids"][k] != want_ids[k]), None)
+            check(False, "%s: ids differ from tokenizers' at %s of %d" % (tok, k, len(want_ids)))
+        check(doc["text"] == eot.join(ref["decoded"]) + eot, "%s: text differs from decode" % tok)
+        check(len(doc["pieces"]) == len(doc["ids"]), "%s: pieces" % tok)
+    # A checkpoint whose only tokenizer is a byte-level tokenizer.json.
+    src = os.path.join(tmp, "bl")
+    subprocess.run([FIXTURE, src, "--layout", "folder", "--checkpoints", "1"], check=True,
+                   capture_output=True)
+    shutil.copy(os.path.join(BPE, "qwen2_style.tokenizer.json"),
+                os.path.join(src, "ckpt_000", "tokenizer.json"))
+    i = names.index("prose")
+    rc, out, err = run([src + "@ckpt_000", "--json"], BPE_REFS["corpus"][i]["text"].encode())
+    check(rc == 0 and json.loads(out)["ids"] == BPE_REFS["tokenizers"]["qwen2_style"]["ids"][i],
+          "byte-level tokenizer.json in a checkpoint: exit %d %s" % (rc, err))
+    rc, out, _ = run(["--tokenizer", os.path.join(BPE, "qwen2_style.tokenizer.json")], b"Hi")
+    check(rc == 0 and "hf (byte-level BPE)" in out, "text header: %r" % out[:80])
+
+
+def assigned_by(version):
+    """Code points assigned in Unicode `version` or earlier (DerivedAge.txt)."""
+    out = set()
+    with open(os.path.join(UNICODE, "DerivedAge.txt"), encoding="utf-8") as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            cps, age = (x.strip() for x in line.split(";"))
+            if tuple(map(int, age.split("."))) <= version:
+                lo, _, hi = cps.partition("..")
+                out.update(range(int(lo, 16), int(hi or lo, 16) + 1))
+    return out
+
+
+def test_nfc_matches_normalization_test(tmp):
+    """Column 2 of Unicode's NormalizationTest.txt is NFC(column 1). The tables are Unicode
+    9.0 (as tokenizers'): lines using later characters are left out. bytes_nfc's ids are the
+    bytes of the space-prefixed NFC text, so its decoded text is ' ' + NFC(input)."""
+    path = os.path.join(UNICODE, "NormalizationTest.txt.bz2")
+    if not os.path.exists(path):
+        check(os.environ.get("CI") != "true", "%s is absent (Debian unicode-data)" % path)
+        print("skipped: %s is absent" % path)
+        return
+    old = assigned_by((9, 0))
+    src, want = [], []
+    with bz2.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith(("#", "@")) or not line.strip():
+                continue
+            cols = [[int(x, 16) for x in c.split()] for c in line.split(";")[:2]]
+            if all(c in old for c in cols[0] + cols[1]):
+                src.append("".join(map(chr, cols[0])))
+                want.append("".join(map(chr, cols[1])))
+    check(len(src) > 15000, "NormalizationTest lines for Unicode 9.0: %d" % len(src))
+    doc = "\n".join(src)
+    txt = os.path.join(tmp, "nfc.txt")
+    with open(txt, "w", encoding="utf-8") as f:
+        f.write(doc)
+    rc, out, err = run(["--tokenizer", os.path.join(BPE, "bytes_nfc.tokenizer.json"), "--text",
+                        txt, "--json"])
+    check(rc == 0, "NFC: exit %d: %s" % (rc, err))
+    if rc == 0:
+        got = json.loads(out)["text"][1:].split("\n")
+        bad = [i for i in range(len(src)) if got[i] != want[i]] if len(got) == len(src) else [-1]
+        check(not bad, "NFC differs from NormalizationTest on %d lines, e.g. %s" % (
+            len(bad), [src[i].encode("unicode_escape") for i in bad[:3]]))
+
+
+def test_byte_level_errors(tmp):
+    doc = json.load(open(os.path.join(BPE, "bytes_nfc.tokenizer.json"), encoding="utf-8"))
+    cases = [
+        ({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "[\\p{L}"}, "behavior": "Isolated",
+             "invert": False}, doc["pre_tokenizer"]]},
+         "is refused by PCRE2 at offset 6: missing terminating ] for character class"),
+        ({"type": "Whitespace"}, "pre_tokenizer 'Whitespace' is not supported"),
+    ]
+    for pre, needle in cases:
+        bad = dict(doc, pre_tokenizer=pre)
+        path = os.path.join(tmp, "bad.tokenizer.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(bad, f)
+        rc, out, err = run(["--tokenizer", path], b"x")
+        check(rc == 2 and needle in err and "bad.tokenizer.json" in err and out == "",
+              "refusal %r: exit %d: %s" % (needle, rc, err))
+        check(len(err.strip().splitlines()) == 1, "one error line: %r" % err)
+    bad = dict(doc, model=dict(doc["model"], merges=["a \u0100\u0100"]))
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(bad, f)
+    rc, _, err = run(["--tokenizer", path], b"x")
+    check(rc == 2 and "names unknown token" in err, "merge of unknown token: %d %s" % (rc, err))
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         test_json_matches_sentencepiece(tmp)
@@ -139,6 +274,9 @@ def main():
         test_checkpoint_sources(tmp)
         test_errors(tmp)
         test_llama_json_conversion(tmp)
+        test_byte_level_matches_hf_tokenizers(tmp)
+        test_nfc_matches_normalization_test(tmp)
+        test_byte_level_errors(tmp)
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
 

@@ -246,6 +246,25 @@ static void tokenizers(void)
         put("hf_tokenizer", jsons[i], NULL, 0, b, len);
         free(b);
     }
+    static const char *const bpe[] = {"bytes_nfc.tokenizer.json", "tiny_qwen2.tokenizer.json"};
+    for (size_t i = 0; i < sizeof bpe / sizeof bpe[0]; i++) {
+        snprintf(rel, sizeof rel, "bpe/%s", bpe[i]);
+        unsigned char *b = slurp(rel, &len);
+        put("hf_tokenizer", bpe[i], NULL, 0, b, len);
+        free(b);
+    }
+    /* a GPT-NeoX-like file: NFC, ByteLevel with its own pattern, space-run added tokens */
+    put_text("hf_tokenizer", "neox_like",
+             "{\"added_tokens\": [{\"id\": 6, \"content\": \"<|endoftext|>\", \"special\": "
+             "true, \"normalized\": false}, {\"id\": 7, \"content\": \"  \", \"normalized\": "
+             "true}, {\"id\": 8, \"content\": \"   \", \"normalized\": true}], \"normalizer\": "
+             "{\"type\": \"NFC\"}, \"pre_tokenizer\": {\"type\": \"ByteLevel\", "
+             "\"add_prefix_space\": false, \"trim_offsets\": true}, \"model\": {\"type\": "
+             "\"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"\\u0120\": 2, \"\\u0120a\": 3, "
+             "\"ab\": 4, \"\\u00c3\": 5}, \"merges\": [\"\\u0120 a\", [\"a\", \"b\"]]}}");
+    put_text("tokenize", "byte_level",
+             "Hello   world! It's 12345 caf\xc3\xa9 e\xcc\x81 \xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f"
+             "\x91\xa7 \xc2\x85 \xef\xbb\xbf <|endoftext|> <|im_start|>");
     put_text("tokenize", "ascii", "Hello world, this is a test.");
     put_text("tokenize", "spaces", "  leading\tand  double  spaces\n\nand newlines  ");
     put_text("tokenize", "unicode",
@@ -376,6 +395,39 @@ static void runfile(void)
     }
 }
 
+/* hub_listing: a selector byte (0 refs, 1 tree pages, 2 Link header, 3 repository id),
+ * then a response as the hub sends it */
+static void hub_listing(void)
+{
+    static const char oid[] = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    static const char git[] = "8fa669a1d383284e6964802020486e3f9cae068f";
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf,
+                     "{\"branches\":[{\"name\":\"ckpt_000\",\"ref\":\"refs/heads/ckpt_000\","
+                     "\"targetCommit\":\"%s\"},{\"name\":\"main\",\"ref\":\"refs/heads/main\","
+                     "\"targetCommit\":\"%s\"}],\"converts\":[],\"tags\":[]}",
+                     git, git);
+    put("hub_listing", "refs", "\0", 1, buf, (size_t)n);
+    n = snprintf(buf, sizeof buf,
+                 "[{\"type\":\"file\",\"oid\":\"%s\",\"size\":5,\"path\":\"config.json\"},"
+                 "{\"type\":\"directory\",\"oid\":\"%s\",\"size\":0,\"path\":\"sub\"},"
+                 "{\"type\":\"file\",\"oid\":\"%s\",\"size\":5,\"path\":\"sub/model.safetensors\","
+                 "\"lfs\":{\"oid\":\"%s\",\"size\":5,\"pointerSize\":130}}]",
+                 git, git, git, oid);
+    put("hub_listing", "tree", "\1", 1, buf, (size_t)n);
+    char two[8192];
+    int m = snprintf(two, sizeof two,
+                     "%s%c[{\"type\":\"file\",\"oid\":\"%s\",\"size\":7,"
+                     "\"path\":\"tokenizer.json\"}]",
+                     buf, 0, git);
+    put("hub_listing", "tree_two_pages", "\1", 1, two, (size_t)m);
+    static const char link[] = "<https://huggingface.co/api/models/o/n/tree/"
+                               "main?recursive=true&cursor=abc>; rel=\"next\", "
+                               "<https://huggingface.co/x>; rel=prev";
+    put("hub_listing", "link", "\2", 1, link, strlen(link));
+    put("hub_listing", "repo", "\3", 1, "LLM360/K2", 9);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -394,5 +446,6 @@ int main(int argc, char **argv)
     tokenizers();
     lmeval();
     runfile();
+    hub_listing();
     return 0;
 }

@@ -4,6 +4,7 @@
 
 #include "check.h"
 #include "tokenizer.h"
+#include "utf8.h"
 
 /* Encodes text with t; an accepted text gives ids inside the vocabulary, each with a piece;
  * a refused one (invalid UTF-8, a limit) names the byte offset, not a file. */
@@ -18,11 +19,18 @@ static inline void fuzz_encode(const cks_tokenizer *t, const char *text, size_t 
     }
     int64_t vocab = cks_tokenizer_vocab_size(t);
     FUZZ_REQUIRE(n == 0 || ids);
-    FUZZ_REQUIRE(n <= 4 * len + 4); /* at most one piece per byte (byte fallback), and BOS */
+    /* At most one id per byte of the normalized text (NFC: at most 3 times the input) and
+     * per prefix space (one per piece at most): 6 per input byte. */
+    FUZZ_REQUIRE(n <= 6 * len + 4);
     for (size_t i = 0; i < n; i++) {
         FUZZ_REQUIRE(ids[i] >= 0 && ids[i] < vocab);
         FUZZ_REQUIRE(cks_tokenizer_piece(t, ids[i]) != NULL);
     }
+    char *text8 = NULL;
+    size_t len8 = 0;
+    FUZZ_REQUIRE(cks_tokenizer_decode_utf8(t, ids, n, &text8, &len8) == 0);
+    FUZZ_REQUIRE(cks_utf8_check(text8, len8) == len8 && text8[len8] == '\0');
+    free(text8);
     free(ids);
 }
 
