@@ -22,11 +22,12 @@
 static const char usage_text[] =
     "usage: ckptscope ppl SOURCE@REF (--text FILE... | --tokens FILE...) [--ctx N]\n"
     "                     [--stride N] [--bos | --no-bos] [--force] [--threads N]\n"
-    "                     [--token-format jsonl|u16|u32] [--split-by-meta] [--quiet]\n"
+    "                     [--precision f32|bf16] [--token-format jsonl|u16|u32]\n"
+    "                     [--split-by-meta] [--quiet]\n"
     "                     [--json]\n"
     "\n"
     "Held-out perplexity of one checkpoint, computed by ckptscope's own LLaMA forward\n"
-    "pass (float32, weights widened one layer at a time). Each FILE is one evaluation set\n"
+    "pass (weights widened one layer at a time). Each FILE is one evaluation set\n"
     "named after the file; a text file or a raw token file is one document, a JSONL file\n"
     "holds one document per line. Files may be gzip or zstd compressed (told by their\n"
     "first bytes). Windows of --ctx tokens advance by --stride; each token\n"
@@ -48,6 +49,12 @@ static const char usage_text[] =
     "  --bos, --no-bos       start each document with BOS or not (default: add_bos_token\n"
     "                        of tokenizer_config.json, else on)\n"
     "  --force               allow a ctx larger than max_position_embeddings\n"
+    "  --precision P         f32 (default): float32 throughout, as Hugging Face computes;\n"
+    "                        bf16: both operands of every weight product rounded to\n"
+    "                        bfloat16 (nearest even), products summed in float32, as a\n"
+    "                        GPU evaluation in bf16 does; attention, norms, RoPE and the\n"
+    "                        residual stay float32. Faster on CPUs with AVX512_BF16; not\n"
+    "                        exact (README: its measured deviation from f32)\n"
     "  --threads N           threads (default: all CPUs)\n"
     "  --quiet               no progress line\n"
     "  --json                one JSON document on stdout\n"
@@ -66,6 +73,7 @@ typedef struct {
     int64_t ctx, stride;
     int bos; /* -1 unset */
     int force, threads, quiet, json, split;
+    cks_precision precision;
     cks_tokfile_format fmt;
 } options;
 
@@ -112,6 +120,10 @@ static int parse_args(int argc, char **argv, options *o)
             i++;
             if (!v || cks_tokfile_format_from_name(v, &o->fmt) != 0)
                 err = cli_usage_error("ppl", "--token-format must be jsonl, u16 or u32");
+        } else if (strcmp(a, "--precision") == 0) {
+            i++;
+            if (!v || cks_precision_from_name(v, &o->precision) != 0)
+                err = cli_usage_error("ppl", "--precision must be f32 or bf16");
         } else if (strcmp(a, "--bos") == 0 || strcmp(a, "--no-bos") == 0) {
             o->bos = strcmp(a, "--bos") == 0;
         } else if (strcmp(a, "--force") == 0) {
@@ -170,10 +182,11 @@ static int emit_json(const cks_ckpt *c, const cks_ppl_options *po, const cks_doc
                            (json_int_t)r[i].tokens, "bytes", count_or_null(r[i].bytes), "nll",
                            cks_json_number(r[i].nll), "ppl", cks_json_number(r[i].ppl), "bpb",
                            cks_json_number(r[i].bpb)));
-    json_t *doc = json_pack("{s:{s:s, s:I, s:o}, s:I, s:I, s:o}", "checkpoint", "name", ci->name,
-                            "step", (json_int_t)ci->step, "commit",
+    json_t *doc = json_pack("{s:{s:s, s:I, s:o}, s:I, s:I, s:s, s:o}", "checkpoint", "name",
+                            ci->name, "step", (json_int_t)ci->step, "commit",
                             ci->commit ? json_string(ci->commit) : json_null(), "ctx",
-                            (json_int_t)po->ctx, "stride", (json_int_t)po->stride, "sets", arr);
+                            (json_int_t)po->ctx, "stride", (json_int_t)po->stride, "precision",
+                            cks_precision_name(po->precision), "sets", arr);
     return cli_json_print(doc) == 0 ? 0 : CLI_USAGE;
 }
 
@@ -181,9 +194,10 @@ static void print_table(const cks_ckpt *c, const cks_ppl_options *po, const cks_
                         const cks_ppl_result *r, int n)
 {
     const cks_ckpt_info *ci = cks_ckpt_info_of(c);
-    printf("checkpoint %s (step %lld%s%.12s), ctx %lld, stride %lld, BOS %s\n", ci->name,
-           (long long)ci->step, ci->commit ? ", commit " : "", ci->commit ? ci->commit : "",
-           (long long)po->ctx, (long long)po->stride, po->bos ? "on" : "off");
+    printf("checkpoint %s (step %lld%s%.12s), ctx %lld, stride %lld, BOS %s, precision %s\n",
+           ci->name, (long long)ci->step, ci->commit ? ", commit " : "",
+           ci->commit ? ci->commit : "", (long long)po->ctx, (long long)po->stride,
+           po->bos ? "on" : "off", cks_precision_name(po->precision));
     printf("%-24s %10s %12s %10s %12s %8s\n", "SET", "TOKENS", "BYTES", "NLL", "PPL", "BPB");
     for (int i = 0; i < n; i++) {
         char bytes[32] = "-", bpb[32] = "-";
@@ -247,6 +261,7 @@ int cmd_ppl(int argc, char **argv)
     }
     po.force = o.force;
     po.nthreads = o.threads;
+    po.precision = o.precision;
     char disp[512];
     snprintf(disp, sizeof disp, "%s@%s", cks_source_path(s), cks_ckpt_info_of(c)->name);
     if (o.text && ((err = cks_tokenizer_load_ckpt(&tok, c)) != 0 ||

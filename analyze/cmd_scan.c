@@ -7,6 +7,7 @@
  * from download threads, so everything printed during the scan goes through one mutex.
  * It also holds the test hooks of the crash tests (CKS_TEST_KILL_AT,
  * CKS_TEST_TENSOR_DELAY_MS) and of the benchmark of prefetch (CKS_TEST_NO_PREFETCH). */
+#include "bf16.h"
 #include "cli.h"
 #include "cmd.h"
 #include "error.h"
@@ -28,6 +29,7 @@ static const char usage_text[] =
     "                      [--evict]\n"
     "                      [--shard I/N [--extend RUN.h5]] [--eval FILE]...\n"
     "                      [--ctx N] [--stride N] [--bos | --no-bos]\n"
+    "                      [--precision f32|bf16]\n"
     "\n"
     "Analyse the checkpoints of SOURCE in step order and write their time series to the\n"
     "HDF5 run file RUN.h5: one row per checkpoint, one column per tensor. SOURCE may be\n"
@@ -45,6 +47,10 @@ static const char usage_text[] =
     "  --ctx N, --stride N  ppl windows (default: max_position_embeddings and ctx/2)\n"
     "  --bos, --no-bos      start documents with BOS (default: add_bos_token of\n"
     "                       tokenizer_config.json, else on); see 'ckptscope ppl --help'\n"
+    "  --precision P        the ppl family's arithmetic: f32 (default) or bf16, the weight\n"
+    "                       products' operands rounded to bfloat16 (see 'ckptscope ppl\n"
+    "                       --help'); recorded in the run file, which a resumed scan must\n"
+    "                       match\n"
     "  --branches GLOB      checkpoints to scan (default 'ckpt_*')\n"
     "  --every K            only every K-th checkpoint in step order, from the first\n"
     "  --ref REF            drift reference (default: the first complete checkpoint); a\n"
@@ -259,6 +265,7 @@ static int parse_shard(const char *arg, int64_t *i, int64_t *n)
 /* One option (getopt's c and optarg) into o; evals holds the --eval files. */
 static int parse_one(int c, const char *arg, cks_scan_options *o, const char **evals, int *quiet)
 {
+    cks_precision prec;
     switch (c) {
     case 'o':
         o->output = arg;
@@ -301,6 +308,11 @@ static int parse_one(int c, const char *arg, cks_scan_options *o, const char **e
     case 'N':
         o->bos = c == 'B';
         return 0;
+    case 'P':
+        if (cks_precision_from_name(arg, &prec) != 0)
+            return cli_usage_error("scan", "--precision must be f32 or bf16");
+        o->precision = (int)prec;
+        return 0;
     case 'q':
         *quiet = 1;
         return 0;
@@ -333,6 +345,7 @@ static int parse_args(int argc, char **argv, cks_scan_options *o, const char **e
                                          {"stride", required_argument, NULL, 'S'},
                                          {"bos", no_argument, NULL, 'B'},
                                          {"no-bos", no_argument, NULL, 'N'},
+                                         {"precision", required_argument, NULL, 'P'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c, err;
@@ -351,6 +364,9 @@ static int parse_args(int argc, char **argv, cks_scan_options *o, const char **e
     if (o->extend && !o->nshards)
         return cli_usage_error("scan", "--extend goes with --shard I/N (alone, --resume extends a "
                                        "run)");
+    if (o->precision != CKS_PRECISION_F32 && !o->neval)
+        return cli_usage_error("scan", "--precision is the ppl family's arithmetic: it needs "
+                                       "--eval FILE");
     if (o->ctx && o->stride && o->stride > o->ctx)
         return cli_usage_error("scan", "--stride %lld is larger than --ctx %lld",
                                (long long)o->stride, (long long)o->ctx);

@@ -177,10 +177,22 @@ void cks_llama_weights_release(cks_llama_weights *w)
 
 /* ---- state ---- */
 
-static int64_t layer_floats(const cks_llama_config *c)
+/* Bytes of the two norms (f32) at the start of a layer, 64-byte aligned. */
+static size_t norm_bytes(const cks_llama_config *c)
 {
+    return ((size_t)c->dim * 2 * sizeof(float) + 63) / 64 * 64;
+}
+
+/* Bytes of one layer in the weight buffer: the two norms, then the four matrices in the
+ * precision's form (cks_wmat_bytes). */
+static size_t layer_bytes(const cks_llama_state *s, int *bad)
+{
+    const cks_llama_config *c = &s->cfg;
     const int64_t qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    return 2 * c->dim + (qd + 2 * kvd) * c->dim + c->dim * qd + 3 * c->hidden * c->dim;
+    return norm_bytes(c) + cks_wmat_bytes(&s->mm, qd + 2 * kvd, c->dim, bad) +
+           cks_wmat_bytes(&s->mm, c->dim, qd, bad) +
+           cks_wmat_bytes(&s->mm, 2 * c->hidden, c->dim, bad) +
+           cks_wmat_bytes(&s->mm, c->dim, c->hidden, bad);
 }
 
 static float *alloc_floats(int64_t a, int64_t b, int *bad)
@@ -236,8 +248,17 @@ int cks_llama_state_new(cks_llama_state **out, const cks_llama_config *cfg, int6
     s->qblock = s->max_win < QBLOCK ? s->max_win : QBLOCK;
     s->head_rows = s->max_rows < HEAD_ROWS ? s->max_rows : HEAD_ROWS;
     s->vblock = c->vocab < VOCAB_BLOCK ? c->vocab : VOCAB_BLOCK;
-    int64_t wfl = layer_floats(c), head = c->vocab * c->dim;
-    s->wbuf = alloc_floats(wfl > head ? wfl : head, 1, &bad);
+    int err = cks_mm_init(&s->mm, c->precision, CKS_BF16_AUTO);
+    if (err) {
+        cks_llama_state_free(s);
+        return err;
+    }
+    size_t lb = layer_bytes(s, &bad), hb = cks_wmat_bytes(&s->mm, c->vocab, c->dim, &bad);
+    s->wbuf = alloc_floats((int64_t)((lb > hb ? lb : hb) / sizeof(float)), 1, &bad);
+    /* the rounded activations of the largest products (bf16) */
+    bad = bad || cks_mm_reserve(&s->mm, s->max_rows, c->dim > qd ? c->dim : qd) != 0 ||
+          cks_mm_reserve(&s->mm, s->mlp_rows, c->hidden) != 0 ||
+          cks_mm_reserve(&s->mm, s->head_rows, c->dim) != 0;
     s->final_norm = alloc_floats(c->dim, 1, &bad);
     s->rope_cos = alloc_floats(s->max_win, c->head_dim / 2, &bad);
     s->rope_sin = alloc_floats(s->max_win, c->head_dim / 2, &bad);
@@ -281,14 +302,16 @@ void cks_llama_state_free(cks_llama_state *s)
     free(s->rope_cos);
     free(s->final_norm);
     free(s->wbuf);
+    cks_mm_release(&s->mm);
     free(s);
 }
 
 /* ---- widening ---- */
 
-/* Widens t into dst, WIDEN_CHUNK stored bytes at a time: the pager maps each chunk in
- * before and releases it after, so at most one chunk of the mapped file is resident. */
-static void widen(const cks_llama_state *s, const cks_tensor *t, float *dst)
+/* Widens t into elements e0.. of w (widened to f32, or rounded to bf16 in the precision's
+ * layout), WIDEN_CHUNK stored bytes at a time: the pager maps each chunk in before and
+ * releases it after, so at most one chunk of the mapped file is resident. */
+static void widen_into(const cks_llama_state *s, const cks_tensor *t, cks_wmat *w, int64_t e0)
 {
     const size_t n = (size_t)t->numel, es = cks_dtype_size(t->dtype);
     const size_t per_chunk = WIDEN_CHUNK / es;
@@ -303,11 +326,26 @@ static void widen(const cks_llama_state *s, const cks_tensor *t, float *dst)
         for (int64_t b = 0; b < nb; b++) {
             size_t i = c0 + (size_t)b * WIDEN_BLOCK,
                    k = c0 + cn - i < WIDEN_BLOCK ? c0 + cn - i : WIDEN_BLOCK;
-            cks_widen_f32(t->dtype, src + i * es, dst + i, k);
+            cks_wmat_fill(w, e0 + (int64_t)i, (int64_t)k, t->dtype, src + i * es);
         }
         if (pg->release)
             pg->release(pg->ctx, t, src + c0 * es, cn * es);
     }
+}
+
+/* Widens t (a norm) into dst as float32. */
+static void widen(const cks_llama_state *s, const cks_tensor *t, float *dst)
+{
+    cks_wmat w = {1, t->numel, CKS_WMAT_F32, dst};
+    widen_into(s, t, &w, 0);
+}
+
+/* Places an n × k matrix of the layer at *p in the buffer and moves *p past it. */
+static void place(cks_llama_state *s, cks_wmat *w, unsigned char **p, int64_t n, int64_t k)
+{
+    int bad = 0;
+    cks_wmat_init(w, &s->mm, *p, n, k);
+    *p += cks_wmat_bytes(&s->mm, n, k, &bad);
 }
 
 void cks_llama_load_layer(cks_llama_state *s, const cks_llama_weights *w, int64_t l)
@@ -316,34 +354,31 @@ void cks_llama_load_layer(cks_llama_state *s, const cks_llama_weights *w, int64_
     const cks_llama_layer_views *v = &w->layers[l];
     const int64_t qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     cks_llama_layer *L = &s->layer;
-    float *p = s->wbuf;
-    L->attn_norm = p;
-    p += c->dim;
-    L->mlp_norm = p;
-    p += c->dim;
-    L->wqkv = p;
-    p += (qd + 2 * kvd) * c->dim;
-    L->wo = p;
-    p += c->dim * qd;
-    L->w_gate_up = p;
-    p += 2 * c->hidden * c->dim;
-    L->w_down = p;
+    unsigned char *p = s->wbuf;
+    L->attn_norm = (float *)(void *)p;
+    L->mlp_norm = L->attn_norm + c->dim;
+    p += norm_bytes(c);
+    place(s, &L->wqkv, &p, qd + 2 * kvd, c->dim);
+    place(s, &L->wo, &p, c->dim, qd);
+    place(s, &L->w_gate_up, &p, 2 * c->hidden, c->dim);
+    place(s, &L->w_down, &p, c->dim, c->hidden);
     widen(s, v->attn_norm, L->attn_norm);
     widen(s, v->mlp_norm, L->mlp_norm);
-    widen(s, v->wq, L->wqkv);
-    widen(s, v->wk, L->wqkv + qd * c->dim);
-    widen(s, v->wv, L->wqkv + (qd + kvd) * c->dim);
-    widen(s, v->wo, L->wo);
-    widen(s, v->w_gate, L->w_gate_up);
-    widen(s, v->w_up, L->w_gate_up + c->hidden * c->dim);
-    widen(s, v->w_down, L->w_down);
+    widen_into(s, v->wq, &L->wqkv, 0);
+    widen_into(s, v->wk, &L->wqkv, qd * c->dim);
+    widen_into(s, v->wv, &L->wqkv, (qd + kvd) * c->dim);
+    widen_into(s, v->wo, &L->wo, 0);
+    widen_into(s, v->w_gate, &L->w_gate_up, 0);
+    widen_into(s, v->w_up, &L->w_gate_up, c->hidden * c->dim);
+    widen_into(s, v->w_down, &L->w_down, 0);
 }
 
 void cks_llama_load_head(cks_llama_state *s, const cks_llama_weights *w)
 {
     widen(s, w->final_norm, s->final_norm);
-    widen(s, w->lm_head, s->wbuf);
     memset(&s->layer, 0, sizeof s->layer);
+    cks_wmat_init(&s->head, &s->mm, s->wbuf, s->cfg.vocab, s->cfg.dim);
+    widen_into(s, w->lm_head, &s->head, 0);
 }
 
 void cks_llama_embed(const cks_llama_weights *w, const int32_t *ids, int64_t n, float *x,
@@ -409,15 +444,15 @@ static int mlp(cks_llama_state *s, float *x, int64_t rows)
     for (int64_t m0 = 0; m0 < rows && !err; m0 += s->mlp_rows) {
         int64_t m = rows - m0 < s->mlp_rows ? rows - m0 : s->mlp_rows;
         /* [gate | up] = n2 [W_gate; W_up]ᵀ, one product */
-        if ((err = cks_sgemm('N', 'T', m, 2 * H, c->dim, 1.0f, s->xb + m0 * c->dim, c->dim,
-                             s->layer.w_gate_up, c->dim, 0.0f, s->hb, 2 * H, s->nthreads)))
+        if ((err = cks_matmul(&s->mm, &s->layer.w_gate_up, 0, 2 * H, m, s->xb + m0 * c->dim, c->dim,
+                              0.0f, s->hb, 2 * H, s->nthreads)))
             break;
 #pragma omp parallel for num_threads(s->nthreads) schedule(static)
         for (int64_t r = 0; r < m; r++)
             cks_vswiglu(s->hb + r * 2 * H, s->hb + r * 2 * H + H, H);
         /* x += down(silu(gate) * up) */
-        err = cks_sgemm('N', 'T', m, c->dim, H, 1.0f, s->hb, 2 * H, s->layer.w_down, H, 1.0f,
-                        x + m0 * c->dim, c->dim, s->nthreads);
+        err = cks_matmul(&s->mm, &s->layer.w_down, 0, c->dim, m, s->hb, 2 * H, 1.0f,
+                         x + m0 * c->dim, c->dim, s->nthreads);
     }
     return err;
 }
@@ -436,8 +471,8 @@ int cks_llama_layer_forward(cks_llama_state *s, float *x, const cks_llama_window
             rows = win[w].row + win[w].n;
     }
     rmsnorm(s->xb, x, s->layer.attn_norm, rows, c->dim, c->eps, s->nthreads);
-    if ((err = cks_sgemm('N', 'T', rows, ld, c->dim, 1.0f, s->xb, c->dim, s->layer.wqkv, c->dim,
-                         0.0f, s->qkv, ld, s->nthreads)))
+    if ((err = cks_matmul(&s->mm, &s->layer.wqkv, 0, ld, rows, s->xb, c->dim, 0.0f, s->qkv, ld,
+                          s->nthreads)))
         return err;
     rope(s, rows, ld);
     cks_attn_shape sh = {c->n_heads, c->n_kv_heads, c->head_dim,
@@ -448,8 +483,8 @@ int cks_llama_layer_forward(cks_llama_state *s, float *x, const cks_llama_window
     if (err)
         return err;
     /* h = x + o_proj(attn) */
-    if ((err = cks_sgemm('N', 'T', rows, c->dim, qd, 1.0f, s->att, qd, s->layer.wo, qd, 1.0f, x,
-                         c->dim, s->nthreads)))
+    if ((err = cks_matmul(&s->mm, &s->layer.wo, 0, c->dim, rows, s->att, qd, 1.0f, x, c->dim,
+                          s->nthreads)))
         return err;
     rmsnorm(s->xb, x, s->layer.mlp_norm, rows, c->dim, c->eps, s->nthreads);
     return mlp(s, x, rows);
@@ -461,8 +496,8 @@ int cks_llama_head_logits(cks_llama_state *s, float *x, int64_t n, float *out)
 {
     const cks_llama_config *c = &s->cfg;
     rmsnorm(x, x, s->final_norm, n, c->dim, c->eps, s->nthreads);
-    return cks_sgemm('N', 'T', n, c->vocab, c->dim, 1.0f, x, c->dim, s->wbuf, c->dim, 0.0f, out,
-                     c->vocab, s->nthreads);
+    return cks_matmul(&s->mm, &s->head, 0, c->vocab, n, x, c->dim, 0.0f, out, c->vocab,
+                      s->nthreads);
 }
 
 /* Folds one block of logits columns [v0, v0+nb) into each row's running logsumexp
@@ -492,11 +527,13 @@ int cks_llama_head_nll(cks_llama_state *s, float *x, const int32_t *targets, int
         s->lse_sum[r] = 0;
         s->lse_target[r] = NAN;
     }
-    /* logits in column blocks that stay in cache, each folded into an online logsumexp */
+    /* logits in column blocks that stay in cache, each folded into an online logsumexp;
+       the rows enter the products once (bf16: rounded once) */
+    if ((err = cks_mm_input(&s->mm, x, c->dim, n, c->dim, s->nthreads)) != 0)
+        return err;
     for (int64_t v0 = 0; v0 < c->vocab; v0 += s->vblock) {
         int64_t nb = c->vocab - v0 < s->vblock ? c->vocab - v0 : s->vblock;
-        if ((err = cks_sgemm('N', 'T', n, nb, c->dim, 1.0f, x, c->dim, s->wbuf + v0 * c->dim,
-                             c->dim, 0.0f, s->logits, nb, s->nthreads)) != 0)
+        if ((err = cks_mm_product(&s->mm, &s->head, v0, nb, 0.0f, s->logits, nb, s->nthreads)) != 0)
             return err;
         lse_fold(s, targets, n, v0, nb);
     }

@@ -1,5 +1,7 @@
 /* The built-in forward pass: Hugging Face LlamaForCausalLM in float32 (DESIGN §5),
- * organised for layer-major evaluation (metrics/ppl.h drives it).
+ * organised for layer-major evaluation (metrics/ppl.h drives it). With cfg.precision
+ * CKS_PRECISION_BF16 every weight product goes through cks_matmul in bf16 (gemm.h); the
+ * rest stays float32.
  *
  * llama2.c's four structs: a config (cks_llama_config), the weights as views into the
  * mapped checkpoint in their stored dtype (cks_llama_weights), a run state holding every
@@ -22,6 +24,7 @@
 #define CKS_LLAMA_H
 
 #include "config.h"
+#include "gemm.h"
 #include "tensor.h"
 
 #include <stddef.h>
@@ -35,10 +38,12 @@ typedef struct {
     int64_t n_kv_heads;
     int64_t head_dim;
     int64_t vocab;
-    int64_t max_pos; /* max_position_embeddings */
-    float eps;       /* rms_norm_eps */
-    double theta;    /* rope_theta */
-    int tied;        /* lm_head is embed_tokens */
+    int64_t max_pos;         /* max_position_embeddings */
+    float eps;               /* rms_norm_eps */
+    double theta;            /* rope_theta */
+    int tied;                /* lm_head is embed_tokens */
+    cks_precision precision; /* arithmetic of the weight products (DESIGN §5); set by the
+                                caller, F32 from cks_llama_config_from */
 } cks_llama_config;
 
 /* From a validated config.json. */
@@ -78,15 +83,16 @@ int cks_llama_weights_bind(cks_llama_weights *out, const cks_llama_config *cfg,
                            const cks_tensor_list *tl, const char *display);
 void cks_llama_weights_release(cks_llama_weights *w);
 
-/* One layer widened to float32, as row-major matrices inside the state's weight buffer.
+/* One layer inside the state's weight buffer: the norms widened to float32, the matrices
+ * in the form the precision multiplies (gemm.h cks_wmat: f32 rows, or rounded to bf16).
  * wq, wk, wv are consecutive (one (q+2kv)×dim matrix, one GEMM); so are w_gate, w_up. */
 typedef struct {
-    float *attn_norm; /* (dim) */
-    float *wqkv;      /* (n_heads*head_dim + 2*n_kv_heads*head_dim, dim) */
-    float *wo;        /* (dim, n_heads*head_dim) */
-    float *mlp_norm;  /* (dim) */
-    float *w_gate_up; /* (2*hidden, dim): gate rows then up rows */
-    float *w_down;    /* (dim, hidden) */
+    float *attn_norm;   /* (dim) */
+    cks_wmat wqkv;      /* (n_heads*head_dim + 2*n_kv_heads*head_dim, dim) */
+    cks_wmat wo;        /* (dim, n_heads*head_dim) */
+    float *mlp_norm;    /* (dim) */
+    cks_wmat w_gate_up; /* (2*hidden, dim): gate rows then up rows */
+    cks_wmat w_down;    /* (dim, hidden) */
 } cks_llama_layer;
 
 /* A window: n consecutive rows of a batch, positions 0..n-1. */
@@ -114,8 +120,10 @@ typedef struct {
     int64_t vblock;        /* logits columns per block */
     int64_t qblock;        /* query rows per attention block */
     int nthreads;
-    float *wbuf;           /* one layer widened, or the lm_head: max of the two */
+    cks_mm mm;             /* the weight products' arithmetic (cfg.precision) */
+    void *wbuf;            /* one layer widened, or the lm_head: max of the two */
     cks_llama_layer layer; /* views into wbuf after cks_llama_load_layer */
+    cks_wmat head;         /* (vocab, dim) lm_head in wbuf after cks_llama_load_head */
     float *final_norm;     /* (dim) */
     float *rope_cos;       /* (max_win, head_dim/2) */
     float *rope_sin;       /* (max_win, head_dim/2) */

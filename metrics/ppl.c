@@ -349,6 +349,7 @@ static int ctx_plan(ctx *c, const cks_config *cfg, const char *display, size_t n
     cks_llama_config lc;
     int err;
     cks_llama_config_from(&lc, cfg);
+    lc.precision = c->o->precision;
     if ((err = cks_llama_weights_bind(&c->w, &lc, cks_weights_tensors(c->cw), display)) != 0)
         return err;
     return plan_build(&c->p, c->sets, nsets, c->o,

@@ -36,6 +36,8 @@ typedef struct {
     int bos;             /* --bos 1, --no-bos 0, -1: tokenizer_config.json */
     int evict;           /* --evict: delete downloaded blobs no longer needed (hf://) */
     int no_prefetch;     /* fetch a checkpoint only when its task runs (benchmarks) */
+    int precision;       /* ppl arithmetic (DESIGN §5): a cks_precision of metrics/bf16.h,
+                            0 (f32) by default */
 } cks_scan_options;
 
 typedef enum { CKS_SCAN_COMPLETE = 0, CKS_SCAN_INCOMPLETE, CKS_SCAN_FAILED } cks_scan_status;
