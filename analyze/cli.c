@@ -133,14 +133,21 @@ void cli_progress_done(cli_progress *p)
     p->dirty = 0;
 }
 
-void cli_fetch_progress(void *ctx, const cks_fetch_progress *p)
+const char *cli_fetch_text(const cks_fetch_progress *p, char *buf, size_t cap)
 {
     char done[32], total[32], rate[32];
     double r = p->seconds > 0 ? (double)p->done / p->seconds : 0;
-    cli_progress_update(ctx, "fetching %s: %s of %s, %d/%d files, %s/s", p->ckpt,
-                        cli_human_bytes(p->done, done, sizeof done),
-                        cli_human_bytes(p->total, total, sizeof total), p->files_done,
-                        p->files_total, cli_human_bytes((uint64_t)r, rate, sizeof rate));
+    snprintf(buf, cap, "fetching %s: %s of %s, %d/%d files, %s/s", p->ckpt,
+             cli_human_bytes(p->done, done, sizeof done),
+             cli_human_bytes(p->total, total, sizeof total), p->files_done, p->files_total,
+             cli_human_bytes((uint64_t)r, rate, sizeof rate));
+    return buf;
+}
+
+void cli_fetch_progress(void *ctx, const cks_fetch_progress *p)
+{
+    char text[256];
+    cli_progress_update(ctx, "%s", cli_fetch_text(p, text, sizeof text));
 }
 
 const char *cli_human_bytes(uint64_t n, char *buf, size_t cap)

@@ -50,6 +50,8 @@ double cli_now(void);
 /* A cks_fetch_progress_fn for hf:// sources (ctx: a cli_progress): "fetching ckpt_001:
  * 1.2 GiB of 4.0 GiB, 3/8 files, 85.0 MiB/s" rewritten in place. */
 void cli_fetch_progress(void *ctx, const cks_fetch_progress *p);
+/* That line's text into buf. */
+const char *cli_fetch_text(const cks_fetch_progress *p, char *buf, size_t cap);
 
 /* Formats n bytes as "1.5 GiB" into buf. */
 const char *cli_human_bytes(uint64_t n, char *buf, size_t cap);

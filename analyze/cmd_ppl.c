@@ -22,23 +22,31 @@
 static const char usage_text[] =
     "usage: ckptscope ppl SOURCE@REF (--text FILE... | --tokens FILE...) [--ctx N]\n"
     "                     [--stride N] [--bos | --no-bos] [--force] [--threads N]\n"
-    "                     [--token-format jsonl|u16|u32] [--quiet] [--json]\n"
+    "                     [--precision f32|bf16] [--token-format jsonl|u16|u32]\n"
+    "                     [--split-by-meta] [--quiet]\n"
+    "                     [--json]\n"
     "\n"
     "Held-out perplexity of one checkpoint, computed by ckptscope's own forward pass\n"
-    "(float32, weights widened one layer at a time) for the model families llama,\n"
-    "mistral, qwen2, gpt_neox (Pythia), olmo and olmo2 (config.json's model_type; a\n"
-    "config field at a value the forward pass does not implement is refused by name).\n"
+    "(weights widened one layer at a time) for the model families llama, mistral,\n"
+    "qwen2, gpt_neox (Pythia), olmo and olmo2 (config.json's model_type; a config\n"
+    "field at a value the forward pass does not implement is refused by name).\n"
     "Each FILE is one evaluation set\n"
     "named after the file; a text file or a raw token file is one document, a JSONL file\n"
-    "holds one document per line. Windows of --ctx tokens advance by --stride; each token\n"
+    "holds one document per line. Files may be gzip or zstd compressed (told by their\n"
+    "first bytes). Windows of --ctx tokens advance by --stride; each token\n"
     "is scored once, with the context its window gives (Hugging Face's strided method);\n"
     "windows never cross documents. Reports per set: scored tokens, bytes of text, nll\n"
     "(mean negative log-likelihood, nats), ppl = exp(nll), bpb (bits per UTF-8 byte).\n"
     "\n"
-    "  --text FILE...        UTF-8 text files, tokenised by the built-in tokenizer\n"
-    "  --tokens FILE...      token ids: .jsonl ({\"token_ids\": [...]} per line), or raw\n"
+    "  --text FILE...        UTF-8 text, tokenised by the built-in tokenizer: a plain text\n"
+    "                        file, or JSONL with a \"text\" string per line (the Pile,\n"
+    "                        SlimPajama, Dolma)\n"
+    "  --tokens FILE...      token ids: JSONL ({\"token_ids\": [...]} per line), or raw\n"
     "                        little-endian .u16 / .u32 files\n"
     "  --token-format F      jsonl, u16 or u32 for --tokens files with other names\n"
+    "  --split-by-meta       one set per subset of a JSONL file, named FILE:SUBSET after\n"
+    "                        each line's meta.pile_set_name (or meta.redpajama_set_name),\n"
+    "                        as Pile perplexity is reported\n"
     "  --ctx N               window length (default: max_position_embeddings)\n"
     "  --stride N            window step, 1 <= N <= ctx (default: ctx/2)\n"
     "  --bos, --no-bos       start each document with BOS or not (default: add_bos_token\n"
@@ -46,6 +54,12 @@ static const char usage_text[] =
     "                        and mistral, off for the others); the BOS id is config.json's\n"
     "                        bos_token_id, else the tokenizer's BOS piece\n"
     "  --force               allow a ctx larger than max_position_embeddings\n"
+    "  --precision P         f32 (default): float32 throughout, as Hugging Face computes;\n"
+    "                        bf16: both operands of every weight product rounded to\n"
+    "                        bfloat16 (nearest even), products summed in float32, as a\n"
+    "                        GPU evaluation in bf16 does; attention, norms, RoPE and the\n"
+    "                        residual stay float32. Faster on CPUs with AVX512_BF16; not\n"
+    "                        exact (README: its measured deviation from f32)\n"
     "  --threads N           threads (default: all CPUs)\n"
     "  --quiet               no progress line\n"
     "  --json                one JSON document on stdout\n"
@@ -63,7 +77,8 @@ typedef struct {
     int text; /* 1 for --text, 0 for --tokens */
     int64_t ctx, stride;
     int bos; /* -1 unset */
-    int force, threads, quiet, json;
+    int force, threads, quiet, json, split;
+    cks_precision precision;
     cks_tokfile_format fmt;
 } options;
 
@@ -110,10 +125,16 @@ static int parse_args(int argc, char **argv, options *o)
             i++;
             if (!v || cks_tokfile_format_from_name(v, &o->fmt) != 0)
                 err = cli_usage_error("ppl", "--token-format must be jsonl, u16 or u32");
+        } else if (strcmp(a, "--precision") == 0) {
+            i++;
+            if (!v || cks_precision_from_name(v, &o->precision) != 0)
+                err = cli_usage_error("ppl", "--precision must be f32 or bf16");
         } else if (strcmp(a, "--bos") == 0 || strcmp(a, "--no-bos") == 0) {
             o->bos = strcmp(a, "--bos") == 0;
         } else if (strcmp(a, "--force") == 0) {
             o->force = 1;
+        } else if (strcmp(a, "--split-by-meta") == 0) {
+            o->split = 1;
         } else if (strcmp(a, "--quiet") == 0) {
             o->quiet = 1;
         } else if (strcmp(a, "--json") == 0) {
@@ -166,10 +187,11 @@ static int emit_json(const cks_ckpt *c, const cks_ppl_options *po, const cks_doc
                            (json_int_t)r[i].tokens, "bytes", count_or_null(r[i].bytes), "nll",
                            cks_json_number(r[i].nll), "ppl", cks_json_number(r[i].ppl), "bpb",
                            cks_json_number(r[i].bpb)));
-    json_t *doc = json_pack("{s:{s:s, s:I, s:o}, s:I, s:I, s:o}", "checkpoint", "name", ci->name,
-                            "step", (json_int_t)ci->step, "commit",
+    json_t *doc = json_pack("{s:{s:s, s:I, s:o}, s:I, s:I, s:s, s:o}", "checkpoint", "name",
+                            ci->name, "step", (json_int_t)ci->step, "commit",
                             ci->commit ? json_string(ci->commit) : json_null(), "ctx",
-                            (json_int_t)po->ctx, "stride", (json_int_t)po->stride, "sets", arr);
+                            (json_int_t)po->ctx, "stride", (json_int_t)po->stride, "precision",
+                            cks_precision_name(po->precision), "sets", arr);
     return cli_json_print(doc) == 0 ? 0 : CLI_USAGE;
 }
 
@@ -177,9 +199,10 @@ static void print_table(const cks_ckpt *c, const cks_ppl_options *po, const cks_
                         const cks_ppl_result *r, int n)
 {
     const cks_ckpt_info *ci = cks_ckpt_info_of(c);
-    printf("checkpoint %s (step %lld%s%.12s), ctx %lld, stride %lld, BOS %s\n", ci->name,
-           (long long)ci->step, ci->commit ? ", commit " : "", ci->commit ? ci->commit : "",
-           (long long)po->ctx, (long long)po->stride, po->bos ? "on" : "off");
+    printf("checkpoint %s (step %lld%s%.12s), ctx %lld, stride %lld, BOS %s, precision %s\n",
+           ci->name, (long long)ci->step, ci->commit ? ", commit " : "",
+           ci->commit ? ci->commit : "", (long long)po->ctx, (long long)po->stride,
+           po->bos ? "on" : "off", cks_precision_name(po->precision));
     printf("%-24s %10s %12s %10s %12s %8s\n", "SET", "TOKENS", "BYTES", "NLL", "PPL", "BPB");
     for (int i = 0; i < n; i++) {
         char bytes[32] = "-", bpb[32] = "-";
@@ -200,14 +223,13 @@ int cmd_ppl(int argc, char **argv)
     cks_weights *w = NULL;
     cks_tokenizer *tok = NULL;
     cks_config cfg;
-    cks_docset sets[MAX_SETS];
+    cks_docsets sets = {0};
     cks_ppl_result res[MAX_SETS];
     cks_ppl_options po;
     cli_progress prog;
     int nsets = 0, err, status = parse_args(argc, argv, &o);
     if (status)
         return status < 0 ? cli_finish("ppl", 0) : status;
-    memset(sets, 0, sizeof sets);
     memset(res, 0, sizeof res);
     char disp[512];
     cks_model_config mc;
@@ -235,35 +257,38 @@ int cmd_ppl(int argc, char **argv)
     }
     po.force = o.force;
     po.nthreads = o.threads;
-    nsets = o.nfiles;
+    po.precision = o.precision;
     if (o.text && ((err = cks_tokenizer_load_ckpt(&tok, c)) != 0 ||
                    (err = cks_evalset_check_vocab(tok, &cfg, disp)) != 0))
         goto fail;
     if ((err = cks_evalset_bos(c, &cfg, tok, o.bos, &po.bos, &po.bos_id)) != 0 ||
-        (err = cks_evalset_load(sets, o.files, (size_t)nsets, !o.text, (int)o.fmt, tok)) != 0 ||
+        (err = cks_evalset_load_sets(
+             &sets, o.files, (size_t)o.nfiles,
+             &(cks_evalset_options){o.text ? CKS_EVAL_TEXT : CKS_EVAL_TOKENS, (int)o.fmt, o.split},
+             tok)) != 0 ||
         (err = cks_weights_open(&w, c)) != 0)
         goto fail;
+    nsets = (int)sets.n;
     cli_progress_init(&prog, o.quiet);
     po.progress = progress_cb;
     po.progress_ctx = &prog;
-    err = cks_ppl_evaluate(res, w, &cfg, disp, sets, (size_t)nsets, &po, NULL);
+    err = cks_ppl_evaluate(res, w, &cfg, disp, sets.v, sets.n, &po, NULL);
     cli_progress_done(&prog);
     if (!err)
         err = cks_weights_check(w); /* a weight file that changed under us */
     if (err)
         goto fail;
     if (o.json)
-        status = emit_json(c, &po, sets, res, nsets);
+        status = emit_json(c, &po, sets.v, res, nsets);
     else
-        print_table(c, &po, sets, res, nsets);
+        print_table(c, &po, sets.v, res, nsets);
     goto done;
 fail:
     status = cli_fail("ppl", err);
 done:
-    for (int i = 0; i < nsets; i++) {
+    for (int i = 0; i < nsets; i++)
         cks_ppl_result_release(&res[i]);
-        cks_docset_release(&sets[i]);
-    }
+    cks_docsets_release(&sets);
     cks_weights_free(w);
     cks_tokenizer_free(tok);
     cks_ckpt_free(c);

@@ -1,9 +1,13 @@
 /* ckptscope scan: the command's side of a scan. It reads the options, picks the driver
- * (serial, --shard I/N, or MPI when started by mpirun/srun: analyze/engine/include/
+ * (serial, --shard I/N, or MPI when started by mpirun/srun: analyze/engine/
  * scan.h), and talks to the user: the progress line, a line per checkpoint, warnings,
  * the summary and the exit status (DESIGN §8: 0 when every selected checkpoint ends
- * complete or incomplete, 2 when one failed, after the others are done). It also holds
- * the test hooks of the crash tests (CKS_TEST_KILL_AT, CKS_TEST_TENSOR_DELAY_MS). */
+ * complete or incomplete, 2 when one failed, after the others are done). Downloads of an
+ * hf:// source share the progress line ("analysis | fetching ..."); their reports come
+ * from download threads, so everything printed during the scan goes through one mutex.
+ * It also holds the test hooks of the crash tests (CKS_TEST_KILL_AT,
+ * CKS_TEST_TENSOR_DELAY_MS) and of the benchmark of prefetch (CKS_TEST_NO_PREFETCH). */
+#include "bf16.h"
 #include "cli.h"
 #include "cmd.h"
 #include "error.h"
@@ -11,6 +15,7 @@
 #include "source.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,11 +26,15 @@
 static const char usage_text[] =
     "usage: ckptscope scan SOURCE -o RUN.h5 [--metrics LIST] [--branches GLOB]\n"
     "                      [--every K] [--ref REF] [--resume] [--threads N] [--quiet]\n"
+    "                      [--evict]\n"
     "                      [--shard I/N [--extend RUN.h5]] [--eval FILE]...\n"
     "                      [--ctx N] [--stride N] [--bos | --no-bos]\n"
+    "                      [--precision f32|bf16]\n"
     "\n"
     "Analyse the checkpoints of SOURCE in step order and write their time series to the\n"
-    "HDF5 run file RUN.h5: one row per checkpoint, one column per tensor.\n"
+    "HDF5 run file RUN.h5: one row per checkpoint, one column per tensor. SOURCE may be\n"
+    "hf://ORG/NAME: checkpoints are fetched into the hub cache, the next one while the\n"
+    "current one is analysed.\n"
     "\n"
     "  -o, --output RUN.h5  the run file (required); it must not exist, unless --resume\n"
     "  --metrics LIST       comma-separated metric families (default: every one built\n"
@@ -39,6 +48,10 @@ static const char usage_text[] =
     "  --bos, --no-bos      start documents with BOS (default: add_bos_token of\n"
     "                       tokenizer_config.json, else the family's: on for llama and\n"
     "                       mistral, off for the others); see 'ckptscope ppl --help'\n"
+    "  --precision P        the ppl family's arithmetic: f32 (default) or bf16, the weight\n"
+    "                       products' operands rounded to bfloat16 (see 'ckptscope ppl\n"
+    "                       --help'); recorded in the run file, which a resumed scan must\n"
+    "                       match\n"
     "  --branches GLOB      checkpoints to scan (default 'ckpt_*')\n"
     "  --every K            only every K-th checkpoint in step order, from the first\n"
     "  --ref REF            drift reference (default: the first complete checkpoint); a\n"
@@ -54,6 +67,13 @@ static const char usage_text[] =
     "  --extend RUN.h5      with --shard: leave out the checkpoints the finished run\n"
     "                       RUN.h5 already holds (complete, same commit, same previous\n"
     "                       checkpoint); merge RUN.h5 with the new parts afterwards\n"
+    "  --evict              hf:// sources: delete each blob this scan downloaded once no\n"
+    "                       checkpoint still to analyse, the previous one or the\n"
+    "                       reference needs it, so the disk holds four checkpoints'\n"
+    "                       weights (reference, previous, current, next; a shard's next\n"
+    "                       task may add its previous one too: five);\n"
+    "                       what was in the cache before is never deleted. Shards and MPI\n"
+    "                       ranks that evict need a hub cache each (HF_HUB_CACHE)\n"
     "  --quiet              no progress line and no line per checkpoint\n"
     "  -h, --help           this help\n"
     "\n"
@@ -84,6 +104,9 @@ typedef struct {
     const cks_scan_options *o;
     int quiet;
     cli_progress prog;
+    pthread_mutex_t mu; /* everything printed while the scan runs (download threads too) */
+    char work[256];     /* the progress line's part for the checkpoint being analysed */
+    char fetch[160];    /* ... and for the downloads in flight ("" when none) */
     double t_start;
     size_t finished; /* rows recorded so far, for the ETA */
     /* CKS_TEST_KILL_AT=point:n kills the process at the n-th point;
@@ -117,7 +140,18 @@ static void on_point(void *ctx, const char *point)
     }
 }
 
-/* "ckptscope scan: [pos/nsel] name (step s): ..." unless --quiet. */
+/* Rewrites the progress line from its two parts (u->mu held). */
+static void redraw(ui *u)
+{
+    if (*u->work && *u->fetch)
+        cli_progress_update(&u->prog, "%s | %s", u->work, u->fetch);
+    else if (*u->work || *u->fetch)
+        cli_progress_update(&u->prog, "%s", *u->work ? u->work : u->fetch);
+    else
+        cli_progress_done(&u->prog);
+}
+
+/* "ckptscope scan: [pos/nsel] name (step s): ..." unless --quiet (u->mu held). */
 static void line(ui *u, const cks_scan_row *r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void line(ui *u, const cks_scan_row *r, const char *fmt, ...)
@@ -134,9 +168,8 @@ static void line(ui *u, const cks_scan_row *r, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-static void on_row(void *ctx, const cks_scan_row *r)
+static void row_lines(ui *u, const cks_scan_row *r)
 {
-    ui *u = ctx;
     char where[32] = "", size[32];
     if (r->kind == CKS_ROW_SKIPPED) {
         line(u, r, "already complete in %s: skipped", u->o->output);
@@ -160,28 +193,58 @@ static void on_row(void *ctx, const cks_scan_row *r)
     }
 }
 
+static void on_row(void *ctx, const cks_scan_row *r)
+{
+    ui *u = ctx;
+    pthread_mutex_lock(&u->mu);
+    row_lines(u, r);
+    u->work[0] = '\0'; /* that checkpoint is done */
+    redraw(u);
+    pthread_mutex_unlock(&u->mu);
+}
+
 static void on_progress(void *ctx, const cks_scan_progress *p)
 {
     ui *u = ctx;
     double now = cli_now(), done = (double)u->finished + p->frac;
+    pthread_mutex_lock(&u->mu);
     if (p->frac < 0) { /* not reading tensors: a per-checkpoint family's work */
-        cli_progress_update(&u->prog, "[%zu/%zu] %s %s", p->pos + 1, p->nsel, p->name, p->what);
-        return;
+        snprintf(u->work, sizeof u->work, "[%zu/%zu] %s %s", p->pos + 1, p->nsel, p->name, p->what);
+    } else {
+        char eta[32] = "--:--:--";
+        if (done > 0.02) {
+            long left = (long)((now - u->t_start) / done * ((double)(p->nsel - p->pos) - p->frac));
+            snprintf(eta, sizeof eta, "%ld:%02ld:%02ld", left / 3600, left / 60 % 60, left % 60);
+        }
+        snprintf(u->work, sizeof u->work, "[%zu/%zu] %s %s  %.0f MB/s  ETA %s", p->pos + 1, p->nsel,
+                 p->name, p->what, p->rate / 1e6, eta);
     }
-    char eta[32] = "--:--:--";
-    if (done > 0.02) {
-        long left = (long)((now - u->t_start) / done * ((double)(p->nsel - p->pos) - p->frac));
-        snprintf(eta, sizeof eta, "%ld:%02ld:%02ld", left / 3600, left / 60 % 60, left % 60);
-    }
-    cli_progress_update(&u->prog, "[%zu/%zu] %s %s  %.0f MB/s  ETA %s", p->pos + 1, p->nsel,
-                        p->name, p->what, p->rate / 1e6, eta);
+    redraw(u);
+    pthread_mutex_unlock(&u->mu);
+}
+
+/* Called on a download thread. */
+static void on_fetch(void *ctx, const cks_scan_fetch *f)
+{
+    ui *u = ctx;
+    cks_fetch_progress p = {f->name, f->done, f->total, f->seconds, f->files_done, f->files_total};
+    pthread_mutex_lock(&u->mu);
+    if (f->files_done >= f->files_total) /* nothing in flight any more */
+        u->fetch[0] = '\0';
+    else
+        cli_fetch_text(&p, u->fetch, sizeof u->fetch);
+    redraw(u);
+    pthread_mutex_unlock(&u->mu);
 }
 
 static void on_warning(void *ctx, const char *ckpt, const char *what, const char *msg)
 {
     ui *u = ctx;
+    pthread_mutex_lock(&u->mu);
     cli_progress_done(&u->prog);
     fprintf(stderr, "ckptscope scan: warning: %s: %s: %s\n", ckpt, what, msg);
+    redraw(u);
+    pthread_mutex_unlock(&u->mu);
 }
 
 /* ---- options ---- */
@@ -203,6 +266,7 @@ static int parse_shard(const char *arg, int64_t *i, int64_t *n)
 /* One option (getopt's c and optarg) into o; evals holds the --eval files. */
 static int parse_one(int c, const char *arg, cks_scan_options *o, const char **evals, int *quiet)
 {
+    cks_precision prec;
     switch (c) {
     case 'o':
         o->output = arg;
@@ -245,8 +309,16 @@ static int parse_one(int c, const char *arg, cks_scan_options *o, const char **e
     case 'N':
         o->bos = c == 'B';
         return 0;
+    case 'P':
+        if (cks_precision_from_name(arg, &prec) != 0)
+            return cli_usage_error("scan", "--precision must be f32 or bf16");
+        o->precision = (int)prec;
+        return 0;
     case 'q':
         *quiet = 1;
+        return 0;
+    case 'v':
+        o->evict = 1;
         return 0;
     case 'h':
         printf(usage_text, cks_scan_default_metrics());
@@ -266,6 +338,7 @@ static int parse_args(int argc, char **argv, cks_scan_options *o, const char **e
                                          {"resume", no_argument, NULL, 'R'},
                                          {"threads", required_argument, NULL, 'T'},
                                          {"quiet", no_argument, NULL, 'q'},
+                                         {"evict", no_argument, NULL, 'v'},
                                          {"shard", required_argument, NULL, 's'},
                                          {"extend", required_argument, NULL, 'x'},
                                          {"eval", required_argument, NULL, 'E'},
@@ -273,6 +346,7 @@ static int parse_args(int argc, char **argv, cks_scan_options *o, const char **e
                                          {"stride", required_argument, NULL, 'S'},
                                          {"bos", no_argument, NULL, 'B'},
                                          {"no-bos", no_argument, NULL, 'N'},
+                                         {"precision", required_argument, NULL, 'P'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c, err;
@@ -291,6 +365,9 @@ static int parse_args(int argc, char **argv, cks_scan_options *o, const char **e
     if (o->extend && !o->nshards)
         return cli_usage_error("scan", "--extend goes with --shard I/N (alone, --resume extends a "
                                        "run)");
+    if (o->precision != CKS_PRECISION_F32 && !o->neval)
+        return cli_usage_error("scan", "--precision is the ppl family's arithmetic: it needs "
+                                       "--eval FILE");
     if (o->ctx && o->stride && o->stride > o->ctx)
         return cli_usage_error("scan", "--stride %lld is larger than --ctx %lld",
                                (long long)o->stride, (long long)o->ctx);
@@ -347,9 +424,17 @@ int cmd_scan(int argc, char **argv)
         return status < 0 ? cli_finish("scan", 0) : status;
     u.o = &o;
     test_hooks_init(&u);
+    o.no_prefetch = getenv("CKS_TEST_NO_PREFETCH") != NULL; /* bench/bench_hub.py's baseline */
     cli_progress_init(&u.prog, u.quiet);
+    pthread_mutex_init(&u.mu, NULL);
     u.t_start = cli_now();
-    cks_scan_hooks h = {&u, on_row, on_progress, on_warning, on_point, &interrupted};
+    cks_scan_hooks h = {.ctx = &u,
+                        .row = on_row,
+                        .progress = on_progress,
+                        .warning = on_warning,
+                        .point = on_point,
+                        .interrupted = &interrupted,
+                        .fetch = on_fetch};
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -362,8 +447,9 @@ int cmd_scan(int argc, char **argv)
     else
 #endif
         err = o.nshards ? cks_scan_shard(&o, &h, &sum) : cks_scan_serial(&o, &h, &sum);
-    cli_progress_done(&u.prog);
+    cli_progress_done(&u.prog); /* the scan is over: no download thread reports any more */
     status = finish(&u, &sum, err);
+    pthread_mutex_destroy(&u.mu);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     return cli_finish("scan", status);

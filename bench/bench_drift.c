@@ -6,6 +6,7 @@
  * Usage: bench_drift [--mib N] [--threads N] [--reps N] */
 #include "drift.h"
 #include "map.h"
+#include "simd.h"
 
 #include <getopt.h>
 #include <omp.h>
@@ -32,8 +33,7 @@ static double cpu(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static uint64_t
-sum_words(const uint64_t *p, size_t n)
+CKS_CLONES static uint64_t sum_words(const uint64_t *p, size_t n)
 {
     uint64_t s[8] = {0};
     size_t i = 0;

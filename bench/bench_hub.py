@@ -11,9 +11,17 @@ fixture repository with Git LFS weights:
    walked with and without prefetch. Without it a checkpoint costs its download plus its
    analysis (here: every file mapped and hashed again); with it about the larger of the two.
 
+3. scan (with CKPTSCOPE): `ckptscope scan hf://org/bench --evict` at the same rate, with
+   prefetch (the next checkpoint downloads while this one is analysed) and without it
+   (CKS_TEST_NO_PREFETCH: each checkpoint fetched when its task runs), against the two
+   parts alone: the download (the walk without prefetch) and the analysis (the same scan
+   reading the filled cache with HF_HUB_OFFLINE=1). With prefetch a checkpoint should cost
+   about the larger of the two, without it their sum.
+
 Prints figures and the load; never fails.
-usage: bench_hub.py CKS_FIXTURE CKS_HUB_WALK [--hidden 1024] [--layers 4] [--shards 4]
-                    [--checkpoints 3] [--rate 150] [--repeat 3] [--dir D]"""
+usage: bench_hub.py CKS_FIXTURE CKS_HUB_WALK [CKPTSCOPE] [--hidden 1024] [--layers 4]
+                    [--shards 4] [--checkpoints 3] [--rate 150] [--metrics LIST]
+                    [--repeat 3] [--dir D]"""
 import argparse
 import json
 import os
@@ -46,6 +54,29 @@ def walk(exe, hub, home, *args):
     return [json.loads(l) for l in p.stdout.splitlines()], wall
 
 
+def scan(exe, hub, home, metrics, fill=False, **env_extra):
+    """Seconds of `ckptscope scan hf://org/bench --evict` into a fresh run file (and a
+    fresh cache unless fill: then the cache is filled first, and the scan reads it
+    offline)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.lower().endswith("_proxy") and not k.startswith("HF_")}
+    env.update(HF_HOME=home, HF_ENDPOINT=hub.url, no_proxy="*", NO_PROXY="*", **env_extra)
+    shutil.rmtree(home, ignore_errors=True)
+    os.makedirs(home)
+    run = os.path.join(home, "run.h5")
+    if fill:
+        subprocess.run([exe, "scan", "hf://org/bench", "-o", run, "--metrics", "norms",
+                        "--quiet"], env=env, check=True)
+        os.unlink(run)
+        env["HF_HUB_OFFLINE"] = "1"
+    t0 = time.monotonic()
+    subprocess.run([exe, "scan", "hf://org/bench", "-o", run, "--metrics", metrics, "--quiet"] +
+                   ([] if fill else ["--evict"]), env=env, check=True)
+    wall = time.monotonic() - t0
+    shutil.rmtree(home, ignore_errors=True)
+    return wall
+
+
 def curl(urls, out, parallel):
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
@@ -69,6 +100,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("fixture")
     ap.add_argument("walk")
+    ap.add_argument("ckptscope", nargs="?")
+    ap.add_argument("--metrics", default="norms,spectral,drift", help="for the scan part")
+    ap.add_argument("--skip-rate", action="store_true", help="leave out the download rates")
     ap.add_argument("--hidden", type=int, default=1024)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--shards", type=int, default=4)
@@ -95,16 +129,18 @@ def main():
               (len(files), nbytes / 2**20, a.shards, load()))
         rows = {"curl, one at a time": [], "curl -Z, 4 at once": [],
                 "hf:// source, 1 in flight": [], "hf:// source, 4 in flight": []}
-        for _ in range(a.repeat):
+        for _ in range(0 if a.skip_rate else a.repeat):
             rows["curl, one at a time"].append(curl(urls, os.path.join(root, "c"), False))
             rows["curl -Z, 4 at once"].append(curl(urls, os.path.join(root, "c"), True))
             for n, key in ((1, "hf:// source, 1 in flight"), (4, "hf:// source, 4 in flight")):
                 steps, _ = walk(a.walk, hub, home, "--count", "1", "--threads", str(n))
                 rows[key].append(steps[0]["wait_s"])
-        print("%-28s %-24s %-24s" % ("download (loopback)", "best", "median"))
-        for k, v in rows.items():
-            print("%-28s %-24s %-24s" % (k, fmt(nbytes, min(v)), fmt(nbytes, statistics.median(v))))
-        print("load %s" % load())
+        if not a.skip_rate:
+            print("%-28s %-24s %-24s" % ("download (loopback)", "best", "median"))
+            for k, v in rows.items():
+                print("%-28s %-24s %-24s" % (k, fmt(nbytes, min(v)),
+                                            fmt(nbytes, statistics.median(v))))
+            print("load %s" % load())
 
         hub.rate = a.rate * 1e6
         print("\noverlap: server limited to %.0f MB/s, %d checkpoints, 4 in flight; load %s" %
@@ -121,6 +157,29 @@ def main():
               (wall_pre, wall_pre / a.checkpoints,
                ", ".join("%.3f" % s["wait_s"] for s in pre)))
         print("load %s" % load())
+        if a.ckptscope:
+            print("\nscan --evict --metrics %s: server limited to %.0f MB/s, %d checkpoints; "
+                  "load %s" % (a.metrics, a.rate, a.checkpoints, load()))
+            dl = []
+            for _ in range(a.repeat):
+                steps, _ = walk(a.walk, hub, home, "--no-prefetch")
+                dl.append(sum(s["wait_s"] for s in steps))
+            parts = {"download alone (walk)": dl, "analysis alone (cache, offline)": [],
+                     "scan without prefetch": [], "scan with prefetch": []}
+            for _ in range(a.repeat):
+                parts["analysis alone (cache, offline)"].append(
+                    scan(a.ckptscope, hub, home, a.metrics, fill=True))
+                parts["scan without prefetch"].append(
+                    scan(a.ckptscope, hub, home, a.metrics, CKS_TEST_NO_PREFETCH="1"))
+                parts["scan with prefetch"].append(scan(a.ckptscope, hub, home, a.metrics))
+            print("  %-34s %-10s %-10s %s" % ("", "best s", "median s", "per checkpoint (median)"))
+            for k, v in parts.items():
+                m = statistics.median(v)
+                print("  %-34s %-10.3f %-10.3f %.3f" % (k, min(v), m, m / a.checkpoints))
+            d = statistics.median(dl)
+            an = statistics.median(parts["analysis alone (cache, offline)"])
+            print("  sum of the parts %.3f s, larger part %.3f s" % (d + an, max(d, an)))
+            print("load %s" % load())
         hub.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)

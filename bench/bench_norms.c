@@ -1,11 +1,12 @@
 /* Norms throughput over a page-cached, memory-mapped safetensors tensor, next to a plain
- * streaming read of the same bytes (the memory-bandwidth yardstick), for F32 and BF16
+ * streaming read of the same bytes (the memory-bandwidth yardstick), for F32, BF16 and F16
  * with 1 and 2 threads. Prints GB/s of stored bytes and the fraction of the plain read. */
 #include "bench_common.h"
 #include "fixture.h"
 #include "map.h"
 #include "norms.h"
 #include "safetensors.h"
+#include "simd.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -13,8 +14,7 @@
 #include <unistd.h>
 
 /* The yardstick: sum of 64-bit words, vectorised, threads over halves. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static uint64_t
-stream_sum(const uint64_t *p, size_t n)
+CKS_CLONES static uint64_t stream_sum(const uint64_t *p, size_t n)
 {
     uint64_t s[8] = {0};
     for (size_t i = 0; i + 8 <= n; i += 8)
@@ -47,8 +47,8 @@ static const char *write_tensor(cks_dtype dt, int64_t numel, const char *path)
     for (int64_t i = 0; i < numel; i++) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         float v = (float)((int64_t)(x >> 40) - (1 << 23)) * 1e-9f;
-        if (dt == CKS_DT_BF16) {
-            uint16_t h = cks_f32_to_bf16(v);
+        if (dt == CKS_DT_BF16 || dt == CKS_DT_F16) {
+            uint16_t h = dt == CKS_DT_BF16 ? cks_f32_to_bf16(v) : cks_f32_to_f16(v);
             memcpy(raw + 2 * i, &h, 2);
         } else {
             memcpy(raw + 4 * i, &v, 4);
@@ -72,8 +72,8 @@ int main(int argc, char **argv)
     bench_machine();
     printf("%-6s %-8s %10s %12s %12s %9s\n", "dtype", "threads", "MiB", "read GB/s", "norms GB/s",
            "fraction");
-    cks_dtype dts[2] = {CKS_DT_F32, CKS_DT_BF16};
-    for (int d = 0; d < 2; d++) {
+    cks_dtype dts[3] = {CKS_DT_F32, CKS_DT_BF16, CKS_DT_F16};
+    for (int d = 0; d < 3; d++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/cks-bench-norms-%d.safetensors", dir, (int)getpid());
         int64_t numel = mib * 1024 * 1024 / (int64_t)cks_dtype_size(dts[d]);

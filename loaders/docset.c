@@ -1,6 +1,7 @@
 /* Growable sets of token-id documents (see docset.h). */
 #include "docset.h"
 #include "error.h"
+#include "grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -65,5 +66,36 @@ int cks_docset_add(cks_docset *d, const int32_t *ids, int64_t n, int64_t line)
     d->line[d->ndocs] = line;
     d->ndocs++;
     d->start[d->ndocs] = d->nids;
+    return 0;
+}
+
+void cks_docsets_release(cks_docsets *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        cks_docset_release(&l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+int cks_docsets_get(cks_docsets *l, const char *name, const char *display, size_t max,
+                    cks_docset **out)
+{
+    for (size_t i = l->n; i-- > 0;) /* the newest first: lines of one subset come in runs */
+        if (strcmp(l->v[i].name, name) == 0) {
+            if (strcmp(l->v[i].display, display) != 0)
+                return cks_error_set(CKS_EINVAL,
+                                     "%s and %s would both be reported as set '%s'; rename one",
+                                     l->v[i].display, display, name);
+            *out = &l->v[i];
+            return 0;
+        }
+    if (l->n >= max)
+        return cks_error_set(CKS_ELIMIT, "%s: more than %zu evaluation sets", display, max);
+    int err = cks_grow(&l->v, &l->cap, l->n, sizeof *l->v, 8);
+    if (err || (err = cks_docset_init(&l->v[l->n], name, display)) != 0)
+        return err;
+    *out = &l->v[l->n++];
     return 0;
 }

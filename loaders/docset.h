@@ -4,6 +4,7 @@
 #ifndef CKS_DOCSET_H
 #define CKS_DOCSET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define CKS_MAX_SET_TOKENS ((int64_t)1 << 32) /* tokens of one set */
@@ -29,6 +30,21 @@ void cks_docset_release(cks_docset *d);
 
 /* Appends a document of n ids (copied). CKS_ELIMIT past the CKS_MAX_SET_* limits. */
 int cks_docset_add(cks_docset *d, const int32_t *ids, int64_t n, int64_t line);
+
+/* A list of sets, as files are split into them (one set per file, or per subset with
+ * --split-by-meta). */
+typedef struct {
+    cks_docset *v;
+    size_t n, cap;
+} cks_docsets;
+
+void cks_docsets_release(cks_docsets *l);
+
+/* The set named name, appended empty (read from display) when the list has none; at most
+ * max sets (CKS_ELIMIT beyond). A set of that name read from another file is CKS_EINVAL
+ * naming both files. The pointer is valid until the next call. */
+int cks_docsets_get(cks_docsets *l, const char *name, const char *display, size_t max,
+                    cks_docset **out);
 
 /* Document d as a pointer and a length. */
 static inline const int32_t *cks_docset_doc(const cks_docset *d, int64_t i, int64_t *n)

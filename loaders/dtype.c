@@ -1,10 +1,9 @@
-/* The dtype table and widening to f32/f64 (vectorised for the half types; a 64K-entry
- * table, built once, serves F16 where the CPU lacks F16C). */
+/* The dtype table and widening to f32/f64 (vectorised for the half types). */
 #include "dtype.h"
 #include "error.h"
+#include "simd.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 
 static const struct {
@@ -111,68 +110,29 @@ uint16_t cks_f32_to_f16(float f)
     return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
 }
 
-/* Widening is the hot path of every metric (K2 ships fp16, the demo bf16), so the
- * half types get explicit AVX-512 / AVX2+F16C loops chosen at run time, with a portable
- * scalar loop behind them. Sources may be unaligned: loads are unaligned loads. */
-#include <cpuid.h>
-#include <immintrin.h>
-
-__attribute__((target("avx512f,avx512bw"))) static size_t bf16_avx512(const unsigned char *s,
-                                                                      float *d, size_t n)
+/* Widening is the hot path of every metric (K2 ships fp16, the demo bf16): the half
+ * types go 16 at a time through simd.h's exact vector conversions, cloned for AVX-512 and
+ * AVX2; the scalar conversions above take the rest. Sources may be unaligned. */
+CKS_CLONES static size_t widen_bf16(const unsigned char *s, float *d, size_t n)
 {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        __m256i h = _mm256_loadu_si256((const __m256i *)(s + 2 * i));
-        __m512i w = _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
-        _mm512_storeu_ps(d + i, _mm512_castsi512_ps(w));
+        cks_v16f v;
+        cks_v_widen_bf16x16(s + 2 * i, &v);
+        memcpy(d + i, &v, sizeof v);
     }
     return i;
 }
 
-__attribute__((target("avx2"))) static size_t bf16_avx2(const unsigned char *s, float *d, size_t n)
+CKS_CLONES static size_t widen_f16(const unsigned char *s, float *d, size_t n)
 {
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m128i h = _mm_loadu_si128((const __m128i *)(s + 2 * i));
-        __m256i w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16);
-        _mm256_storeu_ps(d + i, _mm256_castsi256_ps(w));
+    for (; i + 16 <= n; i += 16) {
+        cks_v16f v;
+        cks_v_widen_f16x16(s + 2 * i, &v);
+        memcpy(d + i, &v, sizeof v);
     }
     return i;
-}
-
-__attribute__((target("avx512f"))) static size_t f16_avx512(const unsigned char *s, float *d,
-                                                            size_t n)
-{
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(d + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + 2 * i))));
-    return i;
-}
-
-__attribute__((target("avx,f16c"))) static size_t f16_f16c(const unsigned char *s, float *d,
-                                                           size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 2 * i))));
-    return i;
-}
-
-/* F16C needs the OS to save YMM state, which the "avx" check covers; the F16C bit itself
- * is read from CPUID (leaf 1, ECX bit 29). */
-int cks_cpu_has_f16c(void)
-{
-    unsigned a, b, c, d;
-    return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-}
-
-static float f16_table[65536];
-static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
-
-static void f16_table_build(void)
-{
-    for (uint32_t i = 0; i < 65536; i++)
-        f16_table[i] = cks_f16_to_f32((uint16_t)i);
 }
 
 void cks_widen_f32(cks_dtype dt, const void *src, float *dst, size_t n)
@@ -191,27 +151,17 @@ void cks_widen_f32(cks_dtype dt, const void *src, float *dst, size_t n)
         }
         break;
     case CKS_DT_BF16:
-        if (__builtin_cpu_supports("avx512bw"))
-            i = bf16_avx512(s, dst, n);
-        else if (__builtin_cpu_supports("avx2"))
-            i = bf16_avx2(s, dst, n);
-        for (; i < n; i++) {
+        for (i = widen_bf16(s, dst, n); i < n; i++) {
             uint16_t b;
             memcpy(&b, s + 2 * i, 2);
             dst[i] = cks_bf16_to_f32(b);
         }
         break;
     case CKS_DT_F16:
-        if (__builtin_cpu_supports("avx512f"))
-            i = f16_avx512(s, dst, n);
-        else if (cks_cpu_has_f16c())
-            i = f16_f16c(s, dst, n);
-        if (i < n)
-            pthread_once(&f16_once, f16_table_build);
-        for (; i < n; i++) {
+        for (i = widen_f16(s, dst, n); i < n; i++) {
             uint16_t h;
             memcpy(&h, s + 2 * i, 2);
-            dst[i] = f16_table[h];
+            dst[i] = cks_f16_to_f32(h);
         }
         break;
     default:

@@ -40,10 +40,6 @@ int cks_dtype_from_name(const char *name, cks_dtype *out);
 void cks_widen_f32(cks_dtype dt, const void *src, float *dst, size_t n);
 void cks_widen_f64(cks_dtype dt, const void *src, double *dst, size_t n);
 
-/* 1 when the CPU (and OS) can run AVX + F16C code: the half-precision fast paths ask it.
- * GCC's __builtin_cpu_supports knows "f16c", clang 14's does not (the fuzz build). */
-int cks_cpu_has_f16c(void);
-
 /* Scalar conversions (exact; f16 subnormals, inf and NaN handled). */
 float cks_f16_to_f32(uint16_t h);
 float cks_bf16_to_f32(uint16_t b);

@@ -104,8 +104,6 @@ const char *cks_error_name(int code)
         return "interrupted";
     case CKS_EFAILCHECK:
         return "check failed";
-    case CKS_ITEROVER:
-        return "end of iteration";
     default:
         return "error";
     }

@@ -245,3 +245,32 @@ int cks_hub_cache_lock(const cks_hub_cache *c, const char *blob, int *fd)
     *fd = f;
     return 0;
 }
+
+int cks_hub_cache_claim(const cks_hub_cache *c, int exclusive, int *fd)
+{
+    char p[PATH_MAX];
+    int err = cks_hub_cache_create(c);
+    if (err)
+        return err;
+    int n = snprintf(p, sizeof p, "%s/ckptscope-scan.lock", c->locks);
+    if (n < 0 || (size_t)n >= sizeof p)
+        return cks_error_set(CKS_ELIMIT, "%s/ckptscope-scan.lock: path too long", c->locks);
+    int f = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (f < 0)
+        return cks_error_set(CKS_EIO, "%s: %s", p, strerror(errno));
+    while (flock(f, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno == EWOULDBLOCK)
+            err = cks_error_set(CKS_EEXISTS, "%s: %s (%s is locked)", c->dir,
+                                exclusive ? "another process is using this hub cache"
+                                          : "a process that evicts is using this hub cache",
+                                p);
+        else
+            err = cks_error_set(CKS_EIO, "%s: cannot lock: %s", p, strerror(errno));
+        close(f);
+        return err;
+    }
+    *fd = f;
+    return 0;
+}

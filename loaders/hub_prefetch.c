@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define WAKE_NS (100 * 1000 * 1000L) /* how often a wait looks at the interrupt flag */
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -207,6 +209,23 @@ int cks_hub_prefetch(cks_source *s, size_t idx)
     return err;
 }
 
+/* h->mu held: waits for h->cv, or WAKE_NS when an interrupt flag is to be watched. */
+static void wait_changed(hub_impl *h)
+{
+    if (!h->interrupt) {
+        pthread_cond_wait(&h->cv, &h->mu);
+        return;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += WAKE_NS;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&h->cv, &h->mu, &until);
+}
+
 int cks_hub_wait(cks_source *s, size_t idx)
 {
     hub_impl *h = s->impl;
@@ -215,12 +234,41 @@ int cks_hub_wait(cks_source *s, size_t idx)
         return err;
     pthread_mutex_lock(&h->mu);
     hub_ckpt *c = &h->ck[idx];
-    while (c->pending > 0)
-        pthread_cond_wait(&h->cv, &h->mu);
-    if (c->err)
+    while (c->pending > 0 && !err) {
+        if (h->interrupt && *h->interrupt) {
+            /* the transfers in flight give up too: nothing will use them */
+            __atomic_store_n(&h->cancel, 1, __ATOMIC_RELAXED);
+            err = cks_error_set(CKS_EINTR, "interrupted while fetching %s", s->ckpts[idx].name);
+        } else {
+            wait_changed(h);
+        }
+    }
+    if (!err && c->err)
         err = cks_error_set(c->err, "%s", c->msg ? c->msg : "fetching failed");
     pthread_mutex_unlock(&h->mu);
     return err;
+}
+
+void cks_hub_set_interrupt(cks_source *s, const volatile sig_atomic_t *flag)
+{
+    hub_impl *h = s->impl;
+    pthread_mutex_lock(&h->mu);
+    h->interrupt = flag;
+    pthread_mutex_unlock(&h->mu);
+}
+
+int cks_hub_claim(cks_source *s, int exclusive)
+{
+    hub_impl *h = s->impl;
+    int fd, err = cks_hub_cache_claim(&h->cache, exclusive, &fd);
+    if (err)
+        return err;
+    pthread_mutex_lock(&h->mu);
+    if (h->claim_fd >= 0)
+        close(h->claim_fd); /* a new claim replaces the old one */
+    h->claim_fd = fd;
+    pthread_mutex_unlock(&h->mu);
+    return 0;
 }
 
 typedef struct {

@@ -2,14 +2,21 @@
  * function is the plain C of the standard, or, on x86-64 CPUs with the SHA extensions
  * (Intel since Goldmont/Ice Lake, AMD since Zen), the SHA-NI instructions: measured
  * here (Zen 4, bench/bench_hub.py) the plain C hashed at 65 MB/s under load and capped
- * hub downloads at that rate, a quarter of what curl fetched from the same server. */
+ * hub downloads at that rate, a quarter of what curl fetched from the same server. The
+ * portable build (-DCKS_SIMD=OFF: no x86 intrinsics anywhere) keeps to the plain C. */
 #include "sha256.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && defined(CKS_SIMD) && CKS_SIMD
+#define SHA_NI 1
+#else
+#define SHA_NI 0
+#endif
+
+#if SHA_NI
 #include <cpuid.h>
 #include <immintrin.h>
 #endif
@@ -53,7 +60,7 @@ static void blocks_c(uint32_t h[8], const unsigned char *p, size_t n)
         block_c(h, p);
 }
 
-#if defined(__x86_64__)
+#if SHA_NI
 /* The message schedule and rounds with SHA-NI, four rounds per step: W[i] =
  * msg2(msg1(W[i-4], W[i-3]) + W[i-1:i-2 shifted by one word], W[i-1]); the state is
  * kept as ABEF / CDGH as sha256rnds2 wants it (Intel's "SHA extensions" paper, 2013). */
@@ -101,7 +108,7 @@ static pthread_once_t pick_once = PTHREAD_ONCE_INIT;
 
 static void pick(void)
 {
-#if defined(__x86_64__)
+#if SHA_NI
     if (have_sha_ni())
         blocks = blocks_ni;
 #endif

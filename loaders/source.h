@@ -29,14 +29,14 @@
 #include "config.h"
 #include "map.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define CKS_DEFAULT_GLOB    "ckpt_*"
-#define CKS_MAX_CHECKPOINTS 100000      /* branches / refs / folders per source */
-#define CKS_MAX_FILES       100000      /* files per checkpoint */
-#define CKS_MAX_TREE_DEPTH  16          /* folder nesting inside a checkpoint */
-#define CKS_MAX_SMALL_FILE  (64u << 20) /* json and text files read whole */
+#define CKS_MAX_CHECKPOINTS 100000 /* branches / refs / folders per source */
+#define CKS_MAX_FILES       100000 /* files per checkpoint */
+#define CKS_MAX_TREE_DEPTH  16     /* folder nesting inside a checkpoint */
 
 typedef enum {
     CKS_SOURCE_GIT,
@@ -121,6 +121,23 @@ int cks_source_evict(cks_source *s, const size_t *keep, size_t nkeep, uint64_t *
 
 /* Files in flight at once (default 4, at most 64). Takes effect for later prefetches. */
 int cks_source_set_fetch_threads(cks_source *s, int n);
+
+/* 1 when mapping a checkpoint's files downloads them (hf-hub, not HF_HUB_OFFLINE): opening
+ * its weights then costs the whole checkpoint, not a header read. */
+int cks_source_fetches(const cks_source *s);
+
+/* Claims the source's cache until the source is freed, against other processes using the
+ * same cache folder for the same repository: shared (any number of them), or exclusive
+ * (one that evicts: it may delete blobs another process still needs). CKS_EEXISTS, naming
+ * the cache folder, when another process holds a claim that conflicts. Creates the cache
+ * folders. 0 at once for the sources that do not fetch. */
+int cks_source_claim_cache(cks_source *s, int exclusive);
+
+/* From now on cks_source_wait returns CKS_EINTR within a fraction of a second of *flag
+ * becoming non-zero (a signal handler sets it), abandoning the transfers in flight; the
+ * source fetches nothing more after that. flag outlives the source; NULL: waits are not
+ * interrupted (the default). */
+void cks_source_set_interrupt(cks_source *s, const volatile sig_atomic_t *flag);
 
 /* ---- the files of one checkpoint ---- */
 

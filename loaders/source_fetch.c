@@ -29,3 +29,19 @@ int cks_source_set_fetch_threads(cks_source *s, int n)
 {
     return s->fetch && s->fetch->set_threads ? s->fetch->set_threads(s, n) : 0;
 }
+
+int cks_source_fetches(const cks_source *s)
+{
+    return s->fetch != NULL;
+}
+
+int cks_source_claim_cache(cks_source *s, int exclusive)
+{
+    return s->fetch && s->fetch->claim ? s->fetch->claim(s, exclusive) : 0;
+}
+
+void cks_source_set_interrupt(cks_source *s, const volatile sig_atomic_t *flag)
+{
+    if (s->fetch && s->fetch->set_interrupt)
+        s->fetch->set_interrupt(s, flag);
+}

@@ -371,6 +371,8 @@ static void hub_impl_free(void *p)
     if (!h)
         return;
     cks_hub_stop_workers(h);
+    if (h->claim_fd >= 0)
+        close(h->claim_fd);
     for (size_t i = 0; h->ck && i < h->s->count; i++) {
         cks_hub_tree_release(&h->ck[i].tree);
         free(h->ck[i].msg);
@@ -416,6 +418,8 @@ static const struct cks_fetch_ops hub_fetch_ops = {
     .evict = cks_hub_evict,
     .set_progress = cks_hub_set_progress,
     .set_threads = cks_hub_set_threads,
+    .claim = cks_hub_claim,
+    .set_interrupt = cks_hub_set_interrupt,
 };
 
 /* ---- the environment (huggingface_hub's variables and defaults) ---- */
@@ -571,6 +575,7 @@ int cks_source_hub_open(cks_source *s, int *recognised)
     h->s = s;
     h->timeout = env_timeout();
     h->want_workers = CKS_HUB_WORKERS_DEFAULT;
+    h->claim_fd = -1;
     pthread_mutex_init(&h->mu, NULL);
     pthread_mutex_init(&h->pmu, NULL);
     pthread_cond_init(&h->cv, NULL);

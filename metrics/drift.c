@@ -1,33 +1,32 @@
 /* Streaming drift between two tensor views (see drift.h). Each chunk of elements is
  * widened block by block from both mapped views into two small stack buffers (or read in
- * place when both are aligned F32) and reduced by a kernel with 8 independent f64 lanes,
- * cloned for AVX-512/AVX2. Differences are taken in f64, where the difference of two f32
- * values is exact, so rel_fro keeps its precision even when W_t and W_r agree to many
- * digits. */
+ * place when both are aligned F32) and reduced by a kernel with 8 independent f64 lanes
+ * (simd.h's vector style, cloned for AVX-512/AVX2). Differences are taken in f64, where
+ * the difference of two f32 values is exact, so rel_fro keeps its precision even when W_t
+ * and W_r agree to many digits. */
 #include "drift.h"
-#include "simd.h"
 #include "error.h"
+#include "simd.h"
 
-#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define BLOCK 2048      /* elements widened at a time per side: 2 x 8 KiB of f32 in L1 */
-#define CHUNK (1 << 20) /* elements per scheduling unit; partial sums kept per chunk */
+#define BLOCK  2048      /* elements widened at a time per side: 2 x 8 KiB of f32 in L1 */
+#define VBLOCK 16384     /* pairs the 16-bit kernel sums before it checks them */
+#define CHUNK  (1 << 20) /* elements per scheduling unit; partial sums kept per chunk */
 
 typedef struct {
     double dd, aa, bb, ab; /* sum d^2, sum a^2, sum b^2, sum a*b with d = a - b */
     double amax;           /* max |d| over the elements seen (NaN-blind: checked via sums) */
 } acc;
 
-/* GCC vector extensions: 8 f64 lanes per accumulator, lowered to whatever each clone
- * has (one zmm, two ymm, four xmm). Two sets of accumulators per 16 elements keep the
- * add chains from serialising on their latency. */
-typedef float v8f __attribute__((vector_size(32)));
-typedef double v8d __attribute__((vector_size(64)));
+/* 8 f64 lanes per accumulator, lowered to whatever each clone has (one zmm, two ymm,
+ * four xmm). Two sets of accumulators per 16 elements keep the add chains from
+ * serialising on their latency. */
+typedef cks_v8d v8d;
 typedef int64_t v8l __attribute__((vector_size(64)));
 
 typedef struct {
@@ -69,21 +68,19 @@ static void tail(acc *s, double x, double y)
     s->amax = ad > s->amax ? ad : s->amax;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
-kernel_f32(const float *a, const float *b, size_t n, acc *s)
+CKS_CLONES static void kernel_f32(const float *a, const float *b, size_t n, acc *s)
 {
     lanes L0, L1;
     memset(&L0, 0, sizeof L0);
     memset(&L1, 0, sizeof L1);
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        v8f a0, a1, b0, b1;
-        memcpy(&a0, a + i, 32);
-        memcpy(&a1, a + i + 8, 32);
-        memcpy(&b0, b + i, 32);
-        memcpy(&b1, b + i + 8, 32);
-        v8d x0 = __builtin_convertvector(a0, v8d), y0 = __builtin_convertvector(b0, v8d);
-        v8d x1 = __builtin_convertvector(a1, v8d), y1 = __builtin_convertvector(b1, v8d);
+        cks_v16f va, vb;
+        memcpy(&va, a + i, sizeof va);
+        memcpy(&vb, b + i, sizeof vb);
+        v8d x0, x1, y0, y1;
+        cks_v_widen2(&va, &x0, &x1);
+        cks_v_widen2(&vb, &y0, &y1);
         step(&L0, &x0, &y0);
         step(&L1, &x1, &y1);
     }
@@ -92,8 +89,7 @@ kernel_f32(const float *a, const float *b, size_t n, acc *s)
         tail(s, a[i], b[i]);
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
-kernel_f64(const double *a, const double *b, size_t n, acc *s)
+CKS_CLONES static void kernel_f64(const double *a, const double *b, size_t n, acc *s)
 {
     lanes L0, L1;
     memset(&L0, 0, sizeof L0);
@@ -114,90 +110,193 @@ kernel_f64(const double *a, const double *b, size_t n, acc *s)
 }
 
 /* Two tensors stored in the same 16-bit dtype (K2's fp16, the demo's bf16): loads are fused
- * with widening (bf16: one AND and one shift split 32 values into even and odd halves, the
- * same way on both sides, so elements stay paired), and the four sums are taken in f32 over
- * runs of HALF_RUN vectors before they are added in f64. Converting every element to f64
- * leaves these pairs compute-bound at a third of the memory bandwidth; the f32 partials carry
- * a relative error below 2^-20, far under the stored precision (2^-8, 2^-11), and the
- * difference of two nearby 16-bit values is exact in f32. */
+ * with widening (simd.h splits 32 values into odd and even elements; x86-64's F16
+ * conversion instruction below, into the low and the high 16; either way both sides are
+ * split alike, so elements stay paired, and the builds differ only in the order of f32
+ * sums, within the rounding stated next), and the four sums are taken in f32 over runs of
+ * HALF_RUN vectors before they are added in f64. Converting every element to f64 leaves
+ * these pairs compute-bound at a third of the memory bandwidth; each f32 lane adds
+ * HALF_RUN products, a relative error below HALF_RUN * 2^-24 = 2^-21 of the sum of their
+ * magnitudes, far under the stored precision (2^-8, 2^-11), and the difference of two
+ * nearby 16-bit values is exact in f32. A block of up to VBLOCK pairs is checked once: when its
+ * sums are not finite (a NaN or Inf element, or values above 2^64 whose squares overflow
+ * f32) or, for F16, a raw pattern is Inf or NaN (which the F16 load turns into finite
+ * values), the block is widened and summed again in f64 by kernel_f32, so that finite
+ * tensors always give finite drift. */
 #define HALF_RUN 8
 
 typedef struct {
-    __m512 dd, aa, bb, ab;
+    cks_v16f dd, aa, bb, ab;
 } half_part;
 
-__attribute__((target("avx512f,avx512dq"))) static inline void half_step(half_part *p, __m512 x,
-                                                                         __m512 y, __m512 *mx)
+CKS_VINLINE void half_step(half_part *p, const cks_v16f *x, const cks_v16f *y, cks_v16u *mx)
 {
-    __m512 d = _mm512_sub_ps(x, y);
-    p->dd = _mm512_fmadd_ps(d, d, p->dd);
-    p->aa = _mm512_fmadd_ps(x, x, p->aa);
-    p->bb = _mm512_fmadd_ps(y, y, p->bb);
-    p->ab = _mm512_fmadd_ps(x, y, p->ab);
-    *mx = _mm512_range_ps(*mx, d, 0x0b); /* larger magnitude, sign cleared */
+    cks_v16f d = *x - *y;
+    p->dd += d * d;
+    p->aa += *x * *x;
+    p->bb += *y * *y;
+    p->ab += *x * *y;
+    cks_v16u mag = (cks_v16u)d & 0x7fffffffu;
+    cks_v_max32(mx, &mag);
 }
 
-/* Returns the number of elements consumed (a multiple of 32 * HALF_RUN); the caller
- * finishes the rest. A run whose f32 partials or maximum are not finite (a NaN or Inf
- * element, or values above 2^64 whose squares overflow f32) is widened and summed again
- * in f64 by kernel_f32, so that finite tensors always give finite drift. */
-__attribute__((target("avx512f,avx512bw,avx512dq"))) static size_t
-half_pair_avx512(const unsigned char *a, const unsigned char *b, size_t n, cks_dtype dt, acc *s)
+/* 32 values at p widened to f32 in two vectors (the same split on both sides, so elements
+ * stay paired); raw collects what a caller needs to find Inf and NaN (see half_block). */
+typedef void (*half_load)(const unsigned char *p, cks_v16f *x0, cks_v16f *x1, cks_v32h *raw);
+
+CKS_VINLINE void load_bf16(const unsigned char *p, cks_v16f *x0, cks_v16f *x1, cks_v32h *raw)
 {
-    const __m512i hi16 = _mm512_set1_epi32((int)0xffff0000u);
-    const int bf = dt == CKS_DT_BF16;
-    __m512d dd = _mm512_setzero_pd(), aa = dd, bb = dd, ab = dd;
-    __m512 mx = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 32 * HALF_RUN <= n; i += 32 * HALF_RUN) {
-        half_part p0, p1;
-        p0.dd = p0.aa = p0.bb = p0.ab = _mm512_setzero_ps();
-        p1 = p0;
-        __m512 rmx = _mm512_setzero_ps();
+    cks_v16u w;
+    cks_v_load(&w, p);
+    cks_v_bf16x32(&w, x0, x1);
+}
+
+CKS_VINLINE void load_f16(const unsigned char *p, cks_v16f *x0, cks_v16f *x1, cks_v32h *raw)
+{
+    cks_v16u w;
+    cks_v_load(&w, p);
+    cks_v32h h = (cks_v32h)w & 0x7fff;
+    cks_v_max16(raw, &h);
+    cks_v_f16x32(&w, x0, x1);
+}
+
+/* n pairs (a multiple of 32 * HALF_RUN, at most VBLOCK) of 16-bit blocks at a and b, widened
+ * by load; check_raw: load turns Inf and NaN into finite values, and raw holds the largest
+ * F16 magnitude pattern seen. */
+CKS_VINLINE int half_block(const unsigned char *a, const unsigned char *b, size_t n, half_load load,
+                           int check_raw, acc *s)
+{
+    cks_v8d dd = {0}, aa = {0}, bb = {0}, ab = {0};
+    cks_v16u mx = {0};
+    cks_v32h raw = {0};
+    for (size_t run = 0; run < n / (32 * HALF_RUN); run++) {
+        half_part p0 = {{0}, {0}, {0}, {0}}, p1 = p0;
         for (int r = 0; r < HALF_RUN; r++) {
-            size_t j = i + 32 * (size_t)r;
-            __m512 x0, x1, y0, y1;
-            if (bf) {
-                __m512i xa = _mm512_loadu_si512((const void *)(a + 2 * j));
-                __m512i yb = _mm512_loadu_si512((const void *)(b + 2 * j));
-                x0 = _mm512_castsi512_ps(_mm512_and_si512(xa, hi16));
-                x1 = _mm512_castsi512_ps(_mm512_slli_epi32(xa, 16));
-                y0 = _mm512_castsi512_ps(_mm512_and_si512(yb, hi16));
-                y1 = _mm512_castsi512_ps(_mm512_slli_epi32(yb, 16));
-            } else {
-                x0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + 2 * j)));
-                x1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + 2 * j + 32)));
-                y0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j)));
-                y1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j + 32)));
-            }
-            half_step(&p0, x0, y0, &rmx);
-            half_step(&p1, x1, y1, &rmx);
+            size_t j = 64 * (HALF_RUN * run + (size_t)r);
+            cks_v16f x0, x1, y0, y1;
+            load(a + j, &x0, &x1, &raw);
+            load(b + j, &y0, &y1, &raw);
+            half_step(&p0, &x0, &y0, &mx);
+            half_step(&p1, &x1, &y1, &mx);
         }
-        /* fpclass 0x99: QNaN, SNaN, +Inf, -Inf */
-        __m512 all =
-            _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p0.dd, p1.dd), _mm512_add_ps(p0.aa, p1.aa)),
-                          _mm512_add_ps(_mm512_add_ps(p0.bb, p1.bb), rmx));
-        if (__builtin_expect((_mm512_fpclass_ps_mask(all, 0x99) |
-                              _mm512_fpclass_ps_mask(_mm512_add_ps(p0.ab, p1.ab), 0x99)) != 0,
-                             0)) {
-            float fa[32 * HALF_RUN], fb[32 * HALF_RUN];
-            cks_widen_f32(dt, a + 2 * i, fa, 32 * HALF_RUN);
-            cks_widen_f32(dt, b + 2 * i, fb, 32 * HALF_RUN);
-            kernel_f32(fa, fb, 32 * HALF_RUN, s);
-            continue;
-        }
-        mx = _mm512_max_ps(mx, rmx);
-        dd = cks_simd_wsum(cks_simd_wsum(dd, p0.dd), p1.dd);
-        aa = cks_simd_wsum(cks_simd_wsum(aa, p0.aa), p1.aa);
-        bb = cks_simd_wsum(cks_simd_wsum(bb, p0.bb), p1.bb);
-        ab = cks_simd_wsum(cks_simd_wsum(ab, p0.ab), p1.ab);
+        cks_v_wsum(&dd, &p0.dd);
+        cks_v_wsum(&dd, &p1.dd);
+        cks_v_wsum(&aa, &p0.aa);
+        cks_v_wsum(&aa, &p1.aa);
+        cks_v_wsum(&bb, &p0.bb);
+        cks_v_wsum(&bb, &p1.bb);
+        cks_v_wsum(&ab, &p0.ab);
+        cks_v_wsum(&ab, &p1.ab);
     }
-    s->dd += _mm512_reduce_add_pd(dd);
-    s->aa += _mm512_reduce_add_pd(aa);
-    s->bb += _mm512_reduce_add_pd(bb);
-    s->ab += _mm512_reduce_add_pd(ab);
-    double m = _mm512_reduce_max_ps(mx);
-    s->amax = m > s->amax ? m : s->amax;
+    double tdd = cks_v_hsum(&dd), taa = cks_v_hsum(&aa), tbb = cks_v_hsum(&bb);
+    double tab = cks_v_hsum(&ab);
+    if (!isfinite(tdd + taa + tbb + tab) || (check_raw && cks_v_hmax16(&raw) >= 0x7c00u))
+        return 1;
+    uint32_t m = cks_v_hmax32(&mx);
+    float fm;
+    memcpy(&fm, &m, 4);
+    s->dd += tdd;
+    s->aa += taa;
+    s->bb += tbb;
+    s->ab += tab;
+    s->amax = fm > s->amax ? fm : s->amax;
+    return 0;
+}
+
+typedef int (*half_kernel)(const unsigned char *, const unsigned char *, size_t, acc *);
+
+CKS_CLONES static int half_block_bf16(const unsigned char *a, const unsigned char *b, size_t n,
+                                      acc *s)
+{
+    return half_block(a, b, n, load_bf16, 0, s);
+}
+
+/* Where the intrinsics below exist, this portable form serves only CPUs older than
+ * x86-64-v3, so it is built once, for the baseline. */
+#if defined(__x86_64__) && CKS_X86_CLONES
+static int half_block_f16(const unsigned char *a, const unsigned char *b, size_t n, acc *s)
+#else
+CKS_CLONES static int half_block_f16(const unsigned char *a, const unsigned char *b, size_t n,
+                                     acc *s)
+#endif
+{
+    return half_block(a, b, n, load_f16, 1, s);
+}
+
+#if defined(__x86_64__) && CKS_X86_CLONES
+/* Raw intrinsics, x86-64 only, for one measured reason: F16 pairs widened by simd.h's
+ * portable shifts and multiply ran drift F16 at half the speed of the F16C/AVX-512
+ * conversion instruction (bench_drift --mib 8 --threads 1, data in cache: 20-24 GB/s
+ * against 43 GB/s, load 5 on 2 cores; GCC 12 converts _Float16 vectors one element at a
+ * time, so the instruction is reached only through these). The instruction converts Inf
+ * and NaN exactly: the sums carry them and no raw check is needed. */
+#include <immintrin.h>
+
+__attribute__((target("arch=x86-64-v4"), always_inline)) static inline void
+load_f16_v4(const unsigned char *p, cks_v16f *x0, cks_v16f *x1, cks_v32h *raw)
+{
+    *x0 = (cks_v16f)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+    *x1 = (cks_v16f)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32)));
+}
+
+__attribute__((target("arch=x86-64-v3"), always_inline)) static inline void
+load_f16_v3(const unsigned char *p, cks_v16f *x0, cks_v16f *x1, cks_v32h *raw)
+{
+    typedef float v8f __attribute__((vector_size(32)));
+    v8f q[4];
+    for (int k = 0; k < 4; k++)
+        q[k] = (v8f)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16 * k)));
+    *x0 = __builtin_shufflevector(q[0], q[1], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    *x1 = __builtin_shufflevector(q[2], q[3], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+__attribute__((target("arch=x86-64-v4"))) static int
+half_block_f16_v4(const unsigned char *a, const unsigned char *b, size_t n, acc *s)
+{
+    return half_block(a, b, n, load_f16_v4, 0, s);
+}
+
+__attribute__((target("arch=x86-64-v3"))) static int
+half_block_f16_v3(const unsigned char *a, const unsigned char *b, size_t n, acc *s)
+{
+    return half_block(a, b, n, load_f16_v3, 0, s);
+}
+#endif
+
+static half_kernel half_kernel_for(cks_dtype dt)
+{
+    if (dt == CKS_DT_BF16)
+        return half_block_bf16;
+#if defined(__x86_64__) && CKS_X86_CLONES
+    if (__builtin_cpu_supports("x86-64-v4"))
+        return half_block_f16_v4;
+    if (__builtin_cpu_supports("x86-64-v3"))
+        return half_block_f16_v3;
+#endif
+    return half_block_f16;
+}
+
+/* Whole runs of a same-dtype 16-bit pair in blocks of up to VBLOCK; returns the number of
+ * elements consumed (the caller finishes the rest, fewer than 32 * HALF_RUN). A failed
+ * block is widened and summed again in f64, BLOCK pairs at a time. */
+static size_t half_pairs(const unsigned char *a, const unsigned char *b, size_t n, cks_dtype dt,
+                         acc *s)
+{
+    half_kernel block = half_kernel_for(dt);
+    size_t i = 0, whole = n - n % (32 * HALF_RUN);
+    while (i < whole) {
+        size_t k = whole - i < VBLOCK ? whole - i : VBLOCK;
+        if (block(a + 2 * i, b + 2 * i, k, s)) {
+            float fa[BLOCK], fb[BLOCK];
+            for (size_t j = 0; j < k; j += BLOCK) {
+                size_t m = k - j < BLOCK ? k - j : BLOCK;
+                cks_widen_f32(dt, a + 2 * (i + j), fa, m);
+                cks_widen_f32(dt, b + 2 * (i + j), fb, m);
+                kernel_f32(fa, fb, m, s);
+            }
+        }
+        i += k;
+    }
     return i;
 }
 
@@ -216,12 +315,10 @@ static void run_chunk(const cks_tensor *t, const cks_tensor *r, int wide, int64_
                        (size_t)(hi - i < BLOCK ? hi - i : BLOCK), s);
         return;
     }
-    if (!wide && t->dtype == r->dtype && (t->dtype == CKS_DT_BF16 || t->dtype == CKS_DT_F16) &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
-        size_t done = half_pair_avx512(pa + (size_t)lo * 2, pb + (size_t)lo * 2, (size_t)(hi - lo),
-                                       t->dtype, s);
-        lo += (int64_t)done; /* the remaining < 256 elements take the general path */
-    }
+    if (!wide && t->dtype == r->dtype && (t->dtype == CKS_DT_BF16 || t->dtype == CKS_DT_F16))
+        /* the remaining < 256 elements take the general path */
+        lo += (int64_t)half_pairs(pa + (size_t)lo * 2, pb + (size_t)lo * 2, (size_t)(hi - lo),
+                                  t->dtype, s);
     if (wide) {
         double ba[BLOCK / 2], bb[BLOCK / 2]; /* same 16 KiB as the f32 path */
         for (int64_t i = lo; i < hi; i += BLOCK / 2) {

@@ -1,9 +1,12 @@
 /* Held-out evaluation sets for perplexity (DESIGN §5), as `ppl` and `scan --metrics ppl`
- * take them: each FILE is one set named after the file's stem. A UTF-8 text file is one
- * document tokenised by the checkpoint's own tokenizer (its bytes count for bits per
- * byte); a .jsonl/.u16/.u32 file holds token ids (loaders/tokfile.h). Also the two
- * per-checkpoint decisions every evaluation makes: whether documents start with BOS, and
- * whether the tokenizer fits the model's vocabulary. */
+ * take them: each FILE is one set named after the file's stem (or, with --split-by-meta,
+ * one set per subset of its JSONL lines, "<stem>:<subset>"). Files may be plain, gzip or
+ * zstd (loaders/lines.h, by their first bytes). Text: a UTF-8 file is one document, a
+ * JSONL file with a "text" string per line one document per line (loaders/docfile.h),
+ * tokenised by the checkpoint's own tokenizer (the text's bytes count for bits per byte).
+ * Token ids: JSONL with "token_ids" per line, or raw .u16/.u32 files (loaders/tokfile.h).
+ * Also the two per-checkpoint decisions every evaluation makes: whether documents start
+ * with BOS, and whether the tokenizer fits the model's vocabulary. */
 #ifndef CKS_EVALSET_H
 #define CKS_EVALSET_H
 
@@ -16,18 +19,37 @@
 
 #define CKS_MAX_EVAL_SETS 256
 
-/* The set name of a file: its name without folders and without its last extension. */
+/* The set name of a file: its name without folders, without a compression suffix (.gz,
+ * .zst, .zstd) and without its last extension. */
 void cks_evalset_name(const char *path, char *buf, size_t cap);
 
-/* 1 when a file is given as token ids (by its extension, or always when the caller asked
- * for token files), 0 for text. */
+/* 1 when a file holds token ids: named .u16/.u32 (loaders/tokfile.h), or JSONL whose first
+ * line has "token_ids" (it reads that line); 0 otherwise, also when the file cannot be
+ * read (loading it reports why). */
 int cks_evalset_is_tokens(const char *path);
 
-/* Fills sets[0..n) (release each with cks_docset_release) from files[0..n): text files
- * tokenised with tok (which may be NULL only when every file is a token file), token
- * files in format fmt (CKS_TOKFILE_AUTO: by extension). Two files with the same set name
- * are refused (CKS_EINVAL naming both). An empty text file is an empty set (the
- * evaluation refuses sets with nothing to score). */
+typedef enum {
+    CKS_EVAL_AUTO = 0, /* by the file: raw by name, JSONL by its first line, else text */
+    CKS_EVAL_TEXT,     /* --text: plain text or JSONL "text" */
+    CKS_EVAL_TOKENS    /* --tokens: JSONL "token_ids" or raw (token_format) */
+} cks_eval_kind;
+
+typedef struct {
+    cks_eval_kind kind;
+    int token_format;  /* a cks_tokfile_format for token files; 0: by name and content */
+    int split_by_meta; /* JSONL only: one set per meta subset */
+} cks_evalset_options;
+
+/* Appends the sets of files[0..n) to *out (at most CKS_MAX_EVAL_SETS in all; release it
+ * with cks_docsets_release, also after a failure): text tokenised with tok (which may be
+ * NULL only when no file is text). Two files with the same set name are refused
+ * (CKS_EINVAL naming both). An empty text file is an empty set (the evaluation refuses
+ * sets with nothing to score). Errors name the file and, in JSONL, the line. */
+int cks_evalset_load_sets(cks_docsets *out, const char *const *files, size_t n,
+                          const cks_evalset_options *o, const cks_tokenizer *tok);
+
+/* The same into sets[0..n), one set per file, without splitting: kind CKS_EVAL_TOKENS when
+ * tokens_given, else CKS_EVAL_AUTO; fmt a cks_tokfile_format. Release each set. */
 int cks_evalset_load(cks_docset *sets, const char *const *files, size_t n, int tokens_given,
                      int fmt, const cks_tokenizer *tok);
 

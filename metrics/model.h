@@ -1,6 +1,8 @@
 /* The built-in forward pass (DESIGN §5): every family of model_family.h in float32, organised
  * for layer-major evaluation (metrics/ppl.h drives it; function-space statistics reuse the
- * layer and head functions).
+ * layer and head functions). With cfg.precision CKS_PRECISION_BF16 every weight product
+ * goes through cks_matmul in bf16 (gemm.h); the rest (norms, biases, attention, RoPE, the
+ * residual stream) stays float32.
  *
  * llama2.c's four structs: a config (cks_model_config, resolved from config.json and the
  * family row), the weights as views into the mapped checkpoint in their stored dtype
@@ -32,6 +34,7 @@
 #define CKS_MODEL_H
 
 #include "config.h"
+#include "gemm.h"
 #include "model_family.h"
 #include "tensor.h"
 
@@ -48,18 +51,20 @@ typedef struct {
     int64_t n_kv_heads; /* = n_heads where the family has no GQA */
     int64_t head_dim;
     int64_t vocab;
-    int64_t max_pos;   /* max_position_embeddings */
-    int64_t rot_freqs; /* RoPE frequencies: dims [0, 2·rot_freqs) of each head rotate */
-    int64_t rot_dim;   /* d in inv_freq_i = 1 / theta^(2i/d) */
-    double theta;      /* rope_theta / rotary_emb_base */
-    float eps;         /* norm eps (HF adds it to a float32 tensor) */
-    float clip_qkv;    /* 0: none */
-    int64_t window;    /* windows longer than this would meet a sliding window; 0: none */
-    int parallel;      /* GPT-NeoX's use_parallel_residual */
-    int bias_qkv;      /* q, k, v projections have biases */
-    int bias_o;        /* the output projection has a bias */
-    int bias_mlp;      /* the MLP projections have biases */
-    int tied;          /* lm_head is the embedding */
+    int64_t max_pos;         /* max_position_embeddings */
+    int64_t rot_freqs;       /* RoPE frequencies: dims [0, 2·rot_freqs) of each head rotate */
+    int64_t rot_dim;         /* d in inv_freq_i = 1 / theta^(2i/d) */
+    double theta;            /* rope_theta / rotary_emb_base */
+    float eps;               /* norm eps (HF adds it to a float32 tensor) */
+    float clip_qkv;          /* 0: none */
+    int64_t window;          /* windows longer than this would meet a sliding window; 0: none */
+    int parallel;            /* GPT-NeoX's use_parallel_residual */
+    int bias_qkv;            /* q, k, v projections have biases */
+    int bias_o;              /* the output projection has a bias */
+    int bias_mlp;            /* the MLP projections have biases */
+    int tied;                /* lm_head is the embedding */
+    cks_precision precision; /* arithmetic of the weight products (DESIGN §5); set by the
+                                caller, F32 from cks_model_config_from */
 } cks_model_config;
 
 /* Resolves a parsed config.json for the forward pass after cks_config_check_forward,
@@ -104,17 +109,23 @@ void cks_model_weights_release(cks_model_weights *w);
 void cks_model_layer_tensors(const cks_model_weights *w, int64_t l,
                              void (*fn)(void *ctx, const cks_tensor *t), void *ctx);
 
-/* One layer widened to float32 inside the state's weight buffer; NULL where absent.
- * wq, wk, wv are consecutive (one (qd+2kvd)×dim matrix, one GEMM), so are their biases;
- * for SwiGLU w_up holds the gate rows then the up rows (one (2·hidden)×dim matrix). */
+/* One layer inside the state's weight buffer: norms and biases widened to float32 (NULL
+ * where absent), the matrices in the form the precision multiplies (gemm.h cks_wmat: f32
+ * rows, or rounded to bf16; data NULL where absent). wq, wk, wv are consecutive (one
+ * (qd+2kvd)×dim matrix, one GEMM), so are their biases; for SwiGLU w_up holds the gate rows
+ * then the up rows (one (2·hidden)×dim matrix). */
 typedef struct {
     float *attn_norm, *attn_norm_b; /* (dim) */
     float *q_norm, *k_norm;         /* (qd), (kvd) */
-    float *wqkv, *bqkv;             /* (qd + 2·kvd, dim), (qd + 2·kvd) */
-    float *wo, *bo;                 /* (dim, qd), (dim) */
+    cks_wmat wqkv;                  /* (qd + 2·kvd, dim) */
+    float *bqkv;                    /* (qd + 2·kvd) */
+    cks_wmat wo;                    /* (dim, qd) */
+    float *bo;                      /* (dim) */
     float *mlp_norm, *mlp_norm_b;   /* (dim) */
-    float *w_up, *b_up;             /* (up_rows, dim), (up_rows); up_rows = 2·hidden or hidden */
-    float *w_down, *b_down;         /* (dim, hidden), (dim) */
+    cks_wmat w_up;                  /* (up_rows, dim); up_rows = 2·hidden or hidden */
+    float *b_up;                    /* (up_rows) */
+    cks_wmat w_down;                /* (dim, hidden) */
+    float *b_down;                  /* (dim) */
 } cks_model_layer;
 
 /* A window: n consecutive rows of a batch, positions 0..n-1. */
@@ -143,8 +154,10 @@ typedef struct {
     int64_t qblock;        /* query rows per attention block */
     int64_t up_rows;       /* 2·hidden (SwiGLU: gate|up) or hidden */
     int nthreads;
-    float *wbuf;           /* one layer widened, or the lm_head: max of the two */
+    cks_mm mm;             /* the weight products' arithmetic (cfg.precision) */
+    void *wbuf;            /* one layer widened, or the lm_head: max of the two */
     cks_model_layer layer; /* views into wbuf after cks_model_load_layer */
+    cks_wmat head;         /* (vocab, dim) lm_head in wbuf after cks_model_load_head */
     float *final_norm;     /* (dim) */
     float *final_norm_b;   /* (dim) */
     float *rope_cos;       /* (max_win, rot_freqs) */
@@ -164,9 +177,9 @@ typedef struct {
 } cks_model_state;
 
 /* Allocates a state for batches of up to max_rows rows whose windows are at most
- * max_win rows, running on nthreads threads (<= 0: one). CKS_EUNSUPPORTED when windows
- * that long would meet the model's sliding window; CKS_ENOMEM when the buffers do not
- * fit. */
+ * max_win rows, running on nthreads threads (<= 0: one), in cfg->precision.
+ * CKS_EUNSUPPORTED when windows that long would meet the model's sliding window;
+ * CKS_ENOMEM when the buffers do not fit; CKS_ERROR when the bf16 library could not start. */
 int cks_model_state_new(cks_model_state **out, const cks_model_config *cfg, int64_t max_rows,
                         int64_t max_win, int nthreads);
 void cks_model_state_free(cks_model_state *s);
@@ -176,7 +189,8 @@ void cks_model_state_free(cks_model_state *s);
 void cks_model_embed(const cks_model_weights *w, const int32_t *ids, int64_t n, float *x,
                      int nthreads);
 
-/* Widens layer l of w into the state's weight buffer (s->layer). */
+/* Widens layer l of w into the state's weight buffer (s->layer), matrices in the
+ * precision's form. */
 void cks_model_load_layer(cks_model_state *s, const cks_model_weights *w, int64_t l);
 
 /* Runs the loaded layer over a batch in place: x (rows, dim) is the residual stream of

@@ -21,8 +21,7 @@ int cks_model_head_logits(cks_model_state *s, float *x, int64_t n, float *out)
 {
     const cks_model_config *c = &s->cfg;
     final_norm(s, x, n);
-    return cks_model_linear(x, c->dim, n, s->wbuf, NULL, c->vocab, c->dim, out, c->vocab, 0,
-                            s->nthreads);
+    return cks_model_linear(&s->mm, &s->head, x, c->dim, n, NULL, out, c->vocab, 0, s->nthreads);
 }
 
 /* Folds one block of logits columns [v0, v0+nb) into each row's running logsumexp
@@ -52,11 +51,13 @@ int cks_model_head_nll(cks_model_state *s, float *x, const int32_t *targets, int
         s->lse_sum[r] = 0;
         s->lse_target[r] = NAN;
     }
-    /* logits in column blocks that stay in cache, each folded into an online logsumexp */
+    /* logits in column blocks that stay in cache, each folded into an online logsumexp;
+       the rows enter the products once (bf16: rounded once) */
+    if ((err = cks_mm_input(&s->mm, x, c->dim, n, c->dim, s->nthreads)) != 0)
+        return err;
     for (int64_t v0 = 0; v0 < c->vocab; v0 += s->vblock) {
         int64_t nb = c->vocab - v0 < s->vblock ? c->vocab - v0 : s->vblock;
-        if ((err = cks_model_linear(x, c->dim, n, s->wbuf + v0 * c->dim, NULL, nb, c->dim,
-                                    s->logits, nb, 0, s->nthreads)) != 0)
+        if ((err = cks_mm_product(&s->mm, &s->head, v0, nb, 0.0f, s->logits, nb, s->nthreads)) != 0)
             return err;
         lse_fold(s, targets, n, v0, nb);
     }

@@ -34,7 +34,7 @@ static int mlp(cks_model_state *s, const float *in, float *x, int64_t rows)
     for (int64_t m0 = 0; m0 < rows && !err; m0 += s->mlp_rows) {
         int64_t m = rows - m0 < s->mlp_rows ? rows - m0 : s->mlp_rows;
         /* SwiGLU: [gate | up] = m [W_gate; W_up]ᵀ, one product; GELU: up */
-        if ((err = cks_model_linear(in + m0 * D, D, m, L->w_up, L->b_up, U, D, s->hb, U, 0,
+        if ((err = cks_model_linear(&s->mm, &L->w_up, in + m0 * D, D, m, L->b_up, s->hb, U, 0,
                                     s->nthreads)))
             break;
 #pragma omp parallel for num_threads(s->nthreads) schedule(static)
@@ -45,12 +45,13 @@ static int mlp(cks_model_state *s, const float *in, float *x, int64_t rows)
                 cks_model_gelu(s->hb + r * U, H);
         }
         if (!post) { /* x += down(h) */
-            err = cks_model_linear(s->hb, U, m, L->w_down, L->b_down, D, H, x + m0 * D, D, 1,
+            err = cks_model_linear(&s->mm, &L->w_down, s->hb, U, m, L->b_down, x + m0 * D, D, 1,
                                    s->nthreads);
             continue;
         }
         float *o = s->ob + m0 * D;
-        if ((err = cks_model_linear(s->hb, U, m, L->w_down, L->b_down, D, H, o, D, 0, s->nthreads)))
+        if ((err = cks_model_linear(&s->mm, &L->w_down, s->hb, U, m, L->b_down, o, D, 0,
+                                    s->nthreads)))
             break;
         cks_model_norm(post, o, D, o, D, L->mlp_norm, L->mlp_norm_b, m, D, c->eps, s->nthreads);
         add_rows(x + m0 * D, o, m, D, s->nthreads);
@@ -65,8 +66,8 @@ static int qkv(cks_model_state *s, const float *in, int64_t rows)
     const cks_model_layer *L = &s->layer;
     const int64_t hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     const int64_t ld = qd + 2 * kvd;
-    int err = cks_model_linear(in, c->dim, rows, L->wqkv, L->bqkv, ld, c->dim, s->qkv, ld, 0,
-                               s->nthreads);
+    int err =
+        cks_model_linear(&s->mm, &L->wqkv, in, c->dim, rows, L->bqkv, s->qkv, ld, 0, s->nthreads);
     if (err)
         return err;
     if (c->clip_qkv > 0) /* OlmoAttention: q, k and v clamped to [-clip, clip] */
@@ -120,13 +121,13 @@ int cks_model_layer_forward(cks_model_state *s, float *x, const cks_model_window
         cks_model_norm(st->mlp_in, s->xb, D, x, D, L->mlp_norm, L->mlp_norm_b, rows, D, c->eps,
                        s->nthreads);
     if (st->attn_out) { /* x += Norm(o_proj(attn)) */
-        if ((err =
-                 cks_model_linear(s->att, qd, rows, L->wo, L->bo, D, qd, s->ob, D, 0, s->nthreads)))
+        if ((err = cks_model_linear(&s->mm, &L->wo, s->att, qd, rows, L->bo, s->ob, D, 0,
+                                    s->nthreads)))
             return err;
         cks_model_norm(st->attn_out, s->ob, D, s->ob, D, L->attn_norm, L->attn_norm_b, rows, D,
                        c->eps, s->nthreads);
         add_rows(x, s->ob, rows, D, s->nthreads);
-    } else if ((err = cks_model_linear(s->att, qd, rows, L->wo, L->bo, D, qd, x, D, 1,
+    } else if ((err = cks_model_linear(&s->mm, &L->wo, s->att, qd, rows, L->bo, x, D, 1,
                                        s->nthreads))) { /* x += o_proj(attn) */
         return err;
     }

@@ -8,11 +8,11 @@
 #include <math.h>
 #include <string.h>
 
-int cks_model_linear(const float *x, int64_t ldx, int64_t m, const float *W, const float *b,
-                     int64_t out, int64_t in, float *y, int64_t ldy, int accumulate, int nthreads)
+int cks_model_linear(cks_mm *mm, const cks_wmat *W, const float *x, int64_t ldx, int64_t m,
+                     const float *b, float *y, int64_t ldy, int accumulate, int nthreads)
 {
-    int err = cks_sgemm('N', 'T', m, out, in, 1.0f, x, ldx, W, in, accumulate ? 1.0f : 0.0f, y, ldy,
-                        nthreads);
+    const int64_t out = W->n;
+    int err = cks_matmul(mm, W, 0, out, m, x, ldx, accumulate ? 1.0f : 0.0f, y, ldy, nthreads);
     if (err || !b)
         return err;
 #pragma omp parallel for num_threads(nthreads) schedule(static)

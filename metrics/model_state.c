@@ -1,6 +1,6 @@
-/* The forward pass's run state and weights in float32 (see model.h): scratch buffers
- * allocated once, a layer or the lm_head widened from the mapped checkpoint (row-block
- * views run by run), and embedding lookups. */
+/* The forward pass's run state and weights (see model.h): scratch buffers allocated once, a
+ * layer or the lm_head widened from the mapped checkpoint (row-block views run by run) into
+ * the precision's form, and embedding lookups. */
 #include "checked.h"
 #include "error.h"
 #include "model.h"
@@ -28,16 +28,27 @@ static int64_t up_rows(const cks_model_config *c)
     return c->steps.mlp == CKS_MLP_SWIGLU ? 2 * c->hidden : c->hidden;
 }
 
-/* Floats of one widened layer: every piece, present or not (a few vectors of slack). */
-static int64_t layer_floats(const cks_model_config *c)
+/* Bytes of a layer's vectors (norms and biases, f32): every piece, present or not, 64-byte
+ * aligned. */
+static size_t vec_bytes(const cks_model_config *c)
 {
     const int64_t qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    int64_t n = 6 * c->dim + qd + kvd;       /* norms and their biases */
-    n += qkv_rows(c) * c->dim + qkv_rows(c); /* wqkv, bqkv */
-    n += c->dim * qd + c->dim;               /* wo, bo */
-    n += up_rows(c) * c->dim + up_rows(c);   /* w_up (gate|up), b_up */
-    n += c->dim * c->hidden + c->dim;        /* w_down, b_down */
-    return n;
+    int64_t n = 6 * c->dim + qd + kvd; /* norms and their biases */
+    n += qkv_rows(c) + c->dim;         /* bqkv, bo */
+    n += up_rows(c) + c->dim;          /* b_up, b_down */
+    return ((size_t)n * sizeof(float) + 63) / 64 * 64;
+}
+
+/* Bytes of one layer in the weight buffer: the vectors, then the four matrices in the
+ * precision's form (cks_wmat_bytes). */
+static size_t layer_bytes(const cks_model_state *s, int *bad)
+{
+    const cks_model_config *c = &s->cfg;
+    const int64_t qd = c->n_heads * c->head_dim;
+    return vec_bytes(c) + cks_wmat_bytes(&s->mm, qkv_rows(c), c->dim, bad) +
+           cks_wmat_bytes(&s->mm, c->dim, qd, bad) +
+           cks_wmat_bytes(&s->mm, up_rows(c), c->dim, bad) +
+           cks_wmat_bytes(&s->mm, c->dim, c->hidden, bad);
 }
 
 static float *alloc_floats(int64_t a, int64_t b, int *bad)
@@ -88,9 +99,18 @@ int cks_model_state_new(cks_model_state **out, const cks_model_config *cfg, int6
         return cks_error_set(CKS_ENOMEM, "out of memory");
     s->cfg = *cfg;
     state_sizes(s, max_rows, max_win, nthreads);
-    int64_t wfl = layer_floats(c), head = c->vocab * c->dim;
+    int err = cks_mm_init(&s->mm, c->precision, CKS_BF16_AUTO);
+    if (err) {
+        cks_model_state_free(s);
+        return err;
+    }
     int post = c->steps.attn_out || c->steps.mlp_out;
-    s->wbuf = alloc_floats(wfl > head ? wfl : head, 1, &bad);
+    size_t lb = layer_bytes(s, &bad), hb = cks_wmat_bytes(&s->mm, c->vocab, c->dim, &bad);
+    s->wbuf = alloc_floats((int64_t)((lb > hb ? lb : hb) / sizeof(float)), 1, &bad);
+    /* the rounded activations of the largest products (bf16) */
+    bad = bad || cks_mm_reserve(&s->mm, s->max_rows, c->dim > qd ? c->dim : qd) != 0 ||
+          cks_mm_reserve(&s->mm, s->mlp_rows, c->hidden) != 0 ||
+          cks_mm_reserve(&s->mm, s->head_rows, c->dim) != 0;
     s->final_norm = alloc_floats(c->dim, 1, &bad);
     s->final_norm_b = alloc_floats(c->dim, 1, &bad);
     s->rope_cos = alloc_floats(s->max_win, c->rot_freqs > 0 ? c->rot_freqs : 1, &bad);
@@ -138,16 +158,18 @@ void cks_model_state_free(cks_model_state *s)
     free(s->final_norm_b);
     free(s->final_norm);
     free(s->wbuf);
+    cks_mm_release(&s->mm);
     free(s);
 }
 
 /* ---- widening ---- */
 
-/* Widens one contiguous run of n stored elements of t, WIDEN_CHUNK stored bytes at a
- * time: the pager maps each chunk in before and releases it after, so at most one chunk
- * of the mapped file is resident. */
+/* Widens one contiguous run of n stored elements of t into elements e0.. of w (widened to
+ * f32, or rounded to bf16 in the precision's layout), WIDEN_CHUNK stored bytes at a time:
+ * the pager maps each chunk in before and releases it after, so at most one chunk of the
+ * mapped file is resident. */
 static void widen_run(const cks_model_state *s, const cks_tensor *t, const unsigned char *src,
-                      size_t n, float *dst)
+                      size_t n, cks_wmat *w, int64_t e0)
 {
     const size_t es = cks_dtype_size(t->dtype);
     const size_t per_chunk = WIDEN_CHUNK / es;
@@ -161,22 +183,30 @@ static void widen_run(const cks_model_state *s, const cks_tensor *t, const unsig
         for (int64_t b = 0; b < nb; b++) {
             size_t i = c0 + (size_t)b * WIDEN_BLOCK,
                    k = c0 + cn - i < WIDEN_BLOCK ? c0 + cn - i : WIDEN_BLOCK;
-            cks_widen_f32(t->dtype, src + i * es, dst + i, k);
+            cks_wmat_fill(w, e0 + (int64_t)i, (int64_t)k, t->dtype, src + i * es);
         }
         if (pg->release)
             pg->release(pg->ctx, t, src + c0 * es, cn * es);
     }
 }
 
-/* Widens t (contiguous or a row-block view, tensor.h) into dst, in element order. */
-static void widen(const cks_model_state *s, const cks_tensor *t, float *dst)
+/* Widens t (contiguous or a row-block view, tensor.h) into elements e0.. of w, in element
+ * order. */
+static void widen_into(const cks_model_state *s, const cks_tensor *t, cks_wmat *w, int64_t e0)
 {
     for (int64_t i = 0; i < cks_tensor_nseg(t); i++) {
         size_t n;
         const unsigned char *src = cks_tensor_seg(t, i, &n);
-        widen_run(s, t, src, n, dst);
-        dst += n;
+        widen_run(s, t, src, n, w, e0);
+        e0 += (int64_t)n;
     }
+}
+
+/* Widens t (a norm or a bias) into dst as float32. */
+static void widen(const cks_model_state *s, const cks_tensor *t, float *dst)
+{
+    cks_wmat w = {1, t->numel, CKS_WMAT_F32, dst};
+    widen_into(s, t, &w, 0);
 }
 
 /* 1 when q, k, v are the three row-block views of one fused tensor (GPT-NeoX's
@@ -197,11 +227,12 @@ static int fused_views(const cks_tensor *const *v)
     return b == a + bytes && c == b + bytes && v[0]->block_stride == 3 * v[0]->block_rows;
 }
 
-/* Widens the q, k, v views of one fused tensor in one pass over its stored rows, about
- * WIDEN_CHUNK bytes of heads at a time (mapped in, widened into the three destinations,
- * released): every page is read once, where three separate views would read the fused
- * rows three times and drop each other's pages. */
-static void widen_fused(const cks_model_state *s, const cks_tensor *const *v, float *const *dst)
+/* Widens the q, k, v views of one fused tensor into w at elements off[0..3) in one pass
+ * over its stored rows, about WIDEN_CHUNK bytes of heads at a time (mapped in, widened
+ * into the three destinations, released): every page is read once, where three separate
+ * views would read the fused rows three times and drop each other's pages. */
+static void widen_fused(const cks_model_state *s, const cks_tensor *const *v, cks_wmat *w,
+                        const int64_t *off)
 {
     const int64_t nseg = cks_tensor_nseg(v[0]);
     size_t n;
@@ -218,18 +249,31 @@ static void widen_fused(const cks_model_state *s, const cks_tensor *const *v, fl
         for (int64_t t = 0; t < 3 * nh; t++) {
             size_t k;
             const void *src = cks_tensor_seg(v[t % 3], h0 + t / 3, &k);
-            cks_widen_f32(v[t % 3]->dtype, src, dst[t % 3] + (size_t)(h0 + t / 3) * k, k);
+            cks_wmat_fill(w, off[t % 3] + (h0 + t / 3) * (int64_t)k, (int64_t)k, v[t % 3]->dtype,
+                          src);
         }
         if (pg->release)
             pg->release(pg->ctx, v[0], p, (size_t)nh * head);
     }
 }
 
-/* Lays the layer's pieces out in wbuf (NULL where the model has none) and widens them. */
-void cks_model_load_layer(cks_model_state *s, const cks_model_weights *w, int64_t l)
+/* Places an n × k matrix of the layer at *p in the buffer and moves *p past it; data NULL
+ * when the model has no such matrix (view NULL). */
+static void place(cks_model_state *s, cks_wmat *w, const cks_tensor *view, unsigned char **p,
+                  int64_t n, int64_t k)
+{
+    int bad = 0;
+    memset(w, 0, sizeof *w);
+    if (!view)
+        return;
+    cks_wmat_init(w, &s->mm, *p, n, k);
+    *p += cks_wmat_bytes(&s->mm, n, k, &bad);
+}
+
+/* Lays the layer's vectors out at the start of wbuf (NULL where the model has none). */
+static void take_vectors(cks_model_state *s, const cks_model_layer_views *v)
 {
     const cks_model_config *c = &s->cfg;
-    const cks_model_layer_views *v = &w->layers[l];
     const int64_t qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     cks_model_layer *L = &s->layer;
     float *p = s->wbuf;
@@ -245,58 +289,69 @@ void cks_model_load_layer(cks_model_state *s, const cks_model_weights *w, int64_
     TAKE(mlp_norm_b, v->mlp_norm_b, c->dim);
     TAKE(q_norm, v->q_norm, qd);
     TAKE(k_norm, v->k_norm, kvd);
-    TAKE(wqkv, v->wq, qkv_rows(c) * c->dim);
     TAKE(bqkv, v->bq, qkv_rows(c));
-    TAKE(wo, v->wo, c->dim * qd);
     TAKE(bo, v->bo, c->dim);
-    TAKE(w_up, v->w_up, s->up_rows * c->dim);
     TAKE(b_up, v->b_up, s->up_rows);
-    TAKE(w_down, v->w_down, c->dim * c->hidden);
     TAKE(b_down, v->b_down, c->dim);
 #undef TAKE
+}
+
+/* Lays the layer's pieces out in wbuf (vectors f32, then the matrices in the precision's
+ * form) and widens them. */
+void cks_model_load_layer(cks_model_state *s, const cks_model_weights *w, int64_t l)
+{
+    const cks_model_config *c = &s->cfg;
+    const cks_model_layer_views *v = &w->layers[l];
+    const int64_t qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    cks_model_layer *L = &s->layer;
+    take_vectors(s, v);
+    unsigned char *p = (unsigned char *)s->wbuf + vec_bytes(c);
+    place(s, &L->wqkv, v->wq, &p, qkv_rows(c), c->dim);
+    place(s, &L->wo, v->wo, &p, c->dim, qd);
+    place(s, &L->w_up, v->w_up, &p, s->up_rows, c->dim);
+    place(s, &L->w_down, v->w_down, &p, c->dim, c->hidden);
     const struct {
         const cks_tensor *t;
         float *dst;
-    } parts[] = {
+    } vecs[] = {
         {v->attn_norm, L->attn_norm},
         {v->attn_norm_b, L->attn_norm_b},
         {v->mlp_norm, L->mlp_norm},
         {v->mlp_norm_b, L->mlp_norm_b},
         {v->q_norm, L->q_norm},
         {v->k_norm, L->k_norm},
-        {v->wq, L->wqkv},
-        {v->wk, L->wqkv ? L->wqkv + qd * c->dim : NULL},
-        {v->wv, L->wqkv ? L->wqkv + (qd + kvd) * c->dim : NULL},
-        {v->bq, L->bqkv},
-        {v->bk, L->bqkv ? L->bqkv + qd : NULL},
-        {v->bv, L->bqkv ? L->bqkv + qd + kvd : NULL},
-        {v->wo, L->wo},
         {v->bo, L->bo},
         /* SwiGLU: gate rows first, then up rows (one GEMM gives [gate | up]) */
-        {v->w_gate, L->w_up},
-        {v->w_up, v->w_gate ? L->w_up + c->hidden * c->dim : L->w_up},
         {v->b_gate, L->b_up},
         {v->b_up, v->b_gate ? L->b_up + c->hidden : L->b_up},
-        {v->w_down, L->w_down},
         {v->b_down, L->b_down},
     };
+    for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
+        if (vecs[i].t)
+            widen(s, vecs[i].t, vecs[i].dst);
     const cks_tensor *wqkv[3] = {v->wq, v->wk, v->wv}, *bqkv[3] = {v->bq, v->bk, v->bv};
-    int fw = fused_views(wqkv), fb = fused_views(bqkv);
-    if (fw) {
-        float *const d[3] = {L->wqkv, L->wqkv + qd * c->dim, L->wqkv + (qd + kvd) * c->dim};
-        widen_fused(s, wqkv, d);
-    }
-    if (fb) {
-        float *const d[3] = {L->bqkv, L->bqkv + qd, L->bqkv + qd + kvd};
-        widen_fused(s, bqkv, d);
-    }
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        const cks_tensor *t = parts[i].t;
-        if (!t || (fw && (t == v->wq || t == v->wk || t == v->wv)) ||
-            (fb && (t == v->bq || t == v->bk || t == v->bv)))
-            continue;
-        widen(s, t, parts[i].dst);
-    }
+    const int64_t woff[3] = {0, qd * c->dim, (qd + kvd) * c->dim}, boff[3] = {0, qd, qd + kvd};
+    cks_wmat bv = {1, qkv_rows(c), CKS_WMAT_F32, L->bqkv};
+    if (fused_views(wqkv))
+        widen_fused(s, wqkv, &L->wqkv, woff);
+    else
+        for (int i = 0; i < 3; i++)
+            if (wqkv[i])
+                widen_into(s, wqkv[i], &L->wqkv, woff[i]);
+    if (fused_views(bqkv))
+        widen_fused(s, bqkv, &bv, boff);
+    else
+        for (int i = 0; i < 3; i++)
+            if (bqkv[i])
+                widen_into(s, bqkv[i], &bv, boff[i]);
+    if (v->wo)
+        widen_into(s, v->wo, &L->wo, 0);
+    if (v->w_gate)
+        widen_into(s, v->w_gate, &L->w_up, 0);
+    if (v->w_up)
+        widen_into(s, v->w_up, &L->w_up, v->w_gate ? c->hidden * c->dim : 0);
+    if (v->w_down)
+        widen_into(s, v->w_down, &L->w_down, 0);
 }
 
 void cks_model_load_head(cks_model_state *s, const cks_model_weights *w)
@@ -305,8 +360,9 @@ void cks_model_load_head(cks_model_state *s, const cks_model_weights *w)
         widen(s, w->final_norm, s->final_norm);
     if (w->final_norm_b)
         widen(s, w->final_norm_b, s->final_norm_b);
-    widen(s, w->lm_head, s->wbuf);
     memset(&s->layer, 0, sizeof s->layer);
+    cks_wmat_init(&s->head, &s->mm, s->wbuf, s->cfg.vocab, s->cfg.dim);
+    widen_into(s, w->lm_head, &s->head, 0);
 }
 
 void cks_model_embed(const cks_model_weights *w, const int32_t *ids, int64_t n, float *x,

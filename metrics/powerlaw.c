@@ -49,9 +49,15 @@ static int is_candidate(const double *x, int64_t n, int64_t i)
     return n - i >= CKS_POWERLAW_MIN_TAIL && (i == 0 || x[i] > x[i - 1]);
 }
 
-/* alpha of candidate i from the suffix sums; NaN when the tail is one repeated value */
-static double mle_alpha(const double *lx, const double *suffix, int64_t n, int64_t i)
+/* alpha of candidate i from the suffix sums; NaN when the tail is one repeated value (x
+ * ascending: its last value equals its first). That case is decided on the values: the
+ * sum below is then a difference of two roundings of k ln xmin, zero only where the
+ * compiler does not fuse the product into the subtraction (aarch64 does). */
+static double mle_alpha(const double *x, const double *lx, const double *suffix, int64_t n,
+                        int64_t i)
 {
+    if (x[n - 1] == x[i])
+        return NAN;
     double k = (double)(n - i);
     double s = suffix[i] - k * lx[i]; /* sum ln(x_j / x_i) over the tail */
     return s > 0 ? 1.0 + k / s : NAN;
@@ -79,7 +85,7 @@ static void scan(const double *x, const double *lx, const double *suffix, int64_
     for (int64_t i = 0; i <= last; i += step) {
         if ((skip_seeds && i % SEED_STRIDE == 0) || !is_candidate(x, n, i))
             continue;
-        double alpha = mle_alpha(lx, suffix, n, i);
+        double alpha = mle_alpha(x, lx, suffix, n, i);
         if (isnan(alpha))
             continue;
         best *b = &part[omp_get_thread_num()];

@@ -446,8 +446,10 @@ int cks_ppl_evaluate(cks_ppl_result *out, const cks_weights *cw, const cks_confi
     if (nsets == 0)
         return cks_error_set(CKS_EINVAL, "no evaluation set given");
     cks_model_config mc;
-    if ((err = cks_model_config_from(&mc, cfg, display)) != 0 ||
-        (err = check_options(o, cfg, display)) != 0 || (err = check_window(o, &mc, display)) != 0)
+    if ((err = cks_model_config_from(&mc, cfg, display)) == 0)
+        mc.precision = o->precision;
+    if (err != 0 || (err = check_options(o, cfg, display)) != 0 ||
+        (err = check_window(o, &mc, display)) != 0)
         return err;
     for (size_t s = 0; s < nsets; s++)
         if ((err = check_ids(&sets[s], cfg->vocab_size, display)) != 0)

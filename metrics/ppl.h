@@ -19,6 +19,7 @@
 #ifndef CKS_PPL_H
 #define CKS_PPL_H
 
+#include "bf16.h"
 #include "config.h"
 #include "docset.h"
 #include "weights.h"
@@ -29,16 +30,17 @@
 #define CKS_PPL_BATCH_ROWS 4096 /* rows per layer batch (raised to the longest window) */
 
 typedef struct {
-    int64_t ctx;          /* window length, >= 2 */
-    int64_t stride;       /* 1 <= stride <= ctx */
-    int bos;              /* prepend BOS to every document */
-    int32_t bos_id;       /* the BOS id when bos is on */
-    int force;            /* allow ctx > max_position_embeddings */
-    int nthreads;         /* <= 0: one */
-    size_t resid_mem_max; /* residual stream larger than this goes to a scratch file;
-                             0: CKS_ROWSTORE_MEM_MAX */
-    const char *tmpdir;   /* scratch folder; NULL: $TMPDIR or /tmp */
-    int64_t batch_rows;   /* 0: CKS_PPL_BATCH_ROWS */
+    int64_t ctx;             /* window length, >= 2 */
+    int64_t stride;          /* 1 <= stride <= ctx */
+    int bos;                 /* prepend BOS to every document */
+    int32_t bos_id;          /* the BOS id when bos is on */
+    int force;               /* allow ctx > max_position_embeddings */
+    int nthreads;            /* <= 0: one */
+    cks_precision precision; /* arithmetic of the weight products (DESIGN §5); 0: f32 */
+    size_t resid_mem_max;    /* residual stream larger than this goes to a scratch file;
+                                0: CKS_ROWSTORE_MEM_MAX */
+    const char *tmpdir;      /* scratch folder; NULL: $TMPDIR or /tmp */
+    int64_t batch_rows;      /* 0: CKS_PPL_BATCH_ROWS */
     /* called before layer i (0 <= i < nlayers) and with i == nlayers before the lm_head;
        may be NULL */
     void (*progress)(void *ctx, int64_t i, int64_t nlayers);

@@ -1,18 +1,13 @@
-/* Vectorised exp and the row kernels built on it (see vmath.h). Each loop is compiled for
- * AVX-512, AVX2 and baseline x86-64 (target_clones) and the best one is picked at load
- * time, since the project builds without -march. */
+/* Vectorised exp and the row kernels built on it (see vmath.h). The loops are written for
+ * the compiler to vectorise; on x86-64 each is compiled for AVX-512, AVX2 and the baseline
+ * (simd.h's CKS_CLONES) and the best one is picked at load time, since the project builds
+ * without -march. */
 #include "vmath.h"
+#include "simd.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
-#define CKS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CKS_CLONES
-#endif
 
 #define EXP_BLOCK 256
 

@@ -15,7 +15,7 @@
 
 /* ---- a name -> index map (open addressing, FNV-1a) ---- */
 
-int merge_map_init(merge_map *m, size_t n)
+static int merge_map_init(cks_merge_map *m, size_t n)
 {
     size_t cap = 16;
     while (cap < 2 * n + 2)
@@ -28,14 +28,12 @@ int merge_map_init(merge_map *m, size_t n)
     return 0;
 }
 
-void merge_map_release(merge_map *m)
+static void merge_map_release(cks_merge_map *m)
 {
     free(m->keys);
     free(m->vals);
 }
 
-/* The value slot of key, inserted with SIZE_MAX when absent (the map must have room:
- * merge_map_init sized it for every key). key is borrowed. */
 static size_t hash(const char *key)
 {
     uint64_t h = 1469598103934665603ull;
@@ -44,7 +42,9 @@ static size_t hash(const char *key)
     return (size_t)h;
 }
 
-size_t *merge_map_slot(merge_map *m, const char *key)
+/* The value slot of key, inserted with SIZE_MAX when absent (the map must have room:
+ * merge_map_init sized it for every key). key is borrowed. */
+static size_t *merge_map_slot(cks_merge_map *m, const char *key)
 {
     for (size_t i = hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         if (!m->keys[i]) {
@@ -57,7 +57,7 @@ size_t *merge_map_slot(merge_map *m, const char *key)
     }
 }
 
-size_t merge_map_find(const merge_map *m, const char *key)
+static size_t merge_map_find(const cks_merge_map *m, const char *key)
 {
     for (size_t i = hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         if (!m->keys[i])
@@ -68,7 +68,7 @@ size_t merge_map_find(const merge_map *m, const char *key)
 }
 
 /* "a, b, c and 4 more" from the names of the k flagged list positions. */
-static void name_list(const merge *m, const unsigned char *flag, char *buf, size_t cap)
+static void name_list(const cks_merge_plan *m, const unsigned char *flag, char *buf, size_t cap)
 {
     size_t k = 0, shown = 0, len = 0;
     buf[0] = '\0';
@@ -86,9 +86,10 @@ static void name_list(const merge *m, const unsigned char *flag, char *buf, size
         snprintf(buf + len, cap - len, " and %zu more", k - shown);
 }
 
-static void note(const merge *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(const cks_merge_plan *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-static void note(const merge *m, const char *fmt, ...)
+static void note(const cks_merge_plan *m, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -102,7 +103,7 @@ static void note(const merge *m, const char *fmt, ...)
 
 /* ---- the inputs ---- */
 
-static void input_release(merge_input *in)
+static void input_release(cks_merge_input *in)
 {
     cks_part_info_release(&in->part);
     cks_store_ckpts_free(in->rows, in->nrows);
@@ -112,7 +113,7 @@ static void input_release(merge_input *in)
     cks_store_free(in->s);
 }
 
-static int open_inputs(merge *m, const char *const *paths, size_t n, const char *output)
+static int open_inputs(cks_merge_plan *m, const char *const *paths, size_t n, const char *output)
 {
     struct stat out;
     int have_out = stat(output, &out) == 0;
@@ -122,7 +123,7 @@ static int open_inputs(merge *m, const char *const *paths, size_t n, const char 
         return cks_error_set(CKS_ENOMEM, "out of memory");
     m->base = SIZE_MAX;
     for (size_t i = 0; i < n; i++) {
-        merge_input *in = &m->in[i];
+        cks_merge_input *in = &m->in[i];
         struct stat st;
         int err;
         in->path = paths[i];
@@ -194,7 +195,7 @@ static int show(const char *v)
 }
 
 /* The root attribute name of b must exist in a with the same value. */
-static int same_attr(merge_input *a, merge_input *b, const char *name)
+static int same_attr(cks_merge_input *a, cks_merge_input *b, const char *name)
 {
     char *va = NULL, *vb = NULL;
     int ea = cks_store_get_attr(a->s, "/", name, &va),
@@ -220,12 +221,12 @@ static int same_attr(merge_input *a, merge_input *b, const char *name)
 
 /* Source, config, metric families and any other root attribute agree with the first
  * part's, in both directions. */
-static int check_roots(merge *m)
+static int check_roots(cks_merge_plan *m)
 {
-    merge_input *ref = &m->in[m->first];
+    cks_merge_input *ref = &m->in[m->first];
     int err = 0;
     for (size_t i = 0; i < m->n && !err; i++) {
-        merge_input *pair[2] = {ref, &m->in[i]};
+        cks_merge_input *pair[2] = {ref, &m->in[i]};
         if (i == m->first)
             continue;
         for (int side = 0; side < 2 && !err; side++) {
@@ -244,19 +245,19 @@ static int check_roots(merge *m)
 
 /* The drift reference a file measures against: what its rows say, else what the part
  * recorded; NULL when none. */
-static const char *effective_ref(const merge_input *in)
+static const char *effective_ref(const cks_merge_input *in)
 {
     if (in->ref && *in->ref)
         return in->ref;
     return in->is_part && *in->part.ref ? in->part.ref : NULL;
 }
 
-static int check_lists(merge *m)
+static int check_lists(cks_merge_plan *m)
 {
-    const merge_input *a = &m->in[m->first];
+    const cks_merge_input *a = &m->in[m->first];
     char diff[1200];
     for (size_t i = 0; i < m->n; i++) {
-        const merge_input *b = &m->in[i];
+        const cks_merge_input *b = &m->in[i];
         if (b->is_part && i != m->first &&
             cks_part_list_diff(a->part.ckpts, a->part.n, a->path, b->part.ckpts, b->part.n, b->path,
                                diff, sizeof diff))
@@ -280,7 +281,7 @@ static int check_lists(merge *m)
 
 /* ---- which input gives each row ---- */
 
-static int index_list(merge *m)
+static int index_list(cks_merge_plan *m)
 {
     int err = merge_map_init(&m->pos_of, m->list->n);
     for (size_t i = 0; i < m->list->n && !err; i++)
@@ -294,16 +295,16 @@ static int index_list(merge *m)
     return err;
 }
 
-static size_t list_pos(const merge *m, const char *name)
+static size_t list_pos(const cks_merge_plan *m, const char *name)
 {
     return merge_map_find(&m->pos_of, name);
 }
 
-static int take_parts(merge *m)
+static int take_parts(cks_merge_plan *m)
 {
     size_t first_overlap = SIZE_MAX;
     for (size_t i = 0; i < m->n; i++) {
-        const merge_input *in = &m->in[i];
+        const cks_merge_input *in = &m->in[i];
         for (size_t r = 0; in->is_part && r < in->nrows; r++) {
             const cks_store_ckpt *c = &in->rows[r];
             size_t pos = list_pos(m, c->name);
@@ -331,7 +332,7 @@ static int take_parts(merge *m)
     if (first_overlap != SIZE_MAX) {
         char names[1024];
         name_list(m, m->flag, names, sizeof names);
-        const merge_input *a = &m->in[m->src_in[first_overlap]];
+        const cks_merge_input *a = &m->in[m->src_in[first_overlap]];
         size_t b = 0;
         for (size_t i = 0; i < m->n; i++)
             for (size_t r = 0; m->in[i].is_part && r < m->in[i].nrows && !b; r++)
@@ -348,11 +349,11 @@ static int take_parts(merge *m)
     return 0;
 }
 
-static int take_base(merge *m)
+static int take_base(cks_merge_plan *m)
 {
     if (m->base == SIZE_MAX)
         return 0;
-    const merge_input *in = &m->in[m->base];
+    const cks_merge_input *in = &m->in[m->base];
     for (size_t r = 0; r < in->nrows; r++) {
         const cks_store_ckpt *c = &in->rows[r];
         size_t pos = list_pos(m, c->name);
@@ -381,7 +382,7 @@ static int take_base(merge *m)
     return 0;
 }
 
-static int check_gaps(merge *m)
+static int check_gaps(cks_merge_plan *m)
 {
     memset(m->flag, 0, m->list->n);
     for (size_t i = 0; i < m->list->n; i++)
@@ -406,7 +407,7 @@ static int check_gaps(merge *m)
 /* ---- the columns ---- */
 
 /* Appends tensor t (borrowed) unless a column of that name exists; returns its column. */
-static int add_column(merge *m, const cks_store_tensor *t, size_t *col)
+static int add_column(cks_merge_plan *m, const cks_store_tensor *t, size_t *col)
 {
     size_t *v = merge_map_slot(&m->col_of, t->name);
     if (*v == SIZE_MAX) {
@@ -429,7 +430,7 @@ static int by_order(const void *a, const void *b)
 }
 
 /* The new tensors of a complete part row, in its checkpoint's own order. */
-static int add_row_columns(merge *m, merge_input *in, size_t row)
+static int add_row_columns(cks_merge_plan *m, cks_merge_input *in, size_t row)
 {
     double *v = malloc((in->ntensors ? in->ntensors : 1) * sizeof *v);
     ordered *o = malloc((in->ntensors ? in->ntensors : 1) * sizeof *o);
@@ -457,7 +458,7 @@ done:
     return err;
 }
 
-static int plan_columns(merge *m)
+static int plan_columns(cks_merge_plan *m)
 {
     size_t total = 0, col;
     int err;
@@ -483,7 +484,7 @@ static int plan_columns(merge *m)
         for (size_t c = 0; c < m->in[i].ntensors; c++)
             add_column(m, &m->in[i].tensors[c], &col);
     for (size_t i = 0; i < m->n; i++) {
-        merge_input *in = &m->in[i];
+        cks_merge_input *in = &m->in[i];
         if (!(in->colmap = malloc((in->ntensors ? in->ntensors : 1) * sizeof *in->colmap)))
             return cks_error_set(CKS_ENOMEM, "out of memory");
         for (size_t c = 0; c < in->ntensors; c++)
@@ -496,7 +497,7 @@ static int plan_columns(merge *m)
 int cks_merge(const char *const *inputs, size_t n, const char *output, const cks_merge_opts *opts,
               cks_merge_stats *stats)
 {
-    merge m;
+    cks_merge_plan m;
     memset(&m, 0, sizeof m);
     m.o = opts;
     int err;
@@ -505,7 +506,7 @@ int cks_merge(const char *const *inputs, size_t n, const char *output, const cks
         (err = take_base(&m)) || (err = check_gaps(&m)) || (err = plan_columns(&m)))
         goto done;
     m.stats.parts = m.nparts;
-    if ((err = merge_write(&m, output)) == 0 && stats)
+    if ((err = cks_merge_write(&m, output)) == 0 && stats)
         *stats = m.stats;
 done:
     for (size_t i = 0; i < m.n; i++)

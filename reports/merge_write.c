@@ -66,7 +66,7 @@ static int is_part_path(const char *path)
 
 /* Root attributes for the new file: every non-mark attribute of the first part except
  * those cks_store_create writes itself. */
-static int root_attrs(merge *m, strings *kv)
+static int root_attrs(cks_merge_plan *m, strings *kv)
 {
     cks_store *s = m->in[m->first].s;
     char **names = NULL;
@@ -95,7 +95,7 @@ static int root_attrs(merge *m, strings *kv)
     return err;
 }
 
-static int create(merge *m, const char *output, cks_store **out)
+static int create(cks_merge_plan *m, const char *output, cks_store **out)
 {
     cks_store *s = m->in[m->first].s;
     char *source = NULL, *config = NULL;
@@ -149,10 +149,10 @@ typedef struct {
 } target;
 
 /* Writes the rows input i gives to the dataset, from its values v (r x c). */
-static int copy_rows(merge *m, cks_store *out, const size_t *out_row, const target *t, size_t i,
-                     const double *v, size_t r, size_t c, void *buf)
+static int copy_rows(cks_merge_plan *m, cks_store *out, const size_t *out_row, const target *t,
+                     size_t i, const double *v, size_t r, size_t c, void *buf)
 {
-    const merge_input *in = &m->in[i];
+    const cks_merge_input *in = &m->in[i];
     int err = 0;
     for (size_t pos = 0; pos < m->list->n && !err; pos++) {
         size_t row = m->src_row[pos];
@@ -180,7 +180,7 @@ static int copy_rows(merge *m, cks_store *out, const size_t *out_row, const targ
     return err;
 }
 
-static int target_init(merge *m, const char *path, size_t holder, target *t, char **axes)
+static int target_init(cks_merge_plan *m, const char *path, size_t holder, target *t, char **axes)
 {
     cks_store *s = m->in[holder].s;
     int err = cks_store_get_attr(s, path, "axes", axes);
@@ -204,7 +204,7 @@ static int target_init(merge *m, const char *path, size_t holder, target *t, cha
     return err;
 }
 
-static int copy_dataset(merge *m, cks_store *out, const size_t *out_row, const char *path)
+static int copy_dataset(cks_merge_plan *m, cks_store *out, const size_t *out_row, const char *path)
 {
     size_t holder = SIZE_MAX;
     char *axes = NULL;
@@ -217,7 +217,7 @@ static int copy_dataset(merge *m, cks_store *out, const size_t *out_row, const c
     if (holder == SIZE_MAX || (err = target_init(m, path, holder, &t, &axes)) != 0)
         goto done;
     for (size_t i = holder; i < m->n && !err; i++) {
-        merge_input *in = &m->in[i];
+        cks_merge_input *in = &m->in[i];
         double *v = NULL;
         void *buf = NULL;
         char *have = NULL;
@@ -253,7 +253,7 @@ done:
 
 /* The attributes of every group above the datasets (/drift/ref's ref, ...), from the
  * first input that has the group. */
-static int copy_group_attrs(merge *m, cks_store *out, const strings *paths)
+static int copy_group_attrs(cks_merge_plan *m, cks_store *out, const strings *paths)
 {
     strings groups = {NULL, 0, 0};
     int err = 0;
@@ -278,7 +278,7 @@ static int copy_group_attrs(merge *m, cks_store *out, const strings *paths)
 }
 
 /* Every row-indexed dataset of any input, less the part marks, sorted. */
-static int all_datasets(merge *m, strings *out)
+static int all_datasets(cks_merge_plan *m, strings *out)
 {
     int err = 0;
     for (size_t i = 0; i < m->n && !err; i++) {
@@ -298,7 +298,7 @@ static int all_datasets(merge *m, strings *out)
     return err;
 }
 
-static int write_rows(merge *m, cks_store *out, size_t *out_row)
+static int write_rows(cks_merge_plan *m, cks_store *out, size_t *out_row)
 {
     int err = 0;
     for (size_t pos = 0; pos < m->list->n && !err; pos++) {
@@ -312,7 +312,7 @@ static int write_rows(merge *m, cks_store *out, size_t *out_row)
     return err;
 }
 
-int merge_write(merge *m, const char *output)
+int cks_merge_write(cks_merge_plan *m, const char *output)
 {
     cks_store *out = NULL;
     strings paths = {NULL, 0, 0};

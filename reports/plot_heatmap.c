@@ -14,18 +14,18 @@
 #define MISSING_GREY "#d9d9d9"
 
 /* x as drawn: log10(1 + step) on a log step axis, the step otherwise. */
-static double to_axis(const plot_ctx *c, double step)
+static double to_axis(const cks_plot_ctx *c, double step)
 {
     return c->xlog ? log10(1.0 + step) : step;
 }
 
-static double from_axis(const plot_ctx *c, double t)
+static double from_axis(const cks_plot_ctx *c, double t)
 {
     return c->xlog ? pow(10.0, t) - 1.0 : t;
 }
 
 /* Left and right edges of each checkpoint's column, in steps. */
-static void column_edges(const plot_ctx *c, double *lo, double *hi)
+static void column_edges(const cks_plot_ctx *c, double *lo, double *hi)
 {
     const cks_runview *v = c->v;
     size_t n = v->n;
@@ -64,13 +64,13 @@ static int cb_log(const double *vals, size_t n, double *lo_out)
 }
 
 /* One heatmap of metric m for the tensors idx[0..nk) of one kind. vals is [n, T]. */
-static int heatmap(plot_ctx *c, const plot_metric *m, const double *vals, const size_t *idx,
+static int heatmap(cks_plot_ctx *c, const cks_plot_metric *m, const double *vals, const size_t *idx,
                    size_t nk, const char *kind, const double *xlo, const double *xhi)
 {
     const cks_runview *v = c->v;
     cks_buf *b = &c->s;
     char title[320], stem[128], base[256];
-    plot_metric_title(c, m, "", base, sizeof base);
+    cks_plot_metric_title(c, m, "", base, sizeof base);
     snprintf(title, sizeof title, "%s: %s tensors, layer x step", base, kind);
     /* the kind's values, for the colour scale */
     size_t cells = 0;
@@ -83,15 +83,15 @@ static int heatmap(plot_ctx *c, const plot_metric *m, const double *vals, const 
                 cells++;
     if (cells == 0) {
         free(kv);
-        return plot_skip(c, "heatmap", title, "no %s tensor has a value in %s%s", kind, m->path,
-                         strncmp(m->path, "/spectral", 9) == 0 ? " (2-D matrices only)" : "");
+        return cks_plot_skip(c, "heatmap", title, "no %s tensor has a value in %s%s", kind, m->path,
+                             strncmp(m->path, "/spectral", 9) == 0 ? " (2-D matrices only)" : "");
     }
     double poslo;
     int logc = cb_log(kv, cells, &poslo);
     free(kv);
     snprintf(stem, sizeof stem, "heatmap_%s_%s", m->stem, kind);
-    plot_begin(c, stem, 960, 520, title);
-    plot_step_axis(c);
+    cks_plot_begin(c, stem, 960, 520, title);
+    cks_plot_step_axis(c);
     cks_buf_printf(b,
                    "set ylabel 'layer'\nset yrange [-0.5:%d.5]\nset ytics %d\nset mytics 1\n"
                    "set grid noxtics noytics\nset key off\n"
@@ -102,11 +102,11 @@ static int heatmap(plot_ctx *c, const plot_metric *m, const double *vals, const 
                    "set label 1 'grey: no value' at screen 0.99, screen 0.03 right "
                    "tc rgb '#666666'\n",
                    v->nlayers - 1, v->nlayers > 16 ? (v->nlayers + 15) / 16 : 1, MISSING_GREY);
-    plot_axis_label(c, "cb", m->path, m->label);
-    plot_description(c, m->path);
+    cks_plot_axis_label(c, "cb", m->path, m->label);
+    cks_plot_description(c, m->path);
     if (logc) {
         cks_buf_puts(b, "set logscale cb\nset format cb '%g'\nset cbrange [");
-        plot_num(b, poslo);
+        cks_plot_num(b, poslo);
         cks_buf_puts(b, ":*]\n");
     }
     cks_buf_puts(b, "$cells << EOD\n");
@@ -119,17 +119,17 @@ static int heatmap(plot_ctx *c, const plot_metric *m, const double *vals, const 
             if (logc && z < poslo)
                 z = poslo; /* zero: the lowest colour, not a gap */
             cks_buf_printf(b, "%lld %d ", (long long)v->step[i], layer);
-            plot_num(b, xlo[i]);
+            cks_plot_num(b, xlo[i]);
             cks_buf_puts(b, " ");
-            plot_num(b, xhi[i]);
+            cks_plot_num(b, xhi[i]);
             cks_buf_printf(b, " %g %g ", layer - 0.5, layer + 0.5);
-            plot_num(b, z);
+            cks_plot_num(b, z);
             cks_buf_puts(b, "\n");
         }
     }
     cks_buf_puts(b, "EOD\nplot $cells using 1:2:3:4:5:6:7 with boxxyerror fs solid 1.0 noborder "
                     "fc palette notitle\n");
-    return plot_finish(c, "heatmap", title);
+    return cks_plot_finish(c, "heatmap", title);
 }
 
 /* Tensors of one kind with a layer, at most one per layer (the first in tensor order). */
@@ -147,7 +147,8 @@ static size_t layered(const cks_runview *v, size_t *idx, size_t n, unsigned char
     return k;
 }
 
-static int metric_heatmaps(plot_ctx *c, const plot_metric *m, const double *xlo, const double *xhi)
+static int metric_heatmaps(cks_plot_ctx *c, const cks_plot_metric *m, const double *xlo,
+                           const double *xhi)
 {
     const cks_runview *v = c->v;
     double *vals = NULL;
@@ -161,7 +162,7 @@ static int metric_heatmaps(plot_ctx *c, const plot_metric *m, const double *xlo,
         err = cks_error_set(CKS_ENOMEM, "out of memory");
     /* the kinds that come once per layer; embed, final_norm and lm_head have no layer */
     for (int k = CKS_KIND_Q; k <= CKS_KIND_MLP_NORM && !err; k++) {
-        size_t nk = layered(v, idx, plot_kind_columns(v, k, idx), seen);
+        size_t nk = layered(v, idx, cks_plot_kind_columns(v, k, idx), seen);
         if (nk)
             err = heatmap(c, m, vals, idx, nk, cks_kind_name((cks_kind)k), xlo, xhi);
     }
@@ -171,14 +172,14 @@ static int metric_heatmaps(plot_ctx *c, const plot_metric *m, const double *xlo,
     return err;
 }
 
-int plot_heatmaps(plot_ctx *c)
+int cks_plot_heatmaps(cks_plot_ctx *c)
 {
     size_t nm;
-    const plot_metric *m = plot_metrics(&nm);
+    const cks_plot_metric *m = cks_plot_metrics(&nm);
     const cks_runview *v = c->v;
     if (v->nlayers == 0)
-        return plot_skip(c, "heatmap", "layer x step heatmaps",
-                         "no tensor of the run has a layer number");
+        return cks_plot_skip(c, "heatmap", "layer x step heatmaps",
+                             "no tensor of the run has a layer number");
     double *xlo = malloc(v->n * sizeof *xlo), *xhi = malloc(v->n * sizeof *xhi);
     int err = 0;
     if (!xlo || !xhi)
@@ -187,10 +188,10 @@ int plot_heatmaps(plot_ctx *c)
         column_edges(c, xlo, xhi);
     for (size_t i = 0; i < nm && !err; i++) {
         char title[256];
-        plot_metric_title(c, &m[i], "heatmaps: ", title, sizeof title);
+        cks_plot_metric_title(c, &m[i], "heatmaps: ", title, sizeof title);
         if (!cks_store_exists(v->store, m[i].path))
-            err = plot_skip(c, "heatmap", title, "the run file has no %s (scan --metrics %s)",
-                            m[i].path, m[i].family);
+            err = cks_plot_skip(c, "heatmap", title, "the run file has no %s (scan --metrics %s)",
+                                m[i].path, m[i].family);
         else
             err = metric_heatmaps(c, &m[i], xlo, xhi);
     }

@@ -35,7 +35,7 @@ static int any_finite(const double *v, size_t n)
 
 /* 1 when path is a float series with one value per checkpoint. Anything else under /eval
  * or /evals (a group, a [N, tokens] matrix such as token_nll) is not drawn as a line. */
-static int is_series(plot_ctx *c, const char *path)
+static int is_series(cks_plot_ctx *c, const char *path)
 {
     size_t rows, cols;
     if (!cks_store_exists(c->v->store, path))
@@ -59,22 +59,22 @@ static char *path3(const char *a, const char *b, const char *c)
 
 /* Draws the lines (and bands, when a series has errors) of s[0..n) into the current
  * script and finishes the plot. ylog: logarithmic y axis. */
-static int draw_lines(plot_ctx *c, const series *s, size_t n, int ylog, const char *family,
+static int draw_lines(cks_plot_ctx *c, const series *s, size_t n, int ylog, const char *family,
                       const char *title)
 {
     cks_buf *b = &c->s;
     const cks_runview *v = c->v;
-    plot_step_axis(c);
+    cks_plot_step_axis(c);
     if (ylog)
         cks_buf_puts(b, "set logscale y\nset format y '%g'\n");
     for (size_t i = 0; i < n; i++) {
         cks_buf_printf(b, "$d%zu << EOD\n", i);
         for (size_t k = 0; k < v->n; k++) {
             cks_buf_printf(b, "%lld ", (long long)v->step[k]);
-            plot_num(b, s[i].y[k]);
+            cks_plot_num(b, s[i].y[k]);
             if (s[i].err) {
                 cks_buf_puts(b, " ");
-                plot_num(b, s[i].err[k]);
+                cks_plot_num(b, s[i].err[k]);
             }
             cks_buf_puts(b, "\n");
         }
@@ -86,15 +86,15 @@ static int draw_lines(plot_ctx *c, const series *s, size_t n, int ylog, const ch
             cks_buf_printf(b,
                            "$d%zu using 1:($2-$3):($2+$3) with filledcurves "
                            "fc rgb '%s' fs transparent solid 0.18 noborder notitle, \\\n  ",
-                           i, plot_color(i));
+                           i, cks_plot_color(i));
         cks_buf_printf(b,
                        "$d%zu using 1:2 with linespoints lw 2 pt 7 ps 0.55 dt %zu "
                        "lc rgb '%s' title ",
-                       i, 1 + (i / 14) % 4, plot_color(i));
-        plot_label(b, s[i].name);
+                       i, 1 + (i / 14) % 4, cks_plot_color(i));
+        cks_plot_label(b, s[i].name);
         cks_buf_puts(b, i + 1 < n ? ", \\\n  " : "\n");
     }
-    return plot_finish(c, family, title);
+    return cks_plot_finish(c, family, title);
 }
 
 /* Every series' finite values, for the log-scale decision. */
@@ -102,7 +102,7 @@ static int wants_log(const series *s, size_t n, size_t len, double ratio)
 {
     int ok = 1, any = 0;
     for (size_t i = 0; i < n && ok; i++) {
-        ok = plot_wants_log(s[i].y, len, 1.0) || !any_finite(s[i].y, len);
+        ok = cks_plot_wants_log(s[i].y, len, 1.0) || !any_finite(s[i].y, len);
         any |= any_finite(s[i].y, len);
     }
     if (!ok || !any)
@@ -117,8 +117,8 @@ static int wants_log(const series *s, size_t n, size_t len, double ratio)
 
 /* ---- eval: held-out perplexity and bits per byte ---- */
 
-static int eval_metric(plot_ctx *c, char **sets, size_t nsets, const char *metric, const char *what,
-                       const char *stem)
+static int eval_metric(cks_plot_ctx *c, char **sets, size_t nsets, const char *metric,
+                       const char *what, const char *stem)
 {
     series s[CKS_PLOT_MAX_LINES];
     size_t n = 0, more = 0;
@@ -150,10 +150,10 @@ static int eval_metric(plot_ctx *c, char **sets, size_t nsets, const char *metri
         free(path);
     }
     if (!err && n == 0)
-        err = plot_skip(c, "eval", title, "no /eval/<set>/%s dataset holds a value", metric);
+        err = cks_plot_skip(c, "eval", title, "no /eval/<set>/%s dataset holds a value", metric);
     else if (!err) {
-        plot_begin(c, stem, 960, 560, title);
-        plot_axis_label(c, "y", first ? first : "", what);
+        cks_plot_begin(c, stem, 960, 560, title);
+        cks_plot_axis_label(c, "y", first ? first : "", what);
         if (more)
             cks_buf_printf(&c->s,
                            "set label 1 '%zu more sets not drawn' at graph 0.01, "
@@ -166,15 +166,16 @@ static int eval_metric(plot_ctx *c, char **sets, size_t nsets, const char *metri
     return err;
 }
 
-int plot_eval(plot_ctx *c)
+int cks_plot_eval(cks_plot_ctx *c)
 {
     char **sets = NULL;
     size_t nsets = 0;
     if (!cks_store_exists(c->v->store, "/eval")) {
         const char *why = "the run file has no /eval group (held-out perplexity is measured by "
                           "the forward pass: scan --metrics ppl)";
-        int err = plot_skip(c, "eval", "held-out perplexity against step", "%s", why);
-        return err ? err : plot_skip(c, "eval", "held-out bits per byte against step", "%s", why);
+        int err = cks_plot_skip(c, "eval", "held-out perplexity against step", "%s", why);
+        return err ? err
+                   : cks_plot_skip(c, "eval", "held-out bits per byte against step", "%s", why);
     }
     int err = cks_store_list(c->v->store, "/eval", &sets, &nsets);
     if (!err)
@@ -196,7 +197,7 @@ static int ends_with(const char *s, const char *suffix)
 /* The metrics of one task as series (stderr when <metric>_stderr exists), each with the
  * path of its dataset in paths[] (for its unit). n_samples, the document count that
  * `evals import` keeps beside the scores, is not a score. */
-static int task_series(plot_ctx *c, const char *task, series *s, char **paths, size_t *n)
+static int task_series(cks_plot_ctx *c, const char *task, series *s, char **paths, size_t *n)
 {
     char *group = path3("evals", task, NULL), **names = NULL;
     size_t nn = 0;
@@ -239,7 +240,7 @@ static int task_series(plot_ctx *c, const char *task, series *s, char **paths, s
 
 /* One plot of the task's metrics that share unit (lm-eval's accuracies and perplexities
  * differ by orders of magnitude: lambada_openai has both). */
-static int task_plot(plot_ctx *c, const char *task, const series *all, char **units, size_t n,
+static int task_plot(cks_plot_ctx *c, const char *task, const series *all, char **units, size_t n,
                      size_t first, int several, const char *title)
 {
     series s[CKS_PLOT_MAX_LINES];
@@ -255,7 +256,7 @@ static int task_plot(plot_ctx *c, const char *task, const series *all, char **un
     cks_buf_puts(&label, " (band: +-1 standard error)");
     snprintf(stem, sizeof stem, "evals_%s%s%s", task, several ? "_" : "",
              several ? (units[first][0] ? units[first] : "other") : "");
-    plot_begin(c, stem, 960, 560, cks_buf_text(&label));
+    cks_plot_begin(c, stem, 960, 560, cks_buf_text(&label));
     cks_buf_release(&label);
     cks_buf_puts(&c->s, "set ylabel ");
     cks_buf_puts(&label, "score");
@@ -264,13 +265,13 @@ static int task_plot(plot_ctx *c, const char *task, const series *all, char **un
         cks_buf_put_text(&label, units[first], 40, NULL);
         cks_buf_puts(&label, "]");
     }
-    plot_label(&c->s, cks_buf_text(&label));
+    cks_plot_label(&c->s, cks_buf_text(&label));
     cks_buf_puts(&c->s, "\n");
     cks_buf_release(&label);
     return draw_lines(c, s, k, wants_log(s, k, c->v->n, 10), "evals", title);
 }
 
-static int task_plots(plot_ctx *c, const char *task, const char *title)
+static int task_plots(cks_plot_ctx *c, const char *task, const char *title)
 {
     series s[CKS_PLOT_MAX_LINES];
     char *paths[CKS_PLOT_MAX_LINES], *units[CKS_PLOT_MAX_LINES];
@@ -279,7 +280,7 @@ static int task_plots(plot_ctx *c, const char *task, const char *title)
     for (size_t i = 0; i < n && !err; i++, nu++)
         err = cks_runview_attr(c->v, paths[i], "unit", &units[i]);
     if (!err && n == 0)
-        err = plot_skip(c, "evals", title, "no metric of the task holds a value");
+        err = cks_plot_skip(c, "evals", title, "no metric of the task holds a value");
     int several = 0;
     for (size_t i = 1; i < n && !err; i++)
         several |= strcmp(units[i], units[0]) != 0;
@@ -298,14 +299,14 @@ static int task_plots(plot_ctx *c, const char *task, const char *title)
     return err;
 }
 
-int plot_evals(plot_ctx *c)
+int cks_plot_evals(cks_plot_ctx *c)
 {
     char **tasks = NULL;
     size_t ntasks = 0;
     if (!cks_store_exists(c->v->store, "/evals"))
-        return plot_skip(c, "evals", "imported eval scores against step",
-                         "the run file has no /evals group (import lm-eval results with "
-                         "ckptscope evals import)");
+        return cks_plot_skip(c, "evals", "imported eval scores against step",
+                             "the run file has no /evals group (import lm-eval results with "
+                             "ckptscope evals import)");
     int err = cks_store_list(c->v->store, "/evals", &tasks, &ntasks);
     for (size_t t = 0; t < ntasks && !err; t++) {
         char title[256], name[96];
@@ -313,7 +314,7 @@ int plot_evals(plot_ctx *c)
         snprintf(title, sizeof title, "eval scores of task %s against step (band: +-1 stderr)",
                  name);
         if (t >= CKS_PLOT_MAX_TASKS)
-            err = plot_skip(c, "evals", title, "more than %d tasks", CKS_PLOT_MAX_TASKS);
+            err = cks_plot_skip(c, "evals", title, "more than %d tasks", CKS_PLOT_MAX_TASKS);
         else
             err = task_plots(c, tasks[t], title);
     }
@@ -323,7 +324,7 @@ int plot_evals(plot_ctx *c)
 
 /* ---- median: per-kind medians of the heatmap metrics ---- */
 
-static int median_plot(plot_ctx *c, const plot_metric *m, const char *title)
+static int median_plot(cks_plot_ctx *c, const cks_plot_metric *m, const char *title)
 {
     const cks_runview *v = c->v;
     double *vals = NULL;
@@ -338,7 +339,7 @@ static int median_plot(plot_ctx *c, const plot_metric *m, const char *title)
     if (!idx || !scratch)
         err = cks_error_set(CKS_ENOMEM, "out of memory");
     for (int k = 0; k < CKS_KIND_COUNT && !err; k++) {
-        size_t nk = plot_kind_columns(v, k, idx);
+        size_t nk = cks_plot_kind_columns(v, k, idx);
         double *y = nk ? malloc(v->n * sizeof *y) : NULL;
         if (nk && !y) {
             err = cks_error_set(CKS_ENOMEM, "out of memory");
@@ -355,13 +356,13 @@ static int median_plot(plot_ctx *c, const plot_metric *m, const char *title)
         }
     }
     if (!err && n == 0)
-        err = plot_skip(c, "median", title, "%s holds no value", m->path);
+        err = cks_plot_skip(c, "median", title, "%s holds no value", m->path);
     else if (!err) {
         char stem[96];
         snprintf(stem, sizeof stem, "median_%s", m->stem);
-        plot_begin(c, stem, 960, 560, title);
-        plot_axis_label(c, "y", m->path, m->label);
-        plot_description(c, m->path);
+        cks_plot_begin(c, stem, 960, 560, title);
+        cks_plot_axis_label(c, "y", m->path, m->label);
+        cks_plot_description(c, m->path);
         cks_buf_puts(&c->s, "set key title 'kind (tensors)'\n");
         err = draw_lines(c, s, n, wants_log(s, n, v->n, 30), "median", title);
     }
@@ -372,17 +373,17 @@ static int median_plot(plot_ctx *c, const plot_metric *m, const char *title)
     return err;
 }
 
-int plot_medians(plot_ctx *c)
+int cks_plot_medians(cks_plot_ctx *c)
 {
     size_t nm;
-    const plot_metric *m = plot_metrics(&nm);
+    const cks_plot_metric *m = cks_plot_metrics(&nm);
     int err = 0;
     for (size_t i = 0; i < nm && !err; i++) {
         char title[256];
-        plot_metric_title(c, &m[i], "median per tensor kind: ", title, sizeof title);
+        cks_plot_metric_title(c, &m[i], "median per tensor kind: ", title, sizeof title);
         if (!cks_store_exists(c->v->store, m[i].path))
-            err = plot_skip(c, "median", title, "the run file has no %s (scan --metrics %s)",
-                            m[i].path, m[i].family);
+            err = cks_plot_skip(c, "median", title, "the run file has no %s (scan --metrics %s)",
+                                m[i].path, m[i].family);
         else
             err = median_plot(c, &m[i], title);
     }

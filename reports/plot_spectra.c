@@ -38,7 +38,7 @@ static void fit_row_release(fit_row *f)
     free(f->ks);
 }
 
-static int read_fit_value(plot_ctx *c, const char *name, size_t at, double **out)
+static int read_fit_value(cks_plot_ctx *c, const char *name, size_t at, double **out)
 {
     char path[64];
     size_t cols;
@@ -108,7 +108,7 @@ static int cmp_desc(const void *a, const void *b)
 
 /* The positive eigenvalues stored for tensor column j at step position at, largest first:
  * *lam (free it) holds *m of them. */
-static int esd_read(plot_ctx *c, const cks_store_tensor *t, size_t at, double **lam, size_t *m)
+static int esd_read(cks_plot_ctx *c, const cks_store_tensor *t, size_t at, double **lam, size_t *m)
 {
     char *esc = cks_store_escape_name(t->name), *path = NULL;
     size_t k = 0;
@@ -159,7 +159,7 @@ static void esd_fit(cks_buf *b, double alpha, double xmin, double tail, double r
 }
 
 /* The ESD of tensor column j at step position at. */
-static int esd_one(plot_ctx *c, size_t j, size_t at, const fit_row *fit)
+static int esd_one(cks_plot_ctx *c, size_t j, size_t at, const fit_row *fit)
 {
     const cks_store_tensor *t = &c->v->tensor[j];
     const cks_store_ckpt *ck = cks_runview_ckpt(c->v, at);
@@ -174,7 +174,8 @@ static int esd_one(plot_ctx *c, size_t j, size_t at, const fit_row *fit)
         return err;
     if (m < 2 || !(r >= (double)m)) {
         free(lam);
-        return plot_skip(c, "esd", title, "%zu positive eigenvalues stored for this checkpoint", m);
+        return cks_plot_skip(c, "esd", title, "%zu positive eigenvalues stored for this checkpoint",
+                             m);
     }
     double alpha = at_or_nan(fit->alpha, j), xmin = at_or_nan(fit->xmin, j);
     double tail = at_or_nan(fit->tail, j), ks = at_or_nan(fit->ks, j);
@@ -188,7 +189,7 @@ static int esd_one(plot_ctx *c, size_t j, size_t at, const fit_row *fit)
     cks_buf_puts(&lbl, " at ");
     cks_buf_put_text(&lbl, ck->name, 60, NULL);
     cks_buf_printf(&lbl, " (step %lld)", (long long)ck->step);
-    plot_begin(c, stem, 900, 600, cks_buf_text(&lbl));
+    cks_plot_begin(c, stem, 900, 600, cks_buf_text(&lbl));
     cks_buf_release(&lbl);
     cks_buf_puts(b, "set logscale xy\nset format x '%g'\nset format y '%g'\n"
                     "set xlabel 'eigenvalue of W^T W (squared singular value)'\n"
@@ -202,7 +203,7 @@ static int esd_one(plot_ctx *c, size_t j, size_t at, const fit_row *fit)
         xl = fmin(xl, xmin);
     }
     cks_buf_printf(b, "set xrange [%.10g:%.10g]\nset yrange [%.10g:*]\n", xl / 1.3, xh * 1.3, ylo);
-    plot_log_tics(b, "x", xl / 1.3, xh * 1.3);
+    cks_plot_log_tics(b, "x", xl / 1.3, xh * 1.3);
     if ((double)m < r)
         cks_buf_printf(b,
                        "set label 2 'the run file keeps the largest %zu of %.0f' at graph "
@@ -219,12 +220,12 @@ static int esd_one(plot_ctx *c, size_t j, size_t at, const fit_row *fit)
                        "  keyentry with lines lw 2 dt 2 lc rgb '#d62728' title 'xmin = %.4g'",
                        alpha, tail, ks, xmin);
     cks_buf_puts(b, has_fit ? "\n" : "\n# no power-law fit at this checkpoint\n");
-    return plot_finish(c, "esd", title);
+    return cks_plot_finish(c, "esd", title);
 }
 
 /* The ESD tensors: the glob's matches, or one matrix of each kind in the middle layer
  * plus embed and lm_head. Only tensors with a /spectra dataset count. */
-static size_t esd_choose(plot_ctx *c, size_t *idx, size_t *matched)
+static size_t esd_choose(cks_plot_ctx *c, size_t *idx, size_t *matched)
 {
     const cks_runview *v = c->v;
     size_t n = 0;
@@ -256,13 +257,13 @@ static size_t esd_choose(plot_ctx *c, size_t *idx, size_t *matched)
     return n;
 }
 
-int plot_esd(plot_ctx *c, size_t at)
+int cks_plot_esd(cks_plot_ctx *c, size_t at)
 {
     const cks_runview *v = c->v;
     if (!cks_store_exists(v->store, "/spectra"))
-        return plot_skip(c, "esd", "empirical spectral densities",
-                         "the run file has no /spectra (scan --metrics spectral keeps the "
-                         "largest eigenvalues of each matrix)");
+        return cks_plot_skip(c, "esd", "empirical spectral densities",
+                             "the run file has no /spectra (scan --metrics spectral keeps the "
+                             "largest eigenvalues of each matrix)");
     size_t *idx = malloc((v->nt ? v->nt : 1) * sizeof *idx), matched;
     fit_row fit = {0};
     if (!idx)
@@ -270,9 +271,9 @@ int plot_esd(plot_ctx *c, size_t at)
     int err = 0;
     size_t n = esd_choose(c, idx, &matched);
     if (n == 0)
-        err = plot_skip(c, "esd", "empirical spectral densities",
-                        c->o->tensors ? "no tensor with a /spectra dataset matches --tensors"
-                                      : "no matrix of the middle layer has a /spectra dataset");
+        err = cks_plot_skip(c, "esd", "empirical spectral densities",
+                            c->o->tensors ? "no tensor with a /spectra dataset matches --tensors"
+                                          : "no matrix of the middle layer has a /spectra dataset");
     if (!err && n && !(err = read_fit_value(c, "alpha", at, &fit.alpha)) &&
         !(err = read_fit_value(c, "xmin", at, &fit.xmin)) &&
         !(err = read_fit_value(c, "tail", at, &fit.tail)))
@@ -280,15 +281,15 @@ int plot_esd(plot_ctx *c, size_t at)
     for (size_t i = 0; i < n && !err; i++)
         err = esd_one(c, idx[i], at, &fit);
     if (!err && matched > n)
-        err = plot_skip(c, "esd", "more empirical spectral densities",
-                        "%zu more tensors match; at most %d are drawn", matched - n,
-                        CKS_PLOT_MAX_ESD);
+        err = cks_plot_skip(c, "esd", "more empirical spectral densities",
+                            "%zu more tensors match; at most %d are drawn", matched - n,
+                            CKS_PLOT_MAX_ESD);
     fit_row_release(&fit);
     free(idx);
     return err;
 }
 
-int plot_alpha_hist(plot_ctx *c, size_t at)
+int cks_plot_alpha_hist(cks_plot_ctx *c, size_t at)
 {
     const cks_runview *v = c->v;
     const cks_store_ckpt *ck = cks_runview_ckpt(v, at);
@@ -297,8 +298,8 @@ int plot_alpha_hist(plot_ctx *c, size_t at)
     snprintf(title, sizeof title, "histogram of alpha over all matrices at %s (step %lld)", cname,
              (long long)ck->step);
     if (!cks_store_exists(v->store, "/spectral/alpha"))
-        return plot_skip(c, "alpha", title,
-                         "the run file has no /spectral/alpha (scan --metrics spectral)");
+        return cks_plot_skip(c, "alpha", title,
+                             "the run file has no /spectral/alpha (scan --metrics spectral)");
     fit_row fit = {0};
     int err = read_fit_value(c, "alpha", at, &fit.alpha);
     if (err)
@@ -315,7 +316,7 @@ int plot_alpha_hist(plot_ctx *c, size_t at)
     }
     if (m == 0) {
         fit_row_release(&fit);
-        return plot_skip(c, "alpha", title, "no matrix has an alpha at this checkpoint");
+        return cks_plot_skip(c, "alpha", title, "no matrix has an alpha at this checkpoint");
     }
     double w = hi - lo <= 8 ? 0.25 : (hi - lo) / 32;
     double x0 = floor(fmin(lo, ALPHA_LO) / w) * w, x1 = ceil(fmax(hi, ALPHA_HI) / w) * w + w;
@@ -339,7 +340,7 @@ int plot_alpha_hist(plot_ctx *c, size_t at)
     cks_buf_put_text(&lbl, ck->name, 60, NULL);
     cks_buf_printf(&lbl, " (step %lld): %zu outside %g..%g", (long long)ck->step, outside, ALPHA_LO,
                    ALPHA_HI);
-    plot_begin(c, "alpha_hist", 900, 540, cks_buf_text(&lbl));
+    cks_plot_begin(c, "alpha_hist", 900, 540, cks_buf_text(&lbl));
     cks_buf_release(&lbl);
     cks_buf_printf(b,
                    "set xlabel 'alpha (power-law exponent of the ESD tail)'\n"
@@ -362,5 +363,5 @@ int plot_alpha_hist(plot_ctx *c, size_t at)
                    w, ALPHA_LO, ALPHA_HI);
     free(counts);
     fit_row_release(&fit);
-    return plot_finish(c, "alpha", title);
+    return cks_plot_finish(c, "alpha", title);
 }

@@ -19,7 +19,7 @@
 
 #define INDEX_FILE "index.txt"
 
-static const plot_metric metrics[] = {
+static const cks_plot_metric metrics[] = {
     {"/drift/prev/rel_fro", "rel_fro against the previous checkpoint", "drift_prev_rel_fro",
      "drift"},
     {"/drift/ref/rel_fro", "rel_fro against the reference checkpoint", "drift_ref_rel_fro",
@@ -29,13 +29,14 @@ static const plot_metric metrics[] = {
     {"/spectral/stable_rank", "stable rank", "spectral_stable_rank", "spectral"},
 };
 
-const plot_metric *plot_metrics(size_t *n)
+const cks_plot_metric *cks_plot_metrics(size_t *n)
 {
     *n = sizeof metrics / sizeof metrics[0];
     return metrics;
 }
 
-void plot_metric_title(plot_ctx *c, const plot_metric *m, const char *prefix, char *out, size_t cap)
+void cks_plot_metric_title(cks_plot_ctx *c, const cks_plot_metric *m, const char *prefix, char *out,
+                           size_t cap)
 {
     char *ref = NULL, name[96] = "";
     if (strncmp(m->path, "/drift/ref/", 11) == 0 &&
@@ -49,7 +50,7 @@ void plot_metric_title(plot_ctx *c, const plot_metric *m, const char *prefix, ch
         snprintf(out, cap, "%s%s", prefix, m->label);
 }
 
-size_t plot_kind_columns(const cks_runview *v, int kind, size_t *idx)
+size_t cks_plot_kind_columns(const cks_runview *v, int kind, size_t *idx)
 {
     size_t n = 0;
     for (size_t j = 0; j < v->nt; j++) {
@@ -143,12 +144,12 @@ static int list_add(cks_plot_list *l, const char *family, const char *file, cons
 
 /* ---- script pieces ---- */
 
-static const char *ext(const plot_ctx *c)
+static const char *ext(const cks_plot_ctx *c)
 {
     return c->o->format == CKS_PLOT_SVG ? "svg" : "png";
 }
 
-static int file_taken(const plot_ctx *c, const char *name)
+static int file_taken(const cks_plot_ctx *c, const char *name)
 {
     for (size_t i = 0; i < c->list->n; i++)
         if (c->list->item[i].file && strcmp(c->list->item[i].file, name) == 0)
@@ -158,7 +159,7 @@ static int file_taken(const plot_ctx *c, const char *name)
 
 /* c->file = stem with every byte outside [A-Za-z0-9._-] as '_', at most 120 of them, then
  * "-2", "-3" ... when two stems meet, and the extension. */
-static void make_file_name(plot_ctx *c, const char *stem)
+static void make_file_name(cks_plot_ctx *c, const char *stem)
 {
     char safe[128];
     size_t k = 0;
@@ -176,14 +177,14 @@ static void make_file_name(plot_ctx *c, const char *stem)
         snprintf(c->file, sizeof c->file, "%s-%d.%s", safe, i, ext(c));
 }
 
-void plot_label(cks_buf *b, const char *s)
+void cks_plot_label(cks_buf *b, const char *s)
 {
     cks_gnuplot_quote(b, s);
 }
 
 /* NaN is gnuplot's undefined value: a line stops before it and resumes after it. (Not
  * `set datafile missing 'NaN'`: that makes gnuplot 5.4 draw lines across the gap.) */
-void plot_num(cks_buf *b, double x)
+void cks_plot_num(cks_buf *b, double x)
 {
     if (isfinite(x))
         cks_buf_printf(b, "%.10g", x);
@@ -191,7 +192,7 @@ void plot_num(cks_buf *b, double x)
         cks_buf_puts(b, "NaN");
 }
 
-void plot_log_tics(cks_buf *b, const char *axis, double lo, double hi)
+void cks_plot_log_tics(cks_buf *b, const char *axis, double lo, double hi)
 {
     if (!(lo > 0) || !(hi > lo) || hi / lo >= 1000)
         return;
@@ -206,7 +207,7 @@ void plot_log_tics(cks_buf *b, const char *axis, double lo, double hi)
         cks_buf_printf(b, "set %stics (%s)\n", axis, list);
 }
 
-const char *plot_color(size_t i)
+const char *cks_plot_color(size_t i)
 {
     /* Tableau 10, then darker shades: distinguishable, colour-blind friendlier than rainbow */
     static const char *cycle[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -215,7 +216,7 @@ const char *plot_color(size_t i)
     return cycle[i % (sizeof cycle / sizeof cycle[0])];
 }
 
-void plot_begin(plot_ctx *c, const char *stem, int width, int height, const char *title)
+void cks_plot_begin(cks_plot_ctx *c, const char *stem, int width, int height, const char *title)
 {
     cks_buf *b = &c->s;
     make_file_name(c, stem);
@@ -240,11 +241,11 @@ void plot_begin(plot_ctx *c, const char *stem, int width, int height, const char
                     "set key outside right top vertical Left reverse samplen 2 spacing 1.1\n"
                     "set title ");
     snprintf(c->title, sizeof c->title, "%s", title);
-    plot_label(b, title);
+    cks_plot_label(b, title);
     cks_buf_puts(b, "\n");
 }
 
-int plot_wants_log(const double *v, size_t n, double ratio)
+int cks_plot_wants_log(const double *v, size_t n, double ratio)
 {
     double lo = INFINITY, hi = -INFINITY;
     for (size_t i = 0; i < n; i++) {
@@ -276,7 +277,7 @@ static int want_step_log(const cks_runview *v)
     return hi > 0 && hi >= 20 * lo;
 }
 
-void plot_step_axis(plot_ctx *c)
+void cks_plot_step_axis(cks_plot_ctx *c)
 {
     cks_buf *b = &c->s;
     const cks_runview *v = c->v;
@@ -312,7 +313,7 @@ void plot_step_axis(plot_ctx *c)
     cks_buf_printf(b, "set xrange [%.10g:%.10g]\n", lo - pad, hi + pad);
 }
 
-void plot_axis_label(plot_ctx *c, const char *axis, const char *path, const char *metric)
+void cks_plot_axis_label(cks_plot_ctx *c, const char *axis, const char *path, const char *metric)
 {
     char *unit = NULL;
     cks_buf label;
@@ -323,20 +324,20 @@ void plot_axis_label(plot_ctx *c, const char *axis, const char *path, const char
     cks_error_clear();
     free(unit);
     cks_buf_printf(&c->s, "set %slabel ", axis);
-    plot_label(&c->s, cks_buf_text(&label));
+    cks_plot_label(&c->s, cks_buf_text(&label));
     cks_buf_puts(&c->s, "\n");
     cks_buf_release(&label);
 }
 
-void plot_description(plot_ctx *c, const char *path)
+void cks_plot_description(cks_plot_ctx *c, const char *path)
 {
     char *d = NULL;
     if (cks_runview_attr(c->v, path, "description", &d) == 0 && d[0]) {
         /* "\n" is gnuplot's own escape in a double-quoted constant: no data in it */
         cks_buf_puts(&c->s, "set title ");
-        plot_label(&c->s, c->title);
+        cks_plot_label(&c->s, c->title);
         cks_buf_puts(&c->s, ".\"\\n\".");
-        plot_label(&c->s, d);
+        cks_plot_label(&c->s, d);
         cks_buf_puts(&c->s, "\n");
     }
     cks_error_clear();
@@ -344,7 +345,7 @@ void plot_description(plot_ctx *c, const char *path)
 }
 
 /* Writes <plot>.gp beside the plot (--scripts). */
-static int keep_script(plot_ctx *c)
+static int keep_script(cks_plot_ctx *c)
 {
     char path[4352];
     snprintf(path, sizeof path, "%s/%s.gp", c->o->outdir, c->file);
@@ -357,7 +358,7 @@ static int keep_script(plot_ctx *c)
     return 0;
 }
 
-int plot_finish(plot_ctx *c, const char *family, const char *title)
+int cks_plot_finish(cks_plot_ctx *c, const char *family, const char *title)
 {
     int err = cks_buf_error(&c->s);
     if (err)
@@ -375,7 +376,7 @@ int plot_finish(plot_ctx *c, const char *family, const char *title)
     return list_add(c->list, family, c->file, title, NULL);
 }
 
-int plot_skip(plot_ctx *c, const char *family, const char *title, const char *fmt, ...)
+int cks_plot_skip(cks_plot_ctx *c, const char *family, const char *title, const char *fmt, ...)
 {
     char reason[512];
     va_list ap;
@@ -452,7 +453,7 @@ static int write_index(FILE *f, const cks_runview *v, const cks_plot_opts *o,
 }
 
 /* A strict family that drew nothing: its first skip reason becomes the error. */
-static int check_strict(const plot_ctx *c)
+static int check_strict(const cks_plot_ctx *c)
 {
     for (size_t f = 0; f < NFAMILIES; f++) {
         if (!(c->o->families & families[f].bit))
@@ -475,22 +476,22 @@ static int check_strict(const plot_ctx *c)
     return 0;
 }
 
-static int draw_families(plot_ctx *c, size_t at)
+static int draw_families(cks_plot_ctx *c, size_t at)
 {
     unsigned f = c->o->families;
     int err = 0;
     if (!err && (f & CKS_PLOT_EVAL))
-        err = plot_eval(c);
+        err = cks_plot_eval(c);
     if (!err && (f & CKS_PLOT_EVALS))
-        err = plot_evals(c);
+        err = cks_plot_evals(c);
     if (!err && (f & CKS_PLOT_MEDIAN))
-        err = plot_medians(c);
+        err = cks_plot_medians(c);
     if (!err && (f & CKS_PLOT_HEATMAP))
-        err = plot_heatmaps(c);
+        err = cks_plot_heatmaps(c);
     if (!err && (f & CKS_PLOT_ESD))
-        err = plot_esd(c, at);
+        err = cks_plot_esd(c, at);
     if (!err && (f & CKS_PLOT_ALPHA))
-        err = plot_alpha_hist(c, at);
+        err = cks_plot_alpha_hist(c, at);
     return err;
 }
 
@@ -502,7 +503,7 @@ static int plot_jobs(const cks_plot_opts *o)
 
 int cks_plots_draw(cks_runview *v, const cks_plot_opts *o, cks_plot_list *out)
 {
-    plot_ctx c = {.v = v, .o = o, .list = out};
+    cks_plot_ctx c = {.v = v, .o = o, .list = out};
     FILE *index = NULL;
     size_t at;
     cks_plot_list_init(out);

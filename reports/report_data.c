@@ -13,29 +13,29 @@
 
 static const struct {
     const char *path, *key;
-} group_defs[REP_NGROUPS] = {
+} group_defs[CKS_REPORT_NGROUPS] = {
     {"/norms", "norms"},
     {"/drift/prev", "drift_prev"},
     {"/drift/ref", "drift_ref"},
     {"/spectral", "spectral"},
 };
 
-static const char *flag_names[REP_NFLAGS] = {
+static const char *flag_names[CKS_REPORT_NFLAGS] = {
     "largest_drift_prev", "largest_drift_ref", "nan", "inf", "alpha_low", "alpha_high"};
-static const char *flag_short[REP_NFLAGS] = {"drift-prev!", "drift-ref!", "NaN",
-                                             "Inf",         "alpha<2",    "alpha>6"};
+static const char *flag_short[CKS_REPORT_NFLAGS] = {"drift-prev!", "drift-ref!", "NaN",
+                                                    "Inf",         "alpha<2",    "alpha>6"};
 
-const char *rep_flag_name(int bit)
+const char *cks_report_flag_name(int bit)
 {
-    return bit >= 0 && bit < REP_NFLAGS ? flag_names[bit] : "";
+    return bit >= 0 && bit < CKS_REPORT_NFLAGS ? flag_names[bit] : "";
 }
 
-const char *rep_flag_short(int bit)
+const char *cks_report_flag_short(int bit)
 {
-    return bit >= 0 && bit < REP_NFLAGS ? flag_short[bit] : "";
+    return bit >= 0 && bit < CKS_REPORT_NFLAGS ? flag_short[bit] : "";
 }
 
-static void series_release(rep_series *s, size_t n)
+static void series_release(cks_report_series *s, size_t n)
 {
     for (size_t i = 0; s && i < n; i++) {
         free(s[i].name);
@@ -46,9 +46,9 @@ static void series_release(rep_series *s, size_t n)
     free(s);
 }
 
-void rep_release(rep *r)
+void cks_report_release(cks_report_data *r)
 {
-    for (int g = 0; g < REP_NGROUPS; g++) {
+    for (int g = 0; g < CKS_REPORT_NGROUPS; g++) {
         cks_store_names_free(r->g[g].names, r->g[g].n);
         free(r->g[g].vals);
     }
@@ -65,9 +65,9 @@ void rep_release(rep *r)
     memset(r, 0, sizeof *r);
 }
 
-double rep_value(const rep *r, int g, const char *name, size_t j)
+double cks_report_value(const cks_report_data *r, int g, const char *name, size_t j)
 {
-    const rep_group *gr = &r->g[g];
+    const cks_report_group *gr = &r->g[g];
     for (size_t k = 0; k < gr->n; k++)
         if (strcmp(gr->names[k], name) == 0)
             return gr->vals[k * r->v->nt + j];
@@ -84,9 +84,9 @@ static char *join(const char *a, const char *b)
 }
 
 /* Every [N, T] dataset of a group at the checkpoint's row. */
-static int collect_group(rep *r, int g)
+static int collect_group(cks_report_data *r, int g)
 {
-    rep_group *gr = &r->g[g];
+    cks_report_group *gr = &r->g[g];
     cks_runview *v = r->v;
     gr->path = group_defs[g].path;
     gr->key = group_defs[g].key;
@@ -134,7 +134,7 @@ static int ends_with(const char *s, const char *suffix)
 }
 
 /* The value at the checkpoint of a 1-D series, or NaN (*ok 0) for other shapes. */
-static int series_value(rep *r, const char *path, double *out, int *ok)
+static int series_value(cks_report_data *r, const char *path, double *out, int *ok)
 {
     size_t rows, cols;
     double *row = NULL;
@@ -156,14 +156,15 @@ static int series_value(rep *r, const char *path, double *out, int *ok)
 }
 
 /* Sets (/eval/<set>/<metric>) or tasks (/evals/<task>/<metric> and <metric>_stderr). */
-static int collect_series(rep *r, const char *group, int with_err, rep_series **out, size_t *nout)
+static int collect_series(cks_report_data *r, const char *group, int with_err,
+                          cks_report_series **out, size_t *nout)
 {
     char **sets = NULL;
     size_t n = 0;
     int err = cks_store_list(r->v->store, group, &sets, &n);
     if (err)
         return err;
-    rep_series *s = calloc(n ? n : 1, sizeof *s);
+    cks_report_series *s = calloc(n ? n : 1, sizeof *s);
     if (!s)
         err = cks_error_set(CKS_ENOMEM, "out of memory");
     size_t k = 0;
@@ -175,7 +176,7 @@ static int collect_series(rep *r, const char *group, int with_err, rep_series **
             free(gpath);
             break;
         }
-        rep_series *e = &s[k];
+        cks_report_series *e = &s[k];
         e->metric = calloc(nn ? nn : 1, sizeof *e->metric);
         e->value = malloc((nn ? nn : 1) * sizeof *e->value);
         e->err = malloc((nn ? nn : 1) * sizeof *e->err);
@@ -254,21 +255,21 @@ static int cmp_tensor(const void *a, const void *b, void *ctx)
 
 /* The CKS_REPORT_TOP tensors with the largest finite positive value of metric, largest
  * first (ties: tensor order). */
-static size_t top_n(const rep *r, int g, const char *metric, size_t *top)
+static size_t top_n(const cks_report_data *r, int g, const char *metric, size_t *top)
 {
     size_t n = 0;
     for (size_t j = 0; j < r->v->nt; j++) {
-        double x = rep_value(r, g, metric, j);
+        double x = cks_report_value(r, g, metric, j);
         size_t k;
         if (!(isfinite(x) && x > 0))
             continue;
         if (n < CKS_REPORT_TOP)
             k = n++;
-        else if (x > rep_value(r, g, metric, top[n - 1]))
+        else if (x > cks_report_value(r, g, metric, top[n - 1]))
             k = n - 1;
         else
             continue;
-        while (k > 0 && x > rep_value(r, g, metric, top[k - 1])) {
+        while (k > 0 && x > cks_report_value(r, g, metric, top[k - 1])) {
             top[k] = top[k - 1];
             k--;
         }
@@ -277,25 +278,26 @@ static size_t top_n(const rep *r, int g, const char *metric, size_t *top)
     return n;
 }
 
-static void set_flags(rep *r)
+static void set_flags(cks_report_data *r)
 {
     for (size_t j = 0; j < r->v->nt; j++) {
-        double nan_count = rep_value(r, REP_NORMS, "nan", j),
-               inf_count = rep_value(r, REP_NORMS, "inf", j),
-               alpha = rep_value(r, REP_SPECTRAL, "alpha", j);
-        r->flags[j] = (nan_count > 0 ? REP_FLAG_NAN : 0) | (inf_count > 0 ? REP_FLAG_INF : 0) |
-                      (alpha < CKS_REPORT_ALPHA_LO ? REP_FLAG_ALPHA_LOW : 0) |
-                      (alpha > CKS_REPORT_ALPHA_HI ? REP_FLAG_ALPHA_HIGH : 0);
+        double nan_count = cks_report_value(r, CKS_REPORT_NORMS, "nan", j),
+               inf_count = cks_report_value(r, CKS_REPORT_NORMS, "inf", j),
+               alpha = cks_report_value(r, CKS_REPORT_SPECTRAL, "alpha", j);
+        r->flags[j] = (nan_count > 0 ? CKS_REPORT_FLAG_NAN : 0) |
+                      (inf_count > 0 ? CKS_REPORT_FLAG_INF : 0) |
+                      (alpha < CKS_REPORT_ALPHA_LO ? CKS_REPORT_FLAG_ALPHA_LOW : 0) |
+                      (alpha > CKS_REPORT_ALPHA_HI ? CKS_REPORT_FLAG_ALPHA_HIGH : 0);
     }
-    r->ntop_prev = top_n(r, REP_DRIFT_PREV, "rel_fro", r->top_prev);
-    r->ntop_ref = top_n(r, REP_DRIFT_REF, "rel_fro", r->top_ref);
+    r->ntop_prev = top_n(r, CKS_REPORT_DRIFT_PREV, "rel_fro", r->top_prev);
+    r->ntop_ref = top_n(r, CKS_REPORT_DRIFT_REF, "rel_fro", r->top_ref);
     for (size_t i = 0; i < r->ntop_prev; i++)
-        r->flags[r->top_prev[i]] |= REP_FLAG_DRIFT_PREV;
+        r->flags[r->top_prev[i]] |= CKS_REPORT_FLAG_DRIFT_PREV;
     for (size_t i = 0; i < r->ntop_ref; i++)
-        r->flags[r->top_ref[i]] |= REP_FLAG_DRIFT_REF;
+        r->flags[r->top_ref[i]] |= CKS_REPORT_FLAG_DRIFT_REF;
 }
 
-static int root_attrs(rep *r)
+static int root_attrs(cks_report_data *r)
 {
     int err = 0;
     if ((err = cks_runview_attr(r->v, "/", "source", &r->source)) ||
@@ -316,14 +318,14 @@ static int root_attrs(rep *r)
     return err;
 }
 
-int rep_collect(rep *r, cks_runview *v, size_t at)
+int cks_report_collect(cks_report_data *r, cks_runview *v, size_t at)
 {
     memset(r, 0, sizeof *r);
     r->v = v;
     r->at = at;
     r->ck = cks_runview_ckpt(v, at);
     int err = root_attrs(r);
-    for (int g = 0; g < REP_NGROUPS && !err; g++)
+    for (int g = 0; g < CKS_REPORT_NGROUPS && !err; g++)
         err = collect_group(r, g);
     if (!err && (r->has_eval = cks_store_exists(v->store, "/eval")))
         err = collect_series(r, "/eval", 0, &r->eval, &r->neval);
@@ -336,7 +338,7 @@ int rep_collect(rep *r, cks_runview *v, size_t at)
             err = cks_error_set(CKS_ENOMEM, "out of memory");
     }
     if (err) {
-        rep_release(r);
+        cks_report_release(r);
         return err;
     }
     for (size_t j = 0; j < v->nt; j++)
@@ -346,24 +348,24 @@ int rep_collect(rep *r, cks_runview *v, size_t at)
     return 0;
 }
 
-static const rep_column all_columns[] = {
-    {"RMS", REP_NORMS, "rms", 0},
-    {"ABSMAX", REP_NORMS, "absmax", 0},
-    {"NAN", REP_NORMS, "nan", 1},
-    {"INF", REP_NORMS, "inf", 1},
-    {"DRIFT_PREV", REP_DRIFT_PREV, "rel_fro", 0},
-    {"DRIFT_REF", REP_DRIFT_REF, "rel_fro", 0},
-    {"COS_REF", REP_DRIFT_REF, "cos", 0},
-    {"ALPHA", REP_SPECTRAL, "alpha", 0},
-    {"STABLE_RANK", REP_SPECTRAL, "stable_rank", 0},
-    {"SPIKES", REP_SPECTRAL, "num_spikes", 1},
+static const cks_report_column all_columns[] = {
+    {"RMS", CKS_REPORT_NORMS, "rms", 0},
+    {"ABSMAX", CKS_REPORT_NORMS, "absmax", 0},
+    {"NAN", CKS_REPORT_NORMS, "nan", 1},
+    {"INF", CKS_REPORT_NORMS, "inf", 1},
+    {"DRIFT_PREV", CKS_REPORT_DRIFT_PREV, "rel_fro", 0},
+    {"DRIFT_REF", CKS_REPORT_DRIFT_REF, "rel_fro", 0},
+    {"COS_REF", CKS_REPORT_DRIFT_REF, "cos", 0},
+    {"ALPHA", CKS_REPORT_SPECTRAL, "alpha", 0},
+    {"STABLE_RANK", CKS_REPORT_SPECTRAL, "stable_rank", 0},
+    {"SPIKES", CKS_REPORT_SPECTRAL, "num_spikes", 1},
 };
 
-size_t rep_columns(const rep *r, rep_column *out, size_t cap)
+size_t cks_report_columns(const cks_report_data *r, cks_report_column *out, size_t cap)
 {
     size_t n = 0;
     for (size_t i = 0; i < sizeof all_columns / sizeof all_columns[0] && n < cap; i++) {
-        const rep_group *g = &r->g[all_columns[i].group];
+        const cks_report_group *g = &r->g[all_columns[i].group];
         for (size_t k = 0; k < g->n; k++)
             if (strcmp(g->names[k], all_columns[i].metric) == 0) {
                 out[n++] = all_columns[i];
@@ -373,7 +375,7 @@ size_t rep_columns(const rep *r, rep_column *out, size_t cap)
     return n;
 }
 
-void rep_num(char *buf, size_t cap, double x, int integer)
+void cks_report_num(char *buf, size_t cap, double x, int integer)
 {
     if (!isfinite(x))
         snprintf(buf, cap, "-");
@@ -396,19 +398,19 @@ int cks_report_format_parse(const char *s, cks_report_format *out)
 
 int cks_report_checkpoint(cks_runview *v, size_t at, cks_report_format format, cks_buf *out)
 {
-    rep r;
-    int err = rep_collect(&r, v, at);
+    cks_report_data r;
+    int err = cks_report_collect(&r, v, at);
     if (err)
         return err;
     switch (format) {
     case CKS_REPORT_TEXT:
-        err = rep_text(&r, out);
+        err = cks_report_text(&r, out);
         break;
     case CKS_REPORT_MARKDOWN:
-        err = rep_markdown(&r, out);
+        err = cks_report_markdown(&r, out);
         break;
     case CKS_REPORT_JSON: {
-        json_t *doc = rep_json(&r);
+        json_t *doc = cks_report_json(&r);
         char *s = doc ? json_dumps(doc, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
         if (!s)
             err = cks_error_set(CKS_ENOMEM, "out of memory (JSON report)");
@@ -428,13 +430,13 @@ int cks_report_checkpoint(cks_runview *v, size_t at, cks_report_format format, c
         cks_buf_put_text(&t, r.ck->name, 100, NULL);
         snprintf(title, sizeof title, "%s", cks_buf_text(&t));
         cks_buf_release(&t);
-        rep_html_begin(out, title);
+        cks_report_html_begin(out, title);
         cks_buf_printf(out, "<h1>ckptscope report</h1>\n");
-        err = rep_html_body(&r, out, "");
-        rep_html_end(out);
+        err = cks_report_html_body(&r, out, "");
+        cks_report_html_end(out);
         break;
     }
     }
-    rep_release(&r);
+    cks_report_release(&r);
     return err ? err : cks_buf_error(out);
 }

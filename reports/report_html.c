@@ -51,30 +51,30 @@ static const char *html_esc(char c)
     }
 }
 
-void rep_html_text(cks_buf *b, const char *s)
+void cks_report_html_text(cks_buf *b, const char *s)
 {
     cks_buf_put_text(b, s, 400, html_esc);
 }
 
-void rep_html_begin(cks_buf *b, const char *title)
+void cks_report_html_begin(cks_buf *b, const char *title)
 {
     cks_buf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
                     "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
                     "img-src data:; style-src 'unsafe-inline'\">\n<title>");
-    rep_html_text(b, title);
+    cks_report_html_text(b, title);
     cks_buf_printf(b, "</title>\n<style>%s</style>\n</head>\n<body>\n", style);
 }
 
-void rep_html_end(cks_buf *b)
+void cks_report_html_end(cks_buf *b)
 {
     cks_buf_puts(b, "</body>\n</html>\n");
 }
 
-/* A rep_table as HTML. header: row 0 is the header. For the tensor table, order and flags
+/* A cks_report_table as HTML. header: row 0 is the header. For the tensor table, order and flags
  * give each row an id (prefix + "t" + column) and mark flagged rows. */
-static void html_table(cks_buf *b, const rep_table *t, int header, const char *cls,
-                       const char *prefix, const rep *r)
+static void html_table(cks_buf *b, const cks_report_table *t, int header, const char *cls,
+                       const char *prefix, const cks_report_data *r)
 {
     cks_buf_printf(b, "<div class=\"wide\"><table%s%s%s>\n", cls ? " class=\"" : "", cls ? cls : "",
                    cls ? "\"" : "");
@@ -90,7 +90,7 @@ static void html_table(cks_buf *b, const rep_table *t, int header, const char *c
         for (size_t c = 0; c < t->ncols; c++) {
             const char *tag = head || (!header && c == 0) ? "th" : "td";
             cks_buf_printf(b, "<%s%s>", tag, t->align[c] == 'r' ? " class=\"r\"" : "");
-            rep_html_text(b, rep_table_cell(t, i, c));
+            cks_report_html_text(b, cks_report_table_cell(t, i, c));
             cks_buf_printf(b, "</%s>", tag);
         }
         cks_buf_puts(b, "</tr>\n");
@@ -98,21 +98,21 @@ static void html_table(cks_buf *b, const rep_table *t, int header, const char *c
     cks_buf_puts(b, "</table></div>\n");
 }
 
-static void tensor_link(cks_buf *b, const rep *r, size_t j, const char *prefix)
+static void tensor_link(cks_buf *b, const cks_report_data *r, size_t j, const char *prefix)
 {
     cks_buf_printf(b, "<a href=\"#%st%zu\"><code>", prefix, j);
-    rep_html_text(b, r->v->tensor[j].name);
+    cks_report_html_text(b, r->v->tensor[j].name);
     cks_buf_puts(b, "</code></a>");
 }
 
-static int outliers_html(const rep *r, cks_buf *b, const char *p)
+static int outliers_html(const cks_report_data *r, cks_buf *b, const char *p)
 {
-    rep_outliers o[REP_NOUTLIERS];
-    int err = rep_outliers_collect(r, o);
+    cks_report_outliers o[CKS_REPORT_NOUTLIERS];
+    int err = cks_report_outliers_collect(r, o);
     if (err)
         return err;
     cks_buf_puts(b, "<ul>\n");
-    for (int k = 0; k < REP_NOUTLIERS; k++) {
+    for (int k = 0; k < CKS_REPORT_NOUTLIERS; k++) {
         if (!o[k].present)
             continue;
         cks_buf_printf(b, "<li><b>%s:</b>%s", o[k].label, o[k].n ? "" : " none");
@@ -124,50 +124,50 @@ static int outliers_html(const rep *r, cks_buf *b, const char *p)
         cks_buf_puts(b, "</li>\n");
     }
     cks_buf_puts(b, "</ul>\n");
-    rep_outliers_release(o);
+    cks_report_outliers_release(o);
     return 0;
 }
 
-int rep_html_body(const rep *r, cks_buf *b, const char *p)
+int cks_report_html_body(const cks_report_data *r, cks_buf *b, const char *p)
 {
-    rep_table t;
+    cks_report_table t;
     int err = 0;
-    rep_column cols[REP_MAX_COLS - 4];
-    size_t ncols = rep_columns(r, cols, REP_MAX_COLS - 4);
-    char align[REP_MAX_COLS + 1];
+    cks_report_column cols[CKS_REPORT_MAX_COLS - 4];
+    size_t ncols = cks_report_columns(r, cols, CKS_REPORT_MAX_COLS - 4);
+    char align[CKS_REPORT_MAX_COLS + 1];
 
     cks_buf_printf(b, "<h2 id=\"%sckpt\">Checkpoint ", p);
-    rep_html_text(b, r->ck->name);
+    cks_report_html_text(b, r->ck->name);
     cks_buf_printf(b, " (step %lld)</h2>\n", (long long)r->ck->step);
     cks_buf_printf(b,
                    "<p class=\"muted\">Sections: <a href=\"#%seval\">evaluation</a> &middot; "
                    "<a href=\"#%soutliers\">outliers</a> &middot; "
                    "<a href=\"#%stensors\">tensors</a></p>\n",
                    p, p, p);
-    rep_table_init(&t, 2, "ll");
-    rep_table_header(r, &t);
+    cks_report_table_init(&t, 2, "ll");
+    cks_report_table_header(r, &t);
     html_table(b, &t, 0, "kv", p, NULL);
     err = err ? err : t.err;
-    rep_table_release(&t);
+    cks_report_table_release(&t);
     if (strcmp(r->ck->status, "complete") != 0)
         cks_buf_puts(b, "<p class=\"note\">This checkpoint is not complete: its values are "
                         "missing (-).</p>\n");
     cks_buf_printf(b, "<h3 id=\"%seval\">Evaluation</h3>\n", p);
     if (r->has_eval) {
-        rep_table_init(&t, 5, "lrrrr");
-        rep_table_eval(r, &t);
+        cks_report_table_init(&t, 5, "lrrrr");
+        cks_report_table_eval(r, &t);
         html_table(b, &t, 1, NULL, p, NULL);
         err = err ? err : t.err;
-        rep_table_release(&t);
+        cks_report_table_release(&t);
     } else {
         cks_buf_puts(b, "<p class=\"muted\">No held-out perplexity in the run file (/eval).</p>\n");
     }
     if (r->has_evals) {
-        rep_table_init(&t, 5, "llrrr");
-        rep_table_evals(r, &t);
+        cks_report_table_init(&t, 5, "llrrr");
+        cks_report_table_evals(r, &t);
         html_table(b, &t, 1, NULL, p, NULL);
         err = err ? err : t.err;
-        rep_table_release(&t);
+        cks_report_table_release(&t);
     } else {
         cks_buf_puts(b, "<p class=\"muted\">No imported eval scores in the run file "
                         "(/evals).</p>\n");
@@ -176,13 +176,13 @@ int rep_html_body(const rep *r, cks_buf *b, const char *p)
     if (!err)
         err = outliers_html(r, b, p);
     cks_buf_printf(b, "<h3 id=\"%stensors\">Tensors (%zu)</h3>\n", p, r->v->nt);
-    for (int g = 0; g < REP_NGROUPS; g++)
+    for (int g = 0; g < CKS_REPORT_NGROUPS; g++)
         if (!r->g[g].present)
             cks_buf_printf(b, "<p class=\"muted\">%s is not in the run file.</p>\n", r->g[g].path);
-    rep_table_init(&t, ncols + 4, rep_tensor_align(ncols, align));
-    rep_table_tensors(r, &t, cols, ncols);
+    cks_report_table_init(&t, ncols + 4, cks_report_tensor_align(ncols, align));
+    cks_report_table_tensors(r, &t, cols, ncols);
     html_table(b, &t, 1, NULL, p, r);
     err = err ? err : t.err;
-    rep_table_release(&t);
+    cks_report_table_release(&t);
     return err;
 }

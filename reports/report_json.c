@@ -41,11 +41,12 @@ static json_t *count(double x)
 
 static int is_count(int g, const char *name)
 {
-    return (g == REP_NORMS && (strcmp(name, "nan") == 0 || strcmp(name, "inf") == 0)) ||
-           (g == REP_SPECTRAL && (strcmp(name, "tail") == 0 || strcmp(name, "num_spikes") == 0));
+    return (g == CKS_REPORT_NORMS && (strcmp(name, "nan") == 0 || strcmp(name, "inf") == 0)) ||
+           (g == CKS_REPORT_SPECTRAL &&
+            (strcmp(name, "tail") == 0 || strcmp(name, "num_spikes") == 0));
 }
 
-static json_t *tensor_json(const rep *r, size_t j)
+static json_t *tensor_json(const cks_report_data *r, size_t j)
 {
     const cks_store_tensor *t = &r->v->tensor[j];
     json_t *o =
@@ -53,8 +54,8 @@ static json_t *tensor_json(const rep *r, size_t j)
                   "kind", jstr(t->kind), "rows", (json_int_t)t->rows, "cols", (json_int_t)t->cols);
     if (!o)
         return NULL;
-    for (int g = 0; g < REP_NGROUPS; g++) {
-        const rep_group *gr = &r->g[g];
+    for (int g = 0; g < CKS_REPORT_NGROUPS; g++) {
+        const cks_report_group *gr = &r->g[g];
         if (!gr->present)
             continue;
         json_t *m = json_object();
@@ -65,46 +66,48 @@ static json_t *tensor_json(const rep *r, size_t j)
         json_object_set_new(o, gr->key, m);
     }
     json_t *flags = json_array();
-    for (int bit = 0; bit < REP_NFLAGS; bit++)
+    for (int bit = 0; bit < CKS_REPORT_NFLAGS; bit++)
         if (r->flags[j] & (1u << bit))
-            json_array_append_new(flags, json_string(rep_flag_name(bit)));
+            json_array_append_new(flags, json_string(cks_report_flag_name(bit)));
     json_object_set_new(o, "flags", flags);
     return o;
 }
 
-static json_t *top_json(const rep *r, int g, const size_t *idx, size_t n)
+static json_t *top_json(const cks_report_data *r, int g, const size_t *idx, size_t n)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, json_pack("{s:o, s:o}", "name", jstr(r->v->tensor[idx[i]].name),
-                                           "rel_fro",
-                                           cks_json_number(rep_value(r, g, "rel_fro", idx[i]))));
+        json_array_append_new(
+            a, json_pack("{s:o, s:o}", "name", jstr(r->v->tensor[idx[i]].name), "rel_fro",
+                         cks_json_number(cks_report_value(r, g, "rel_fro", idx[i]))));
     return a;
 }
 
-static json_t *outliers_json(const rep *r)
+static json_t *outliers_json(const cks_report_data *r)
 {
     json_t *nonfinite = json_array(), *alpha = json_array();
     for (size_t i = 0; i < r->v->nt; i++) {
         size_t j = r->order[i];
         const char *name = r->v->tensor[j].name;
-        if (r->flags[j] & (REP_FLAG_NAN | REP_FLAG_INF))
-            json_array_append_new(nonfinite,
-                                  json_pack("{s:o, s:o, s:o}", "name", jstr(name), "nan",
-                                            count(rep_value(r, REP_NORMS, "nan", j)), "inf",
-                                            count(rep_value(r, REP_NORMS, "inf", j))));
-        if (r->flags[j] & (REP_FLAG_ALPHA_LOW | REP_FLAG_ALPHA_HIGH))
+        if (r->flags[j] & (CKS_REPORT_FLAG_NAN | CKS_REPORT_FLAG_INF))
             json_array_append_new(
-                alpha, json_pack("{s:o, s:o}", "name", jstr(name), "alpha",
-                                 cks_json_number(rep_value(r, REP_SPECTRAL, "alpha", j))));
+                nonfinite, json_pack("{s:o, s:o, s:o}", "name", jstr(name), "nan",
+                                     count(cks_report_value(r, CKS_REPORT_NORMS, "nan", j)), "inf",
+                                     count(cks_report_value(r, CKS_REPORT_NORMS, "inf", j))));
+        if (r->flags[j] & (CKS_REPORT_FLAG_ALPHA_LOW | CKS_REPORT_FLAG_ALPHA_HIGH))
+            json_array_append_new(
+                alpha,
+                json_pack("{s:o, s:o}", "name", jstr(name), "alpha",
+                          cks_json_number(cks_report_value(r, CKS_REPORT_SPECTRAL, "alpha", j))));
     }
     return json_pack("{s:o, s:o, s:o, s:o}", "largest_drift_prev",
-                     top_json(r, REP_DRIFT_PREV, r->top_prev, r->ntop_prev), "largest_drift_ref",
-                     top_json(r, REP_DRIFT_REF, r->top_ref, r->ntop_ref), "nonfinite", nonfinite,
-                     "alpha_outside", alpha);
+                     top_json(r, CKS_REPORT_DRIFT_PREV, r->top_prev, r->ntop_prev),
+                     "largest_drift_ref",
+                     top_json(r, CKS_REPORT_DRIFT_REF, r->top_ref, r->ntop_ref), "nonfinite",
+                     nonfinite, "alpha_outside", alpha);
 }
 
-static json_t *eval_json(const rep *r)
+static json_t *eval_json(const cks_report_data *r)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < r->neval; i++) {
@@ -121,7 +124,7 @@ static json_t *eval_json(const rep *r)
     return a;
 }
 
-static json_t *evals_json(const rep *r)
+static json_t *evals_json(const cks_report_data *r)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < r->nevals; i++) {
@@ -143,13 +146,13 @@ static json_t *nonempty(const char *s)
     return s && s[0] ? jstr(s) : json_null();
 }
 
-json_t *rep_json(const rep *r)
+json_t *cks_report_json(const cks_report_data *r)
 {
     const cks_store_ckpt *c = r->ck;
     json_t *tensors = json_array(), *missing = json_array();
     for (size_t i = 0; i < r->v->nt; i++)
         json_array_append_new(tensors, tensor_json(r, r->order[i]));
-    for (int g = 0; g < REP_NGROUPS; g++)
+    for (int g = 0; g < CKS_REPORT_NGROUPS; g++)
         if (!r->g[g].present)
             json_array_append_new(missing, json_string(r->g[g].key));
     if (!r->has_eval)

@@ -11,14 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-void rep_table_init(rep_table *t, size_t ncols, const char *align)
+void cks_report_table_init(cks_report_table *t, size_t ncols, const char *align)
 {
     memset(t, 0, sizeof *t);
     t->ncols = ncols;
     t->align = align;
 }
 
-void rep_table_release(rep_table *t)
+void cks_report_table_release(cks_report_table *t)
 {
     for (size_t i = 0; i < t->nrows * t->ncols; i++)
         free(t->cell[i]);
@@ -37,7 +37,7 @@ static char *printable(const char *s, size_t max)
     return b.data ? b.data : strdup("");
 }
 
-void rep_table_add(rep_table *t, const char *const *cells)
+void cks_report_table_add(cks_report_table *t, const char *const *cells)
 {
     if (t->err)
         return;
@@ -62,7 +62,7 @@ void rep_table_add(rep_table *t, const char *const *cells)
     t->nrows++;
 }
 
-void rep_config_line(const rep *r, cks_buf *b)
+void cks_report_config_line(const cks_report_data *r, cks_buf *b)
 {
     static const struct {
         const char *key, *label;
@@ -101,12 +101,12 @@ void rep_config_line(const rep *r, cks_buf *b)
 }
 
 /* The header lines as (label, value) pairs. */
-void rep_table_header(const rep *r, rep_table *t)
+void cks_report_table_header(const cks_report_data *r, cks_report_table *t)
 {
     char pos[64], step[32];
     cks_buf cfg;
     cks_buf_init(&cfg);
-    rep_config_line(r, &cfg);
+    cks_report_config_line(r, &cfg);
     snprintf(step, sizeof step, "%lld", (long long)r->ck->step);
     snprintf(pos, sizeof pos, "%zu of %zu by step", r->at + 1, r->v->n);
     t->maxcell = 600;
@@ -124,15 +124,15 @@ void rep_table_header(const rep *r, rep_table *t)
         {"config", cks_buf_text(&cfg)},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        rep_table_add(t, rows[i]);
+        cks_report_table_add(t, rows[i]);
     cks_buf_release(&cfg);
 }
 
-void rep_table_eval(const rep *r, rep_table *t)
+void cks_report_table_eval(const cks_report_data *r, cks_report_table *t)
 {
     static const char *cols[] = {"nll", "ppl", "bpb", "tokens"};
     const char *head[] = {"SET", "NLL", "PPL", "BPB", "TOKENS"};
-    rep_table_add(t, head);
+    cks_report_table_add(t, head);
     for (size_t i = 0; i < r->neval; i++) {
         char v[4][32];
         const char *row[5] = {r->eval[i].name, v[0], v[1], v[2], v[3]};
@@ -141,49 +141,51 @@ void rep_table_eval(const rep *r, rep_table *t)
             for (size_t m = 0; m < r->eval[i].n; m++)
                 if (strcmp(r->eval[i].metric[m], cols[c]) == 0)
                     x = r->eval[i].value[m];
-            rep_num(v[c], sizeof v[c], x, c == 3);
+            cks_report_num(v[c], sizeof v[c], x, c == 3);
         }
-        rep_table_add(t, row);
+        cks_report_table_add(t, row);
     }
 }
 
-void rep_table_evals(const rep *r, rep_table *t)
+void cks_report_table_evals(const cks_report_data *r, cks_report_table *t)
 {
     const char *head[] = {"TASK", "METRIC", "VALUE", "STDERR", "N"};
-    rep_table_add(t, head);
+    cks_report_table_add(t, head);
     for (size_t i = 0; i < r->nevals; i++)
         for (size_t m = 0; m < r->evals[i].n; m++) {
             char v[32], e[32], n[32];
-            rep_num(v, sizeof v, r->evals[i].value[m], 0);
-            rep_num(e, sizeof e, r->evals[i].err[m], 0);
-            rep_num(n, sizeof n, r->evals[i].n_samples, 1);
+            cks_report_num(v, sizeof v, r->evals[i].value[m], 0);
+            cks_report_num(e, sizeof e, r->evals[i].err[m], 0);
+            cks_report_num(n, sizeof n, r->evals[i].n_samples, 1);
             const char *row[] = {r->evals[i].name, r->evals[i].metric[m], v, e, n};
-            rep_table_add(t, row);
+            cks_report_table_add(t, row);
         }
 }
 
-void rep_flags_text(unsigned f, char *buf, size_t cap)
+/* The short flag names of f, space-separated. */
+static void flags_text(unsigned f, char *buf, size_t cap)
 {
     size_t k = 0;
     buf[0] = '\0';
-    for (int bit = 0; bit < REP_NFLAGS; bit++)
+    for (int bit = 0; bit < CKS_REPORT_NFLAGS; bit++)
         if (f & (1u << bit))
             k += (size_t)snprintf(buf + k, k < cap ? cap - k : 0, "%s%s", k ? " " : "",
-                                  rep_flag_short(bit));
+                                  cks_report_flag_short(bit));
 }
 
-void rep_table_tensors(const rep *r, rep_table *t, const rep_column *cols, size_t ncols)
+void cks_report_table_tensors(const cks_report_data *r, cks_report_table *t,
+                              const cks_report_column *cols, size_t ncols)
 {
-    const char *head[REP_MAX_COLS] = {"LAYER", "KIND", "SHAPE"};
+    const char *head[CKS_REPORT_MAX_COLS] = {"LAYER", "KIND", "SHAPE"};
     for (size_t c = 0; c < ncols; c++)
         head[3 + c] = cols[c].head;
     head[3 + ncols] = "FLAGS";
-    rep_table_add(t, head);
+    cks_report_table_add(t, head);
     for (size_t i = 0; i < r->v->nt; i++) {
         size_t j = r->order[i];
         const cks_store_tensor *ts = &r->v->tensor[j];
-        char cells[REP_MAX_COLS][48];
-        const char *row[REP_MAX_COLS];
+        char cells[CKS_REPORT_MAX_COLS][48];
+        const char *row[CKS_REPORT_MAX_COLS];
         cks_kind k;
         int other = cks_kind_from_name(ts->kind, &k) != 0 || k == CKS_KIND_OTHER;
         if (ts->layer >= 0)
@@ -199,17 +201,17 @@ void rep_table_tensors(const rep *r, rep_table *t, const rep_column *cols, size_
             snprintf(cells[2], sizeof cells[2], "%lld", (long long)ts->rows);
         row[2] = cells[2];
         for (size_t c = 0; c < ncols; c++) {
-            rep_num(cells[3 + c], sizeof cells[3 + c],
-                    rep_value(r, cols[c].group, cols[c].metric, j), cols[c].integer);
+            cks_report_num(cells[3 + c], sizeof cells[3 + c],
+                           cks_report_value(r, cols[c].group, cols[c].metric, j), cols[c].integer);
             row[3 + c] = cells[3 + c];
         }
-        rep_flags_text(r->flags[j], cells[3 + ncols], sizeof cells[3 + ncols]);
+        flags_text(r->flags[j], cells[3 + ncols], sizeof cells[3 + ncols]);
         row[3 + ncols] = cells[3 + ncols];
-        rep_table_add(t, row);
+        cks_report_table_add(t, row);
     }
 }
 
-const char *rep_tensor_align(size_t ncols, char *buf)
+const char *cks_report_tensor_align(size_t ncols, char *buf)
 {
     buf[0] = 'r', buf[1] = 'l', buf[2] = 'r';
     for (size_t c = 0; c < ncols; c++)
@@ -219,66 +221,69 @@ const char *rep_tensor_align(size_t ncols, char *buf)
     return buf;
 }
 
-const char *rep_table_cell(const rep_table *t, size_t row, size_t col)
+const char *cks_report_table_cell(const cks_report_table *t, size_t row, size_t col)
 {
     return t->cell[row * t->ncols + col];
 }
 
-void rep_outliers_release(rep_outliers out[REP_NOUTLIERS])
+void cks_report_outliers_release(cks_report_outliers out[CKS_REPORT_NOUTLIERS])
 {
-    for (int k = 0; k < REP_NOUTLIERS; k++) {
+    for (int k = 0; k < CKS_REPORT_NOUTLIERS; k++) {
         free(out[k].tensor);
         free(out[k].value);
     }
 }
 
 /* Adds tensor j with its value text to list o (room for v->nt entries). */
-static void outlier_add(rep_outliers *o, size_t j, const char *value)
+static void outlier_add(cks_report_outliers *o, size_t j, const char *value)
 {
     o->tensor[o->n] = j;
     snprintf(o->value[o->n], sizeof o->value[o->n], "%s", value);
     o->n++;
 }
 
-int rep_outliers_collect(const rep *r, rep_outliers out[REP_NOUTLIERS])
+int cks_report_outliers_collect(const cks_report_data *r,
+                                cks_report_outliers out[CKS_REPORT_NOUTLIERS])
 {
-    static const char *labels[REP_NOUTLIERS] = {
+    static const char *labels[CKS_REPORT_NOUTLIERS] = {
         "largest drift against the previous checkpoint (rel_fro)",
         "largest drift against the reference (rel_fro)", "NaN or Inf elements",
         "alpha outside 2..6"};
-    static const int groups[REP_NOUTLIERS] = {REP_DRIFT_PREV, REP_DRIFT_REF, REP_NORMS,
-                                              REP_SPECTRAL};
+    static const int groups[CKS_REPORT_NOUTLIERS] = {CKS_REPORT_DRIFT_PREV, CKS_REPORT_DRIFT_REF,
+                                                     CKS_REPORT_NORMS, CKS_REPORT_SPECTRAL};
     size_t nt = r->v->nt ? r->v->nt : 1;
-    memset(out, 0, REP_NOUTLIERS * sizeof *out);
-    for (int k = 0; k < REP_NOUTLIERS; k++) {
+    memset(out, 0, CKS_REPORT_NOUTLIERS * sizeof *out);
+    for (int k = 0; k < CKS_REPORT_NOUTLIERS; k++) {
         out[k].label = labels[k];
         out[k].present = r->g[groups[k]].present;
         out[k].tensor = malloc(nt * sizeof *out[k].tensor);
         out[k].value = malloc(nt * sizeof *out[k].value);
         if (!out[k].tensor || !out[k].value) {
-            rep_outliers_release(out);
+            cks_report_outliers_release(out);
             return cks_error_set(CKS_ENOMEM, "out of memory");
         }
     }
     char v[32], w[32], both[48];
     for (size_t i = 0; i < r->ntop_prev; i++) {
-        rep_num(v, sizeof v, rep_value(r, REP_DRIFT_PREV, "rel_fro", r->top_prev[i]), 0);
+        cks_report_num(v, sizeof v,
+                       cks_report_value(r, CKS_REPORT_DRIFT_PREV, "rel_fro", r->top_prev[i]), 0);
         outlier_add(&out[0], r->top_prev[i], v);
     }
     for (size_t i = 0; i < r->ntop_ref; i++) {
-        rep_num(v, sizeof v, rep_value(r, REP_DRIFT_REF, "rel_fro", r->top_ref[i]), 0);
+        cks_report_num(v, sizeof v,
+                       cks_report_value(r, CKS_REPORT_DRIFT_REF, "rel_fro", r->top_ref[i]), 0);
         outlier_add(&out[1], r->top_ref[i], v);
     }
     for (size_t i = 0; i < r->v->nt; i++) {
         size_t j = r->order[i];
-        if (r->flags[j] & (REP_FLAG_NAN | REP_FLAG_INF)) {
-            rep_num(v, sizeof v, rep_value(r, REP_NORMS, "nan", j), 1);
-            rep_num(w, sizeof w, rep_value(r, REP_NORMS, "inf", j), 1);
+        if (r->flags[j] & (CKS_REPORT_FLAG_NAN | CKS_REPORT_FLAG_INF)) {
+            cks_report_num(v, sizeof v, cks_report_value(r, CKS_REPORT_NORMS, "nan", j), 1);
+            cks_report_num(w, sizeof w, cks_report_value(r, CKS_REPORT_NORMS, "inf", j), 1);
             snprintf(both, sizeof both, "%s NaN, %s Inf", v, w);
             outlier_add(&out[2], j, both);
         }
-        if (r->flags[j] & (REP_FLAG_ALPHA_LOW | REP_FLAG_ALPHA_HIGH)) {
-            rep_num(v, sizeof v, rep_value(r, REP_SPECTRAL, "alpha", j), 0);
+        if (r->flags[j] & (CKS_REPORT_FLAG_ALPHA_LOW | CKS_REPORT_FLAG_ALPHA_HIGH)) {
+            cks_report_num(v, sizeof v, cks_report_value(r, CKS_REPORT_SPECTRAL, "alpha", j), 0);
             outlier_add(&out[3], j, v);
         }
     }

@@ -19,9 +19,9 @@ static size_t width(const char *s)
     return w;
 }
 
-static void table_text(const rep_table *t, cks_buf *b, const char *indent)
+static void table_text(const cks_report_table *t, cks_buf *b, const char *indent)
 {
-    size_t w[REP_MAX_COLS] = {0};
+    size_t w[CKS_REPORT_MAX_COLS] = {0};
     for (size_t i = 0; i < t->nrows; i++)
         for (size_t c = 0; c < t->ncols; c++)
             if (width(t->cell[i * t->ncols + c]) > w[c])
@@ -62,7 +62,7 @@ static void md_text(cks_buf *b, const char *s)
 }
 
 /* Row 0 is the header. */
-static void table_md(const rep_table *t, cks_buf *b)
+static void table_md(const cks_report_table *t, cks_buf *b)
 {
     for (size_t i = 0; i < t->nrows; i++) {
         cks_buf_puts(b, "|");
@@ -83,11 +83,11 @@ static void table_md(const rep_table *t, cks_buf *b)
 
 /* The outlier lists: in text each entry on its own line, aligned; in Markdown a bullet
  * per list. */
-static int outlier_items(const rep *r, cks_buf *b, int markdown)
+static int outlier_items(const cks_report_data *r, cks_buf *b, int markdown)
 {
-    rep_outliers o[REP_NOUTLIERS];
-    int err = rep_outliers_collect(r, o);
-    for (int k = 0; k < REP_NOUTLIERS && !err; k++) {
+    cks_report_outliers o[CKS_REPORT_NOUTLIERS];
+    int err = cks_report_outliers_collect(r, o);
+    for (int k = 0; k < CKS_REPORT_NOUTLIERS && !err; k++) {
         if (!o[k].present)
             continue;
         if (markdown) {
@@ -101,25 +101,25 @@ static int outlier_items(const rep *r, cks_buf *b, int markdown)
             continue;
         }
         cks_buf_printf(b, "  %s:%s\n", o[k].label, o[k].n ? "" : " none");
-        rep_table t;
-        rep_table_init(&t, 2, "lr");
+        cks_report_table t;
+        cks_report_table_init(&t, 2, "lr");
         for (size_t i = 0; i < o[k].n; i++) {
             const char *row[] = {r->v->tensor[o[k].tensor[i]].name, o[k].value[i]};
-            rep_table_add(&t, row);
+            cks_report_table_add(&t, row);
         }
         table_text(&t, b, "    ");
         err = t.err;
-        rep_table_release(&t);
+        cks_report_table_release(&t);
     }
-    rep_outliers_release(o);
+    cks_report_outliers_release(o);
     return err;
 }
 
-static void missing_line(const rep *r, cks_buf *b, const char *prefix)
+static void missing_line(const cks_report_data *r, cks_buf *b, const char *prefix)
 {
-    static const char *hint[REP_NGROUPS] = {"norms", "drift", "drift", "spectral"};
+    static const char *hint[CKS_REPORT_NGROUPS] = {"norms", "drift", "drift", "spectral"};
     int any = 0;
-    for (int g = 0; g < REP_NGROUPS; g++)
+    for (int g = 0; g < CKS_REPORT_NGROUPS; g++)
         if (!r->g[g].present) {
             cks_buf_printf(b, "%s%s %s (scan --metrics %s)", any ? ", " : prefix, r->g[g].path,
                            "is not in the run file", hint[g]);
@@ -129,39 +129,39 @@ static void missing_line(const rep *r, cks_buf *b, const char *prefix)
         cks_buf_puts(b, "\n");
 }
 
-int rep_text(const rep *r, cks_buf *b)
+int cks_report_text(const cks_report_data *r, cks_buf *b)
 {
-    rep_table t;
-    rep_column cols[REP_MAX_COLS - 4];
-    size_t ncols = rep_columns(r, cols, REP_MAX_COLS - 4);
-    char align[REP_MAX_COLS + 1];
+    cks_report_table t;
+    cks_report_column cols[CKS_REPORT_MAX_COLS - 4];
+    size_t ncols = cks_report_columns(r, cols, CKS_REPORT_MAX_COLS - 4);
+    char align[CKS_REPORT_MAX_COLS + 1];
     int err = 0;
 
     cks_buf_puts(b, "ckptscope report: ");
     cks_buf_put_text(b, r->ck->name, 120, NULL);
     cks_buf_printf(b, " (step %lld)\n\n", (long long)r->ck->step);
-    rep_table_init(&t, 2, "ll");
-    rep_table_header(r, &t);
+    cks_report_table_init(&t, 2, "ll");
+    cks_report_table_header(r, &t);
     table_text(&t, b, "");
     err = t.err;
-    rep_table_release(&t);
+    cks_report_table_release(&t);
     if (strcmp(r->ck->status, "complete") != 0)
         cks_buf_puts(b, "note: this checkpoint is not complete; its values are missing (-)\n");
     if (!err && r->has_eval) {
         cks_buf_puts(b, "\nheld-out evaluation (/eval):\n");
-        rep_table_init(&t, 5, "lrrrr");
-        rep_table_eval(r, &t);
+        cks_report_table_init(&t, 5, "lrrrr");
+        cks_report_table_eval(r, &t);
         table_text(&t, b, "  ");
         err = t.err;
-        rep_table_release(&t);
+        cks_report_table_release(&t);
     }
     if (!err && r->has_evals) {
         cks_buf_puts(b, "\neval scores (/evals):\n");
-        rep_table_init(&t, 5, "llrrr");
-        rep_table_evals(r, &t);
+        cks_report_table_init(&t, 5, "llrrr");
+        cks_report_table_evals(r, &t);
         table_text(&t, b, "  ");
         err = t.err;
-        rep_table_release(&t);
+        cks_report_table_release(&t);
     }
     cks_buf_puts(b, "\noutliers:\n");
     if (!err)
@@ -169,50 +169,50 @@ int rep_text(const rep *r, cks_buf *b)
     cks_buf_printf(b, "\ntensors (%zu):\n", r->v->nt);
     missing_line(r, b, "note: ");
     if (!err) {
-        rep_table_init(&t, ncols + 4, rep_tensor_align(ncols, align));
-        rep_table_tensors(r, &t, cols, ncols);
+        cks_report_table_init(&t, ncols + 4, cks_report_tensor_align(ncols, align));
+        cks_report_table_tensors(r, &t, cols, ncols);
         table_text(&t, b, "");
         err = t.err;
-        rep_table_release(&t);
+        cks_report_table_release(&t);
     }
     return err ? err : cks_buf_error(b);
 }
 
-int rep_markdown(const rep *r, cks_buf *b)
+int cks_report_markdown(const cks_report_data *r, cks_buf *b)
 {
-    rep_table t;
-    rep_column cols[REP_MAX_COLS - 4];
-    size_t ncols = rep_columns(r, cols, REP_MAX_COLS - 4);
-    char align[REP_MAX_COLS + 1];
+    cks_report_table t;
+    cks_report_column cols[CKS_REPORT_MAX_COLS - 4];
+    size_t ncols = cks_report_columns(r, cols, CKS_REPORT_MAX_COLS - 4);
+    char align[CKS_REPORT_MAX_COLS + 1];
     int err = 0;
 
     cks_buf_puts(b, "# ckptscope report: ");
     md_text(b, r->ck->name);
     cks_buf_printf(b, " (step %lld)\n\n", (long long)r->ck->step);
-    rep_table_init(&t, 2, "ll");
+    cks_report_table_init(&t, 2, "ll");
     const char *head[] = {"", ""};
-    rep_table_add(&t, head);
-    rep_table_header(r, &t);
+    cks_report_table_add(&t, head);
+    cks_report_table_header(r, &t);
     table_md(&t, b);
     err = t.err;
-    rep_table_release(&t);
+    cks_report_table_release(&t);
     if (strcmp(r->ck->status, "complete") != 0)
         cks_buf_puts(b, "\n**This checkpoint is not complete; its values are missing (-).**\n");
     if (!err && r->has_eval) {
         cks_buf_puts(b, "\n## Held-out evaluation\n\n");
-        rep_table_init(&t, 5, "lrrrr");
-        rep_table_eval(r, &t);
+        cks_report_table_init(&t, 5, "lrrrr");
+        cks_report_table_eval(r, &t);
         table_md(&t, b);
         err = t.err;
-        rep_table_release(&t);
+        cks_report_table_release(&t);
     }
     if (!err && r->has_evals) {
         cks_buf_puts(b, "\n## Eval scores\n\n");
-        rep_table_init(&t, 5, "llrrr");
-        rep_table_evals(r, &t);
+        cks_report_table_init(&t, 5, "llrrr");
+        cks_report_table_evals(r, &t);
         table_md(&t, b);
         err = t.err;
-        rep_table_release(&t);
+        cks_report_table_release(&t);
     }
     cks_buf_puts(b, "\n## Outliers\n\n");
     if (!err)
@@ -221,11 +221,11 @@ int rep_markdown(const rep *r, cks_buf *b)
     missing_line(r, b, "Note: ");
     cks_buf_puts(b, "\n");
     if (!err) {
-        rep_table_init(&t, ncols + 4, rep_tensor_align(ncols, align));
-        rep_table_tensors(r, &t, cols, ncols);
+        cks_report_table_init(&t, ncols + 4, cks_report_tensor_align(ncols, align));
+        cks_report_table_tensors(r, &t, cols, ncols);
         table_md(&t, b);
         err = t.err;
-        rep_table_release(&t);
+        cks_report_table_release(&t);
     }
     return err ? err : cks_buf_error(b);
 }

@@ -107,11 +107,11 @@ static int figure(cks_buf *b, const char *dir, const cks_plot_item *it, size_t k
     if (w && h)
         cks_buf_printf(b, " width=\"%u\" height=\"%u\"", w, h);
     cks_buf_puts(b, " alt=\"");
-    rep_html_text(b, it->title);
+    cks_report_html_text(b, it->title);
     cks_buf_puts(b, "\"><figcaption>");
-    rep_html_text(b, it->title);
+    cks_report_html_text(b, it->title);
     cks_buf_puts(b, " <span class=\"muted\">(");
-    rep_html_text(b, it->file);
+    cks_report_html_text(b, it->file);
     cks_buf_puts(b, ")</span></figcaption></figure>\n");
     free(img);
     return 0;
@@ -162,7 +162,7 @@ static int section(cks_buf *b, const cks_plot_list *l, size_t s, const char *dir
             if (open)
                 cks_buf_puts(b, "</div>\n");
             cks_buf_printf(b, "<h3 id=\"heat%zu\">", groups++);
-            rep_html_text(b, "");
+            cks_report_html_text(b, "");
             cks_buf_put(b, it->title, pn);
             cks_buf_puts(b, "</h3>\n");
             open = 0;
@@ -182,9 +182,9 @@ static int section(cks_buf *b, const cks_plot_list *l, size_t s, const char *dir
         if (strcmp(it->family, sections[s].family) != 0 || it->file)
             continue;
         cks_buf_puts(b, skipped++ ? "<li>" : "<ul class=\"muted\">\n<li>");
-        rep_html_text(b, it->title);
+        cks_report_html_text(b, it->title);
         cks_buf_puts(b, ": not drawn: ");
-        rep_html_text(b, it->reason);
+        cks_report_html_text(b, it->reason);
         cks_buf_puts(b, "</li>\n");
     }
     if (skipped)
@@ -246,7 +246,7 @@ static int row_sums(cks_runview *v, const char *path, double *sum)
 static void num_cell(cks_buf *b, double x, int integer)
 {
     char s[32];
-    rep_num(s, sizeof s, x, integer);
+    cks_report_num(s, sizeof s, x, integer);
     cks_buf_printf(b, "<td class=\"r\">%s</td>", s);
 }
 
@@ -307,7 +307,7 @@ static int headline_read(cks_runview *v, headline *h)
 }
 
 /* One row per checkpoint in step order with its headline figures. */
-static int checkpoint_table(cks_runview *v, const rep *latest, cks_buf *b)
+static int checkpoint_table(cks_runview *v, const cks_report_data *latest, cks_buf *b)
 {
     headline h;
     int err = headline_read(v, &h);
@@ -323,7 +323,7 @@ static int checkpoint_table(cks_runview *v, const rep *latest, cks_buf *b)
     cks_buf_puts(b, "<th class=\"r\">NaN+Inf</th>");
     for (size_t s = 0; s < h.nppl; s++) {
         cks_buf_puts(b, "<th class=\"r\">ppl ");
-        rep_html_text(b, h.pname[s]);
+        cks_report_html_text(b, h.pname[s]);
         cks_buf_puts(b, "</th>");
     }
     cks_buf_puts(b, "</tr>\n");
@@ -335,12 +335,12 @@ static int checkpoint_table(cks_runview *v, const rep *latest, cks_buf *b)
         char commit[16];
         cks_buf_printf(b, "<tr%s><td class=\"r\">%lld</td><td>%s", bad ? " class=\"flag\"" : "",
                        (long long)c->step, here ? "<a href=\"#c-ckpt\">" : "");
-        rep_html_text(b, c->name);
+        cks_report_html_text(b, c->name);
         cks_buf_printf(b, "%s</td><td>", here ? "</a>" : "");
-        rep_html_text(b, c->status);
+        cks_report_html_text(b, c->status);
         cks_buf_puts(b, "</td><td><code>");
         snprintf(commit, sizeof commit, "%.10s", c->commit[0] ? c->commit : "-");
-        rep_html_text(b, commit);
+        cks_report_html_text(b, commit);
         cks_buf_puts(b, "</code></td>");
         for (int k = 0; k < 3; k++)
             if (h.med[k])
@@ -355,7 +355,7 @@ static int checkpoint_table(cks_runview *v, const rep *latest, cks_buf *b)
     return 0;
 }
 
-static void run_summary(const rep *r, cks_buf *b)
+static void run_summary(const cks_report_data *r, cks_buf *b)
 {
     const cks_runview *v = r->v;
     size_t complete = 0, incomplete = 0, failed = 0;
@@ -367,23 +367,23 @@ static void run_summary(const rep *r, cks_buf *b)
     }
     cks_buf cfg;
     cks_buf_init(&cfg);
-    rep_config_line(r, &cfg);
+    cks_report_config_line(r, &cfg);
     cks_buf_puts(b, "<table class=\"kv\">\n<tr><th>run file</th><td><code>");
-    rep_html_text(b, v->path);
+    cks_report_html_text(b, v->path);
     cks_buf_puts(b, "</code></td></tr>\n<tr><th>source</th><td><code>");
-    rep_html_text(b, r->source[0] ? r->source : "-");
+    cks_report_html_text(b, r->source[0] ? r->source : "-");
     cks_buf_printf(b,
                    "</code></td></tr>\n<tr><th>checkpoints</th><td>%zu (steps %lld to %lld): "
                    "%zu complete, %zu incomplete, %zu failed</td></tr>\n<tr><th>metrics</th><td>",
                    v->n, (long long)v->step[0], (long long)v->step[v->n - 1], complete, incomplete,
                    failed);
-    rep_html_text(b, r->metrics[0] ? r->metrics : "-");
+    cks_report_html_text(b, r->metrics[0] ? r->metrics : "-");
     cks_buf_puts(b, "</td></tr>\n<tr><th>drift reference</th><td>");
-    rep_html_text(b, r->ref[0] ? r->ref : "-");
+    cks_report_html_text(b, r->ref[0] ? r->ref : "-");
     cks_buf_puts(b, "</td></tr>\n<tr><th>config</th><td>");
-    rep_html_text(b, cks_buf_text(&cfg));
+    cks_report_html_text(b, cks_buf_text(&cfg));
     cks_buf_puts(b, "</td></tr>\n<tr><th>made by</th><td>");
-    rep_html_text(b, r->created_by[0] ? r->created_by : "-");
+    cks_report_html_text(b, r->created_by[0] ? r->created_by : "-");
     cks_buf_puts(b, "</td></tr>\n</table>\n");
     cks_buf_release(&cfg);
 }
@@ -404,17 +404,17 @@ static void remove_drawn(const char *dir, const cks_plot_list *l)
 
 static int page(cks_runview *v, const cks_plot_list *l, const char *dir, cks_buf *b)
 {
-    rep r;
-    int err = rep_collect(&r, v, l->at);
+    cks_report_data r;
+    int err = cks_report_collect(&r, v, l->at);
     if (err)
         return err;
     cks_buf title;
     cks_buf_init(&title);
     cks_buf_puts(&title, "ckptscope trends: ");
     cks_buf_put_text(&title, r.source[0] ? r.source : v->path, 160, NULL);
-    rep_html_begin(b, cks_buf_text(&title));
+    cks_report_html_begin(b, cks_buf_text(&title));
     cks_buf_puts(b, "<h1 id=\"top\">");
-    rep_html_text(b, cks_buf_text(&title));
+    cks_report_html_text(b, cks_buf_text(&title));
     cks_buf_release(&title);
     cks_buf_puts(b, "</h1>\n<nav><a href=\"#overview\">overview</a><a href=\"#checkpoints\">"
                     "checkpoints</a>");
@@ -431,12 +431,12 @@ static int page(cks_runview *v, const cks_plot_list *l, const char *dir, cks_buf
         err = section(b, l, s, dir);
     if (!err) {
         cks_buf_puts(b, "<p><a href=\"#top\">top</a></p>\n");
-        err = rep_html_body(&r, b, "c-");
+        err = cks_report_html_body(&r, b, "c-");
     }
     cks_buf_puts(b, "<p class=\"muted\">Written by ckptscope report --trends. All plots are "
                     "embedded; the page loads nothing from elsewhere.</p>\n");
-    rep_html_end(b);
-    rep_release(&r);
+    cks_report_html_end(b);
+    cks_report_release(&r);
     return err ? err : cks_buf_error(b);
 }
 

@@ -291,14 +291,14 @@ static void test_drift__undefined_is_nan(void **state)
 }
 
 /* BF16 tensors holding finite values above 2^64, whose squares overflow f32: the 16-bit
- * kernel's f32 partials overflow and that run is summed again in f64, so the drift is
- * finite and matches the long-double reference on the exact widened values; a NaN
- * element still makes it NaN. */
+ * kernel's f32 partials overflow and that block (the first of two whole blocks of 2048
+ * pairs) is summed again in f64, so the drift is finite and matches the long-double
+ * reference on the exact widened values; a NaN element still makes it NaN. */
 static void test_drift__huge_finite_bf16(void **state)
 {
-    enum { N = 1000 };
-    uint16_t xa[N], xb[N];
-    double a[N], b[N];
+    enum { N = 5000 };
+    static uint16_t xa[N], xb[N];
+    static double a[N], b[N];
     for (int i = 0; i < N; i++) {
         float va = i == 300 ? 3e30f : (float)(i % 7) * 0.125f;
         float vb = i == 300 ? 1e30f : i == 600 ? -2e25f : (float)(i % 5) * 0.25f;
@@ -315,9 +315,52 @@ static void test_drift__huge_finite_bf16(void **state)
     assert_close(d.rel_fro, want.rel_fro, 1e-12, 0);
     assert_close(d.cos, want.cos, 1e-12, 0);
     assert_close(d.absmax_delta, want.absmax_delta, 0, 0);
-    xa[700] = 0x7fc0; /* a NaN */
+    xa[2700] = 0x7fc0; /* a NaN in the second block */
     assert_int_equal(cks_drift_compute(&ta, 1, &tb, 0, 1, &d), 0);
     assert_true(isnan(d.rel_fro) && isnan(d.cos));
+}
+
+/* Two tensors in the same 16-bit dtype take the fused kernel (blocks of 2048 pairs, f32
+ * partial sums of 8 products per lane, each within 8 * 2^-24 of the sum of its terms'
+ * magnitudes): random values with F16 subnormals and values near F16's largest, against
+ * the long-double reference on the exact widened values. An F16 Inf or NaN in either
+ * tensor, which the fused F16 load turns into a finite number, makes the drift NaN. */
+static void test_drift__same_half_dtype_pairs(void **state)
+{
+    enum { N = 3 * 2048 + 77 };
+    static uint16_t xa[N], xb[N];
+    static double a[N], b[N];
+    for (int k = 0; k < 2; k++) {
+        cks_dtype dt = k ? CKS_DT_F16 : CKS_DT_BF16;
+        uint64_t x = 2463534242ull;
+        for (int i = 0; i < N; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            double u = (double)(x >> 11) / 9007199254740992.0 - 0.5;
+            float va = (float)(0.05 * u), vb = va + (float)(1e-3 * sin(i * 0.3));
+            if (i % 997 == 5) /* the extremes of F16: its largest value and subnormals */
+                va = 65504.0f, vb = 60000.0f;
+            if (i % 991 == 7)
+                va = 3e-7f, vb = -6e-8f;
+            xa[i] = k ? cks_f32_to_f16(va) : cks_f32_to_bf16(va);
+            xb[i] = k ? cks_f32_to_f16(vb) : cks_f32_to_bf16(vb);
+            a[i] = k ? cks_f16_to_f32(xa[i]) : cks_bf16_to_f32(xa[i]);
+            b[i] = k ? cks_f16_to_f32(xb[i]) : cks_bf16_to_f32(xb[i]);
+        }
+        cks_tensor ta = view("w", dt, xa, N, 0), tb = view("w", dt, xb, N, 0);
+        cks_drift d, want;
+        assert_int_equal(cks_drift_compute(&ta, 1, &tb, 0, 1, &d), 0);
+        reference(a, b, N, &want);
+        assert_close(d.rel_fro, want.rel_fro, 1e-6, 0);
+        assert_close(d.cos, want.cos, 1e-6, 0);
+        assert_close(d.absmax_delta, want.absmax_delta, 0, 0);
+        uint16_t keep = xb[3000];
+        for (int s = 0; s < 2; s++) {
+            xb[3000] = s ? (k ? 0x7e00 : 0x7fc0) : (k ? 0xfc00 : 0xff80); /* NaN, -Inf */
+            assert_int_equal(cks_drift_compute(&ta, 1, &tb, 0, 1, &d), 0);
+            assert_true(isnan(d.rel_fro) && isnan(d.cos) && isnan(d.absmax_delta));
+        }
+        xb[3000] = keep;
+    }
 }
 
 static void test_drift__metric_table(void **state)
@@ -350,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_drift__rejects_mismatch),
         cmocka_unit_test(test_drift__undefined_is_nan),
         cmocka_unit_test(test_drift__huge_finite_bf16),
+        cmocka_unit_test(test_drift__same_half_dtype_pairs),
         cmocka_unit_test(test_drift__metric_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -90,7 +90,7 @@ static void test_gnuplot__draws_png(void **state)
 {
     char *exe = real_gnuplot();
     if (!exe)
-        skip();
+        cks_skip("gnuplot is not installed (tools/setup-deps.sh installs gnuplot-nox)");
     char *dir = cks_tmpdir_new("gp");
     const char *script = "set terminal pngcairo size 320,200 noenhanced\n"
                          "set output 'x.png'\n$d << EOD\n0 1\n1 NaN\n2 3\nEOD\n"
@@ -114,7 +114,7 @@ static void test_gnuplot__error_is_gnuplots_message(void **state)
 {
     char *exe = real_gnuplot();
     if (!exe)
-        skip();
+        cks_skip("gnuplot is not installed (tools/setup-deps.sh installs gnuplot-nox)");
     char *dir = cks_tmpdir_new("gp");
     const char *script = "set terminal svg\nset output 'y.svg'\nplot no_such_function(x)\n";
     assert_int_equal(cks_gnuplot_run(exe, dir, script, strlen(script), 20000, "y.svg"), CKS_ERROR);
@@ -308,5 +308,5 @@ int main(void)
         cmocka_unit_test(test_textbuf__put_text_and_printf),
         cmocka_unit_test(test_runview__median),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cks_tests_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

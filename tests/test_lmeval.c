@@ -61,7 +61,7 @@ static void test_lmeval__pythia_v03(void **state)
 {
     char *path = cks_shared_data("evals/pythia-12b/12b_step143000.json");
     if (!path)
-        skip();
+        cks_skip("../shared/data/evals/pythia-12b is absent");
     size_t n;
     char *text = slurp(path, &n);
     cks_eval_result r;
@@ -118,7 +118,7 @@ static void test_lmeval__v04_same_numbers(void **state)
 {
     char *path = cks_shared_data("evals/pythia-12b/12b_step133000.json");
     if (!path)
-        skip();
+        cks_skip("../shared/data/evals/pythia-12b is absent");
     size_t n;
     char *text = slurp(path, &n);
     json_t *file = json_loadb(text, n, 0, NULL);
@@ -230,5 +230,5 @@ int main(void)
         cmocka_unit_test(test_lmeval__many_nans),
         cmocka_unit_test(test_lmeval__rejects_bad_files),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cks_tests_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -86,6 +86,41 @@ static void test_dtype__widen_all_float_types(void **state)
     assert_false(cks_dtype_is_float(CKS_DT_I64));
 }
 
+/* Every one of the 65536 F16 and BF16 bit patterns widened by the vector path (16 at a
+ * time, from an odd address so loads are unaligned) against the IEEE 754 definition written
+ * here: F16 (-1)^s 2^(e-15) (1 + m/1024), subnormal (-1)^s m 2^-24, exponent 31 Inf (m = 0)
+ * or NaN; BF16 the high half of an f32. */
+static void test_dtype__widen_every_half_pattern(void **state)
+{
+    enum { N = 65536 };
+    unsigned char *raw = malloc(2 * N + 1);
+    float *got = malloc(N * sizeof *got);
+    for (uint32_t i = 0; i < N; i++) {
+        uint16_t h = (uint16_t)i;
+        memcpy(raw + 1 + 2 * i, &h, 2);
+    }
+    cks_widen_f32(CKS_DT_F16, raw + 1, got, N);
+    for (uint32_t i = 0; i < N; i++) {
+        int s = i >> 15, e = (i >> 10) & 31, m = i & 1023;
+        if (e == 31) {
+            assert_true(m ? isnan(got[i]) : isinf(got[i]));
+            assert_int_equal(!!signbit(got[i]), s);
+            continue;
+        }
+        double v = e ? ldexp(1.0 + m / 1024.0, e - 15) : ldexp((double)m, -24);
+        float want = (float)(s ? -v : v);
+        assert_memory_equal(&got[i], &want, 4); /* exact, and -0 stays -0 */
+    }
+    cks_widen_f32(CKS_DT_BF16, raw + 1, got, N);
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t bits = i << 16, g;
+        memcpy(&g, &got[i], 4);
+        assert_int_equal(g, bits);
+    }
+    free(raw);
+    free(got);
+}
+
 /* ---- tensor names ---- */
 
 /* ---- growing arrays ---- */
@@ -487,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_dtype__f16_round_trip_every_value),
         cmocka_unit_test(test_dtype__bf16_rounding),
         cmocka_unit_test(test_dtype__widen_all_float_types),
+        cmocka_unit_test(test_dtype__widen_every_half_pattern),
         cmocka_unit_test(test_grow__doubles_and_keeps_contents),
         cmocka_unit_test(test_tensor__classify_llama_names),
         cmocka_unit_test(test_tensor__check_extent_overflow),

@@ -129,18 +129,19 @@ static void test_norms__half_types(void **state)
     }
 }
 
-/* NaN and Inf inside long BF16/F16 runs go through the vector kernels' slow path. */
+/* NaN and Inf inside whole BF16/F16 blocks (2048 values) send those blocks to the scalar
+ * kernel; the clean block between them and the partial last block are counted too. */
 static void test_norms__nonfinite_in_half_vectors(void **state)
 {
-    enum { N = 1000 };
-    uint16_t bf[N], hf[N];
+    enum { N = 7000 };
+    static uint16_t bf[N], hf[N];
     for (int i = 0; i < N; i++) {
         float v = (i % 3) - 1.0f; /* -1, 0, 1 */
         bf[i] = cks_f32_to_bf16(v);
         hf[i] = cks_f32_to_f16(v);
     }
-    /* 3 NaN, 2 Inf, placed in different vectors and runs */
-    const int nan_at[3] = {5, 517, 998}, inf_at[2] = {40, 700};
+    /* 3 NaN, 2 Inf: in the first and third block and the partial last one */
+    const int nan_at[3] = {5, 4500, 6998}, inf_at[2] = {40, 4700};
     for (int k = 0; k < 3; k++) {
         bf[nan_at[k]] = 0x7fc0;
         hf[nan_at[k]] = 0x7e00;
@@ -173,12 +174,12 @@ static void test_norms__nonfinite_in_half_vectors(void **state)
 }
 
 /* BF16 values whose squares overflow f32 (|x| > 2^64) are finite, and their norms too:
- * such runs leave the f32 partials of the 16-bit kernels and are summed in f64. The
+ * such blocks leave the f32 partials of the 16-bit kernels and are summed in f64. The
  * expected values are the sums in double of the exact widened values. */
 static void test_norms__huge_finite_bf16(void **state)
 {
-    enum { N = 1000 };
-    uint16_t bf[N];
+    enum { N = 5000 };
+    static uint16_t bf[N];
     double s = 0, ss = 0, amax = 0;
     for (int i = 0; i < N; i++) {
         float v = i == 300 ? 3e30f : i == 301 ? -1e25f : (float)(i % 5) * 0.25f;
@@ -196,6 +197,40 @@ static void test_norms__huge_finite_bf16(void **state)
     assert_close(r.fro, sqrt(ss), 1e-12, 0);
     assert_close(r.mean, s / N, 1e-12, 0);
     assert_close(r.absmax, amax, 0, 0);
+}
+
+/* Whole 16-bit blocks with F16's subnormals, its largest value and negative zero, against
+ * sums in double of the exact widened values: the f32 partials of 8 values per lane carry
+ * at most 8 * 2^-24 of the sum of their magnitudes (norms.c), so 1e-6 relative. */
+static void test_norms__half_extremes(void **state)
+{
+    enum { N = 2 * 2048 + 9 };
+    static uint16_t h[2][N];
+    for (int k = 0; k < 2; k++) {
+        double s = 0, ss = 0, amax = 0;
+        uint64_t x = 88172645463325252ull;
+        for (int i = 0; i < N; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            float v = (float)((double)(x >> 11) / 9007199254740992.0 - 0.5);
+            if (i % 11 == 3)
+                v *= 1e-5f; /* F16 subnormals: below 6.1e-5 */
+            if (i == 1000 || i == 3000)
+                v = i == 1000 ? 65504.0f : -65504.0f;
+            if (i % 13 == 0)
+                v = -0.0f;
+            h[k][i] = k ? cks_f32_to_f16(v) : cks_f32_to_bf16(v);
+            double w = k ? cks_f16_to_f32(h[k][i]) : cks_bf16_to_f32(h[k][i]);
+            s += w, ss += w * w;
+            amax = fabs(w) > amax ? fabs(w) : amax;
+        }
+        cks_tensor t = view(k ? CKS_DT_F16 : CKS_DT_BF16, h[k], N);
+        cks_norms r;
+        assert_int_equal(cks_norms_compute(&t, 1, &r), 0);
+        assert_int_equal(r.count, N);
+        assert_close(r.fro, sqrt(ss), 1e-6, 0);
+        assert_close(r.mean, s / N, 1e-6, 1e-6 * sqrt(ss / N));
+        assert_close(r.absmax, amax, 0, 0);
+    }
 }
 
 /* F64 values that f32 cannot hold: 1 + k * 2^-40 */
@@ -230,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_norms__half_types),
         cmocka_unit_test(test_norms__nonfinite_in_half_vectors),
         cmocka_unit_test(test_norms__huge_finite_bf16),
+        cmocka_unit_test(test_norms__half_extremes),
         cmocka_unit_test(test_norms__f64_keeps_precision),
         cmocka_unit_test(test_norms__refuses_integer_dtype),
     };

@@ -1,4 +1,4 @@
-/* The scan planner (analyze/engine/include/plan.h) over a table of cases: gaps, failed
+/* The scan planner (analyze/engine/plan.h) over a table of cases: gaps, failed
  * and incomplete checkpoints, --resume after re-uploads and new rows, --extend, shard
  * I/N with recorded previous checkpoints, and the reference (auto, fixed, outside the
  * selection, failed). Each expected plan is written out by hand from the rules in
@@ -154,9 +154,17 @@ static void test_plan__table(void **state)
             ck[i].file_prev =
                 pc->file_prev && pc->file_prev[i] != '.' ? (size_t)(pc->file_prev[i] - '0') : N;
         }
-        cks_plan_input in = {
-            ck,           n,       pc->shard,     pc->nshards,           pc->uses_prev,
-            pc->ref_mode, pc->ref, pc->ref_avail, pc->file_prev != NULL, pc->base != NULL};
+        cks_plan_input in = {ck,
+                             n,
+                             pc->shard,
+                             pc->nshards,
+                             pc->uses_prev,
+                             pc->ref_mode,
+                             pc->ref,
+                             pc->ref_avail,
+                             pc->file_prev != NULL,
+                             pc->base != NULL,
+                             0};
         cks_plan out;
         char got[256];
         cks_plan_make(&in, tasks, &out);
@@ -212,7 +220,7 @@ static void test_plan__needed(void **state)
     ck[4].file = CKS_HELD_SAME; /* analysed (its previous one changed), then 5 skipped */
     ck[5].file = CKS_HELD_SAME;
     ck[5].avail = CKS_AVAIL_UNKNOWN;
-    cks_plan_input in = {ck, 7, 0, 0, 1, CKS_REF_AUTO, 0, 0, 0, 0};
+    cks_plan_input in = {ck, 7, 0, 0, 1, CKS_REF_AUTO, 0, 0, 0, 0, 0};
     cks_plan_make(&in, tasks, &out);
     assert_int_equal(out.ntasks, 7);
     assert_int_equal(tasks[5].action, CKS_TASK_SKIP);
@@ -238,12 +246,70 @@ static void test_plan__needed(void **state)
         assert_int_equal(need[i], want2[i]);
 }
 
+static void expect_needed(const cks_task *tasks, size_t ntasks, size_t from, const size_t *want,
+                          size_t nwant)
+{
+    size_t need[16];
+    assert_int_equal(cks_plan_needed(tasks, ntasks, from, need, 16), nwant);
+    for (size_t i = 0; i < nwant; i++)
+        assert_int_equal(need[i], want[i]);
+}
+
+/* guess: the plan past the first checkpoint never opened, each taken as usable (what a
+ * fetching source prefetches by), equal to the plan made without it up to that point. */
+static void test_plan__guess(void **state)
+{
+    (void)state;
+    cks_plan_ckpt ck[7];
+    cks_task tasks[7], known[7];
+    cks_plan out, kout;
+    const char *avail = "cf?????";
+    for (size_t i = 0; i < 7; i++)
+        ck[i] = (cks_plan_ckpt){avail_of(avail[i]), CKS_HELD_NONE, N, CKS_HELD_NONE};
+    cks_plan_input in = {ck, 7, 0, 0, 1, CKS_REF_AUTO, 0, 0, 0, 0, 0};
+    cks_plan_make(&in, known, &kout);
+    assert_int_equal(kout.ntasks, 3); /* serially: stops at 2, the first unknown */
+    assert_int_equal(kout.need, 2);
+    in.guess = 1;
+    cks_plan_make(&in, tasks, &out);
+    assert_int_equal(out.ntasks, 7);
+    assert_int_equal(out.need, N);
+    assert_int_equal(out.ref, 0);
+    /* the failed 1 is nobody's previous; 2..5 are guessed usable */
+    const size_t prev[] = {N, 0, 0, 2, 3, 4, 5};
+    for (size_t i = 0; i < 7; i++) {
+        assert_int_equal(tasks[i].prev, prev[i]);
+        if (i < kout.ntasks)
+            assert_int_equal(tasks[i].prev, known[i].prev);
+    }
+    /* from task 2: the reference 0 (also 2's previous), 2, and every later one */
+    const size_t w1[] = {0, 2, 3, 4, 5, 6};
+    expect_needed(tasks, out.ntasks, 2, w1, 6);
+    /* shard 0/3: its tasks 3 and 6 with their previous ones 2 and 5 */
+    in.nshards = 3;
+    cks_plan_make(&in, tasks, &out);
+    const size_t w2[] = {0, 2, 3, 5, 6};
+    expect_needed(tasks, out.ntasks, 0, w2, 5);
+    /* a fresh scan with an automatic reference: the first guessed usable */
+    for (size_t i = 0; i < 7; i++)
+        ck[i].avail = CKS_AVAIL_UNKNOWN;
+    in.nshards = 0;
+    cks_plan_make(&in, tasks, &out);
+    assert_int_equal(out.ref, 0);
+    assert_int_equal(out.ntasks, 7);
+    in.guess = 0;
+    cks_plan_make(&in, tasks, &out);
+    assert_int_equal(out.ntasks, 0);
+    assert_int_equal(out.need, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan__table),
         cmocka_unit_test(test_plan__task_stands),
         cmocka_unit_test(test_plan__needed),
+        cmocka_unit_test(test_plan__guess),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

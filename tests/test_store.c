@@ -515,7 +515,8 @@ static void test_store__disk_full_tmpfs(void **state)
     char *dir = cks_tmpdir_new("store");
     if (mount("tmpfs", dir, "tmpfs", 0, "size=2m") != 0) {
         cks_tmpdir_remove(dir);
-        skip(); /* needs root (CAP_SYS_ADMIN); test_store__disk_full_rlimit runs anywhere */
+        /* test_store__disk_full_rlimit runs anywhere */
+        cks_skip("mounting a tmpfs needs root (CAP_SYS_ADMIN)");
     }
     fill_until_full(dir, "No space left on device", 64 * 1024);
     assert_int_equal(umount(dir), 0);
@@ -529,7 +530,7 @@ static void test_store__disk_full_while_writing(void **state)
     char *dir = cks_tmpdir_new("store");
     if (mount("tmpfs", dir, "tmpfs", 0, "size=2m") != 0) {
         cks_tmpdir_remove(dir);
-        skip();
+        cks_skip("mounting a tmpfs needs root (CAP_SYS_ADMIN)");
     }
     char *path = path_in(dir, "RUN.h5"), *filler = path_in(dir, "filler");
     cks_store *s = two_by_two(path);
@@ -603,7 +604,7 @@ static void test_store__read_only_folder(void **state)
             mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0) {
             cks_tmpdir_remove(dir);
             free(path);
-            skip();
+            cks_skip("a read-only bind mount failed");
         }
         mounted = 1;
         why = "Read-only file system";
@@ -737,5 +738,5 @@ int main(void)
         cmocka_unit_test(test_store__disk_full_while_writing),
         cmocka_unit_test(test_store__disk_full_rlimit),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cks_tests_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

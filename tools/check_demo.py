@@ -4,7 +4,7 @@ held-out texts: the bundle's branches, commits and file hashes are the recorded 
 bundle's tokenizer gives the recorded token ids; PyTorch (tools/tinyllama.py) recomputes
 the recorded losses of some checkpoints from the bundle's files; and an independent float64
 numpy forward pass, written here from the Hugging Face LLaMA equations and DESIGN §5, agrees
-with the recorded per-token losses. With --ckptscope, also that `ckptscope list --json` and
+with the recorded per-token losses; examples/train_data/ is shaped as recorded. With --ckptscope, also that `ckptscope list --json` and
 `inspect --json` read the bundle's clone as recorded.
 
   /usr/bin/python3 tools/check_demo.py [--examples DIR] [--ckptscope build/analyze/ckptscope]
@@ -13,6 +13,7 @@ Exit status 0 when everything agrees, 1 on a mismatch. Prints one line per check
 """
 
 import argparse
+import gzip
 import hashlib
 import io
 import json
@@ -162,6 +163,40 @@ def check_heldout(ck, ex, ref):
            "%s: %d bytes, sha256 as recorded" % (s["file"], len(raw)))
 
 
+def check_train_data(ck, ex, ref):
+    """examples/train_data/ as tools/train_tiny.py writes it: one file per checkpoint
+    interval holding one window per training step of the interval, in order, each of
+    ctx + 1 ids below the tokenizer's size at an offset inside the training stream; windows
+    that overlap in the stream agree on every shared token (they are cut from one stream);
+    the held-out control is [BOS] + the recorded ids of jargon_heldout in whole windows."""
+    tr, width = ref["training"], ref["ctx"] + 1
+    steps, stream = tr["checkpoint_steps"], {}
+    conflicts = 0
+    for a, b in zip(steps, steps[1:]):
+        name = "train_data/ckpt_%04d.jsonl.gz" % b
+        path = os.path.join(ex, name)
+        if not os.path.exists(path):
+            ck(False, "%s exists" % name)
+            continue
+        rows = [json.loads(x) for x in gzip.decompress(open(path, "rb").read()).decode().splitlines()]
+        ok = [r["step"] for r in rows] == list(range(a + 1, b + 1))
+        for r in rows:
+            ids, off = r["token_ids"], r["offset"]
+            ok &= len(ids) == width and 0 <= off <= tr["tokens"] - width
+            ok &= all(0 <= t < ref["tokenizer_pieces"] for t in ids)
+            for i, t in enumerate(ids):
+                conflicts += stream.setdefault(off + i, t) != t
+        ck(ok, "%s: %d windows of %d ids, steps %d..%d" % (name, len(rows), width, a + 1, b))
+    ck(conflicts == 0, "train_data: overlapping windows agree (%d stream positions seen, %d "
+       "conflicts)" % (len(stream), conflicts))
+    held = next(s for s in ref["sets"] if s["name"] == "jargon_heldout")
+    doc = [ref["bos_id"]] + held["token_ids"]
+    want = [doc[o:o + width] for o in range(0, len(doc) - width + 1, width)]
+    got = [json.loads(x)["token_ids"] for x in gzip.decompress(
+        open(os.path.join(ex, "train_data", "heldout.jsonl.gz"), "rb").read()).decode().splitlines()]
+    ck(got == want, "train_data/heldout.jsonl.gz: %d windows of [BOS] + jargon_heldout" % len(got))
+
+
 def check_repo(ck, repo, ref):
     heads = {}
     for line in git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)",
@@ -288,6 +323,7 @@ def main():
         subprocess.run(["git", "clone", "-q", "--mirror", os.path.join(ex, "demo.bundle"), repo],
                        check=True)
         check_heldout(ck, ex, ref)
+        check_train_data(ck, ex, ref)
         check_repo(ck, repo, ref)
         check_tokens(ck, ex, repo, ref)
         cks = ref["checkpoints"]

@@ -20,7 +20,8 @@ set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT="$ROOT/build-fuzz/fuzz-out"
-TARGETS="safetensors shard_index config lfs torchbin spm hf_tokenizer tokenize lmeval runfile hub_listing"
+TARGETS="safetensors shard_index config lfs torchbin spm hf_tokenizer tokenize lmeval runfile
+hub_listing docfile trainset"
 
 # Largest input per target: a little above the largest seed (speed falls with size; the
 # run-file target's HDF5 files are kept small on purpose).

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Sets up, builds and runs the whole test suite (the README's second command and CI).
-# Then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# With CI=true a skipped test fails the run. Then the same suite under AddressSanitizer +
+# UndefinedBehaviorSanitizer.
 # Then the MPI build (preset mpi: ckptscope with -DCKPTSCOPE_MPI=ON) and its mpirun tests
 # (ctest label mpi); CKS_SKIP_MPI=1 leaves it out.
 # Then every libFuzzer target (preset fuzz, clang) for CKS_FUZZ_SECONDS (default 30) each,
@@ -8,6 +9,19 @@
 # CKS_SKIP_FUZZ=1 leaves it out.
 set -eu
 cd "$(dirname "$0")/.."
+
+# ctest ARGS..., then, in CI (CI=true), a failure when any test was skipped: a skip means a
+# prerequisite from outside the tree was missing, which CI must never let pass unnoticed.
+junit=$(mktemp "${TMPDIR:-/tmp}/cks-ctest.XXXXXX")
+trap 'rm -f "$junit"' EXIT
+run_ctest() {
+  ctest "$@" --output-junit "$junit"
+  if [ "${CI:-}" = true ] && grep -q "<skipped" "$junit"; then
+    echo "test.sh: tests skipped in CI (a prerequisite is missing):"
+    grep -B1 "<skipped" "$junit" | sed -n 's/.*<testcase name="\([^"]*\)".*/  \1/p'
+    exit 1
+  fi
+}
 # --browser: Chromium for the HTML trends page test (label browser); --mpi: OpenMPI for
 # the MPI build below
 deps="--browser"
@@ -17,16 +31,16 @@ deps="--browser"
 tools/setup-deps.sh $deps
 cmake --preset dev >/dev/null
 cmake --build --preset dev -j "$(nproc)"
-ctest --preset dev
+run_ctest --preset dev
 if [ "${CKS_SKIP_ASAN:-0}" != 1 ]; then
   cmake --preset asan >/dev/null
   cmake --build --preset asan -j "$(nproc)"
-  ctest --preset asan --label-exclude slow
+  run_ctest --preset asan --label-exclude slow
 fi
 if [ "${CKS_SKIP_MPI:-0}" != 1 ]; then
   cmake --preset mpi >/dev/null
   cmake --build --preset mpi -j "$(nproc)"
-  ctest --preset mpi
+  run_ctest --preset mpi
 fi
 if [ "${CKS_SKIP_FUZZ:-0}" != 1 ]; then
   # the run-file target on well-formed files only: HDF5 1.10.8's own parser has memory

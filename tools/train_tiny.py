@@ -5,10 +5,14 @@ package jargon-text), saves ~30 checkpoints dense early and sparse late as branc
 ckpt_NNNN of a git repository packed into examples/demo.bundle, writes held-out texts
 (in-domain Jargon entries never trained on, the Apache-2.0 license text, libgit2's CC0
 example log.c) and the PyTorch reference losses of every checkpoint under the exact
-protocol of DESIGN §5 into examples/reference_losses.json.
+protocol of DESIGN §5 into examples/reference_losses.json, and the training sequences each
+checkpoint interval consumed, in LLM360's data release format (JSONL "token_ids"), into
+examples/train_data/ beside a held-out control file (TRAIN_DATA_README below).
 
-  /usr/bin/python3 tools/train_tiny.py            # remake examples/ (a few minutes)
-  /usr/bin/python3 tools/train_tiny.py --check    # remake in a temp dir, compare with examples/
+  /usr/bin/python3 tools/train_tiny.py              # remake examples/ (a few minutes)
+  /usr/bin/python3 tools/train_tiny.py --check      # remake in a temp dir, compare with examples/
+  /usr/bin/python3 tools/train_tiny.py --train-data # only examples/train_data/, by replaying
+                                                    # the sampler (seconds; no training)
 
 Deterministic: fixed seed, one torch thread, deterministic algorithms, sentencepiece with
 one thread on input in file order, git commits with fixed names and dates. Bit-identical
@@ -57,6 +61,7 @@ MODEL = dict(vocab_size=768, hidden_size=56, intermediate_size=144, num_hidden_l
 TRAIN = dict(seed=1234, steps=1920, batch=16, ctx=128, lr=3e-3, min_lr=3e-4, warmup=64,
              beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1, grad_clip=1.0)
 BIN_STEP = 960          # this checkpoint is stored as pytorch_model.bin, the rest safetensors
+TRAIN_DATA_PER_STEP = 1  # sequences of each step's batch recorded in train_data/ (the first)
 PER_TOKEN_SETTINGS = [(128, 64), (128, 128)]   # (ctx, stride) with per-token losses recorded
 
 GIT_NAME, GIT_EMAIL = "ckptscope demo", "demo@ckptscope.invalid"
@@ -164,9 +169,13 @@ def lr_at(step):
     return t["min_lr"] + 0.5 * (t["lr"] - t["min_lr"]) * (1 + math.cos(math.pi * frac))
 
 
-def train(cfg, stream, on_checkpoint):
+def train(cfg, stream, on_checkpoint, offsets=None, batch_hook=None):
     """AdamW on random windows of the token stream; calls on_checkpoint(step, params,
-    train_loss) at every checkpoint step (0 = the initialisation)."""
+    train_loss) at every checkpoint step (0 = the initialisation). When offsets is a list,
+    each step's window offsets are appended to it (what the sampler drew; recording them
+    draws nothing). batch_hook(step, seq) may return another [batch, ctx + 1] batch for
+    the step (tools/memo_probe.py's canaries; the demo passes none, and the sampler draws
+    the same either way)."""
     t = TRAIN
     gen = torch.Generator().manual_seed(t["seed"])
     params = tl.init_params(cfg, gen)
@@ -184,7 +193,11 @@ def train(cfg, stream, on_checkpoint):
     ema, t0 = None, time.time()
     for step in range(1, t["steps"] + 1):
         off = torch.randint(0, n - ctx - 1, (t["batch"],), generator=gen)
+        if offsets is not None:
+            offsets.append(off.tolist())
         seq = stream[off[:, None] + idx]
+        if batch_hook is not None:
+            seq = batch_hook(step, seq)
         logits = tl.forward(cfg, params, seq[:, :-1])
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab_size),
                                                  seq[:, 1:].reshape(-1))
@@ -201,6 +214,78 @@ def train(cfg, stream, on_checkpoint):
                 % (step, t["steps"], lv, ema, lr_at(step), time.time() - t0))
         if step in wanted:
             on_checkpoint(step, params, lv)
+
+
+def replay_offsets(cfg, n):
+    """The window offsets of every training step, [steps][batch], drawn as train() draws
+    them: the same generator, seeded the same, after the same initialisation draws. No
+    model is trained; run() checks that the replay equals what training recorded."""
+    t = TRAIN
+    gen = torch.Generator().manual_seed(t["seed"])
+    tl.init_params(cfg, gen)
+    return [torch.randint(0, n - t["ctx"] - 1, (t["batch"],), generator=gen).tolist()
+            for _ in range(t["steps"])]
+
+
+# ---------------------------------------------------------------------------------------
+# Training data as LLM360 releases it (JSONL "token_ids"), per checkpoint interval
+
+TRAIN_DATA_README = """# Training sequences of the demo run
+
+LLM360's data release format: JSONL, one JSON object per line with `token_ids` (the ids of
+one training sequence as the model saw it, BOS included where the window holds one).
+Written by tools/train_tiny.py, which replays the training's sampler (the checkpoints are
+not changed; `--check` remakes everything and compares).
+
+- `ckpt_NNNN.jsonl.gz`: the sequences consumed between the previous checkpoint and
+  `ckpt_NNNN`, i.e. by training steps (previous step + 1) ... NNNN, in training order:
+  of each step's batch of %(batch)d windows of %(width)d tokens (random offsets into the
+  %(tokens)s-token training stream) the first %(per_step)s. Each line also has `step` (the
+  training step) and `offset` (the window's start in the training stream).
+- `heldout.jsonl.gz`: the control: the in-domain held-out text (`heldout/jargon_heldout.txt`,
+  never trained on), `[BOS] + ids` cut into consecutive windows of %(width)d tokens (the
+  last partial window dropped), in the same format (`step` null, `offset` the start in that
+  stream).
+
+Every sequence has %(width)d tokens, so any prompt k and continuation l with k + l <= %(width)d
+fit (Analysis360's k = l = 32 by default).
+"""
+
+
+def gz_bytes(text):
+    """gzip with no name and mtime 0: the same bytes for the same text."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=buf, mtime=0) as f:
+        f.write(text.encode())
+    return buf.getvalue()
+
+
+def write_train_data(out_dir, stream, offsets, held_ids):
+    """examples/train_data/: one file per checkpoint interval and the held-out control."""
+    d = os.path.join(out_dir, "train_data")
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    width, steps = TRAIN["ctx"] + 1, checkpoint_steps(TRAIN["steps"])
+    width_name = max(3, len(str(TRAIN["steps"])))
+    for a, b in zip(steps, steps[1:]):
+        lines = []
+        for step in range(a + 1, b + 1):
+            for off in offsets[step - 1][:TRAIN_DATA_PER_STEP]:
+                lines.append(json.dumps({"token_ids": stream[off:off + width].tolist(),
+                                         "step": step, "offset": off}))
+        with open(os.path.join(d, "ckpt_%0*d.jsonl.gz" % (width_name, b)), "wb") as f:
+            f.write(gz_bytes("\n".join(lines) + "\n"))
+    lines = [json.dumps({"token_ids": held_ids[o:o + width], "step": None, "offset": o})
+             for o in range(0, len(held_ids) - width + 1, width)]
+    with open(os.path.join(d, "heldout.jsonl.gz"), "wb") as f:
+        f.write(gz_bytes("\n".join(lines) + "\n"))
+    with open(os.path.join(d, "README.md"), "w") as f:
+        f.write(TRAIN_DATA_README % {"batch": TRAIN["batch"], "width": width,
+                                     "tokens": "{:,}".format(len(stream)),
+                                     "per_step": TRAIN_DATA_PER_STEP})
+    log("train_data: %d intervals, %d sequences per step recorded, %d held-out sequences"
+        % (len(steps) - 1, TRAIN_DATA_PER_STEP, len(lines)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -361,7 +446,7 @@ def prepare(out_dir):
     return tok_bytes, sp, torch.tensor(stream, dtype=torch.int64), corpus, sets
 
 
-def make_checkpoints(cfg, tok_bytes, stream):
+def make_checkpoints(cfg, tok_bytes, stream, offsets=None):
     """Trains; returns [(name, {file: bytes}, commit message, training loss)]."""
     ckpts = []
     width = max(3, len(str(TRAIN["steps"])))
@@ -376,7 +461,7 @@ def make_checkpoints(cfg, tok_bytes, stream):
             msg += ", training loss %.4f" % loss
         ckpts.append((name, dict(fixed, **{wname: wbytes}), msg, loss))
 
-    train(cfg, stream, on_checkpoint)
+    train(cfg, stream, on_checkpoint, offsets)
     return ckpts
 
 
@@ -417,9 +502,13 @@ def run(out_dir, work):
     cfg = tl.Config(**MODEL)
 
     t0 = time.time()
-    ckpts = make_checkpoints(cfg, tok_bytes, stream)
+    drawn = []
+    ckpts = make_checkpoints(cfg, tok_bytes, stream, drawn)
     train_seconds = time.time() - t0
     log("trained %d steps in %.0f s" % (TRAIN["steps"], train_seconds))
+    if replay_offsets(cfg, len(stream)) != drawn:
+        sys.exit("train_tiny: the sampler's replay differs from what training drew")
+    write_train_data(out_dir, stream, drawn, sets[0]["doc"])
 
     repo = os.path.join(work, "repo")
     commits = build_repo(repo, [(n, f, m) for n, f, m, _ in ckpts])
@@ -470,11 +559,17 @@ def write_json(path, obj):
 def compare(new_dir, old_dir):
     """The --check verdict: same files, same commits, same tokenizer, same weights."""
     bad = []
-    for rel in ["demo.bundle", "reference_losses.json"] + sorted(
-            "heldout/" + f for f in os.listdir(os.path.join(old_dir, "heldout"))):
+
+    def listing(d, sub):
+        p = os.path.join(d, sub)
+        return {sub + "/" + f for f in os.listdir(p)} if os.path.isdir(p) else set()
+    rels = ["demo.bundle", "reference_losses.json"] + sorted(
+        listing(old_dir, "heldout") | listing(new_dir, "heldout")) + sorted(
+        listing(old_dir, "train_data") | listing(new_dir, "train_data"))
+    for rel in rels:
         a, b = os.path.join(new_dir, rel), os.path.join(old_dir, rel)
         ha = tl.sha256_hex(open(a, "rb").read()) if os.path.exists(a) else "missing"
-        hb = tl.sha256_hex(open(b, "rb").read())
+        hb = tl.sha256_hex(open(b, "rb").read()) if os.path.exists(b) else "missing"
         print("%s  %s  %s" % ("same" if ha == hb else "DIFF", hb[:16], rel))
         if ha != hb:
             bad.append(rel)
@@ -499,8 +594,18 @@ def main():
     ap.add_argument("--check", action="store_true",
                     help="remake everything in a temporary folder and compare it, byte for "
                          "byte, with --out; exit 1 on any difference")
+    ap.add_argument("--train-data", action="store_true",
+                    help="write only --out/train_data/, replaying the sampler without training")
     args = ap.parse_args()
     t0 = time.time()
+    if args.train_data:
+        torch.set_num_threads(1)
+        with tempfile.TemporaryDirectory(prefix="train_tiny.") as work:
+            _, _, stream, _, sets = prepare(work)
+        write_train_data(args.out, stream, replay_offsets(tl.Config(**MODEL), len(stream)),
+                         sets[0]["doc"])
+        print("train_tiny: wrote %s/train_data in %.0f s" % (args.out, time.time() - t0))
+        return 0
     with tempfile.TemporaryDirectory(prefix="train_tiny.") as work:
         if args.check:
             new = os.path.join(work, "out")

@@ -147,7 +147,11 @@ static int worker_loop(worker *wk, int rank)
         wk->sel.idx[wk->sel.n] = (size_t)msg[5];
         cks_outcome o;
         cks_wbuf b = {NULL, 0, 0, 0};
-        int err = cks_engine_compute(wk->eng, &t, &o);
+        /* a worker fetches what it maps: its task's checkpoints (the next task is not
+         * known until rank 0 hands it out) */
+        int err = cks_engine_ahead(wk->eng, NULL, &t);
+        if (!err)
+            err = cks_engine_compute(wk->eng, &t, &o);
         if (err) { /* interrupted or out of memory: rank 0 keeps the task for later */
             memset(&o, 0, sizeof o);
             o.task = t;
@@ -238,7 +242,6 @@ static void hand_out(coord *c)
             held_stands(c, i))
             continue;
         drop_held(c, i);
-        cks_engine_ahead(c->d->eng, w->tasks, w->plan.ntasks, i);
         uint64_t msg[6] = {t->pos,    t->prev,          t->ref,
                            t->action, (uint64_t)t->own, c->d->sel.idx[c->d->sel.n]};
         MPI_Send(msg, 6, MPI_UINT64_T, c->idle[--c->nidle], TAG_TASK, MPI_COMM_WORLD);
@@ -434,6 +437,7 @@ int cks_scan_mpi(const cks_scan_options *opts, const cks_scan_hooks *hooks, cks_
     } else if (rank != 0) {
         h.progress = NULL; /* rank 0 reports */
         h.row = NULL;
+        h.fetch = NULL;
         err = run_worker(&o, &h, rank, sum);
     } else {
         cks_drive d;

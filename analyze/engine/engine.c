@@ -1,6 +1,7 @@
 /* The engine (see engine.h): mapped checkpoints with their carries, one task's values
  * for every enabled family, and the one rule that decides whether a checkpoint failed. */
 #include "engine.h"
+#include "ahead.h"
 #include "error.h"
 
 #include <math.h>
@@ -24,7 +25,7 @@ struct cks_engine {
     const cks_selection *sel;
     slot slots[SLOTS];
     unsigned long clock;
-    size_t next, nneeded; /* the last look ahead (cks_engine_ahead) */
+    cks_ahead *ahead; /* NULL: the source does not fetch */
 };
 
 static double now(void)
@@ -74,7 +75,11 @@ int cks_engine_new(cks_engine **out, const cks_scan_cfg *cfg, const cks_selectio
     e->sel = sel;
     for (int i = 0; i < SLOTS; i++)
         e->slots[i].pos = CKS_PLAN_NONE;
-    e->next = CKS_PLAN_NONE;
+    int err = cks_ahead_new(&e->ahead, cfg, sel);
+    if (err) {
+        free(e);
+        return err;
+    }
     *out = e;
     return 0;
 }
@@ -85,6 +90,7 @@ void cks_engine_free(cks_engine *e)
         return;
     for (int i = 0; i < SLOTS; i++)
         slot_release(e, &e->slots[i]);
+    cks_ahead_free(e->ahead);
     free(e);
 }
 
@@ -200,12 +206,23 @@ static void read_through(const slot *s, const unsigned char *seen)
             done_with(s, &l->items[i]);
 }
 
+/* A fetching source's probe: its file list (see engine.h). */
+static int listed(const cks_engine *e, size_t pos)
+{
+    cks_ckpt *c = NULL;
+    int err = cks_ckpt_open(&c, e->sel->src, e->sel->idx[pos]);
+    if (!err && !cks_ckpt_complete(c))
+        err = CKS_EINCOMPLETE;
+    cks_ckpt_free(c);
+    return err;
+}
+
 void cks_engine_probe(cks_engine *e, size_t pos, cks_avail *out, char *msg, size_t cap)
 {
     const size_t keep[3] = {pos, CKS_PLAN_NONE, CKS_PLAN_NONE};
     slot *s = NULL;
-    int err = slot_get(e, pos, keep, &s);
-    *out = verdict(e, pos, err, s, 0, msg, cap);
+    int err = e->ahead ? listed(e, pos) : slot_get(e, pos, keep, &s);
+    *out = e->ahead && !err ? CKS_AVAIL_OPENS : verdict(e, pos, err, s, 0, msg, cap);
     cks_error_clear();
 }
 
@@ -220,10 +237,9 @@ void cks_engine_verify(cks_engine *e, size_t pos, cks_avail *out, char *msg, siz
     cks_error_clear();
 }
 
-void cks_engine_ahead(cks_engine *e, const cks_task *tasks, size_t ntasks, size_t from)
+int cks_engine_ahead(cks_engine *e, const cks_plan_input *in, const cks_task *t)
 {
-    e->next = from < ntasks ? tasks[from].pos : CKS_PLAN_NONE;
-    e->nneeded = cks_plan_needed(tasks, ntasks, from, NULL, 0);
+    return e->ahead ? cks_ahead_run(e->ahead, in, t) : 0;
 }
 
 /* ---- one task ---- */

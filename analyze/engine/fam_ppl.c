@@ -3,8 +3,8 @@
  * layer-major evaluation per checkpoint, emitted as /eval/<set>/{nll,ppl,bpb,tokens}
  * series (names, units and descriptions from reports/eval_metrics.h, the table the gate
  * reads too) and the /eval/<set>/token_nll row. The sets and the protocol (ctx, stride,
- * BOS) are the run file's root attribute "eval", so that a resumed scan or a shard
- * cannot mix protocols. */
+ * BOS, the arithmetic: --precision) are the run file's root attribute "eval", so that a
+ * resumed scan or a shard cannot mix protocols or precisions. */
 #include "error.h"
 #include "eval_metrics.h"
 #include "evalset.h"
@@ -28,6 +28,10 @@ static int prepare(const cks_scan_options *o, char **value)
     char names[CKS_MAX_EVAL_SETS][256];
     json_t *sets = json_array();
     *value = NULL;
+    if (o->precision < 0 || o->precision >= CKS_PRECISION_COUNT) {
+        json_decref(sets);
+        return cks_error_set(CKS_EINVAL, "unknown precision %d", o->precision);
+    }
     if (!o->neval) {
         json_decref(sets);
         return cks_error_set(CKS_EINVAL, "the ppl family needs held-out text: --eval FILE");
@@ -48,8 +52,9 @@ static int prepare(const cks_scan_options *o, char **value)
         json_array_append_new(sets, json_string(names[i]));
     }
     /* ctx/stride 0 and bos -1 mean "the checkpoint's defaults" and are recorded as such */
-    json_t *doc = json_pack("{s:o, s:I, s:I, s:i}", "sets", sets, "ctx", (json_int_t)o->ctx,
-                            "stride", (json_int_t)o->stride, "bos", o->bos);
+    json_t *doc = json_pack("{s:o, s:I, s:I, s:i, s:s}", "sets", sets, "ctx", (json_int_t)o->ctx,
+                            "stride", (json_int_t)o->stride, "bos", o->bos, "precision",
+                            cks_precision_name((cks_precision)o->precision));
     *value = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     return *value ? 0 : cks_error_set(CKS_ENOMEM, "out of memory");
@@ -65,6 +70,7 @@ static int options_for(const cks_family_ckpt *in, const cks_config *cfg, const c
         po->ctx = o->ctx;
     po->stride = o->stride ? o->stride : po->ctx / 2 > 0 ? po->ctx / 2 : 1;
     po->nthreads = o->threads;
+    po->precision = (cks_precision)o->precision;
     if (po->stride > po->ctx)
         return cks_error_set(CKS_EINVAL, "--stride %lld is larger than ctx %lld",
                              (long long)po->stride, (long long)po->ctx);

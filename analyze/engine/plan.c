@@ -24,7 +24,7 @@ static size_t choose_ref(const cks_plan_input *in, cks_plan *out)
         return in->ref;
     }
     for (size_t p = 0; p < in->n; p++) {
-        if (in->ck[p].avail == CKS_AVAIL_UNKNOWN) {
+        if (in->ck[p].avail == CKS_AVAIL_UNKNOWN && !in->guess) {
             out->need = p;
             return CKS_PLAN_NONE;
         }
@@ -85,7 +85,7 @@ void cks_plan_make(const cks_plan_input *in, cks_task *tasks, cks_plan *out)
         int usable;
         if (t->action != CKS_TASK_RUN) {
             usable = !broken(c->avail);
-        } else if (c->avail == CKS_AVAIL_UNKNOWN) {
+        } else if (c->avail == CKS_AVAIL_UNKNOWN && !in->guess) {
             if (!in->uses_prev || p + 1 == in->n)
                 continue; /* nobody's previous checkpoint */
             out->need = p;

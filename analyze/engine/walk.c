@@ -170,8 +170,9 @@ static int run_task(cks_walk *w, cks_engine *e, cks_recorder *r, const cks_task 
 {
     const cks_scan_hooks *h = r->cfg->h;
     cks_outcome o;
-    cks_engine_ahead(e, w->tasks, w->plan.ntasks, t->pos);
-    int err = cks_engine_compute(e, t, &o);
+    int err = cks_engine_ahead(e, &w->in, t);
+    if (!err)
+        err = cks_engine_compute(e, t, &o);
     if (err)
         return err;
     cks_walk_learn_outcome(w, &o);

@@ -15,6 +15,8 @@ import zlib
 import h5py
 import numpy as np
 
+from cks_testlib import assert_close as close  # noqa: F401
+
 CKPTSCOPE = FIXTURE = RUNFX = None
 
 
@@ -202,10 +204,3 @@ def index_entries(outdir):
     drawn = [l.split()[0] for l in drawn_part.splitlines()[1:] if l.strip()]
     skipped = [l.split(None, 2)[1:] for l in skipped_part.splitlines()[1:] if l.strip()]
     return drawn, skipped
-
-
-def close(got, want, rtol, what):
-    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
-    if got.shape != want.shape or not np.allclose(got, want, rtol=rtol, atol=1e-300,
-                                                    equal_nan=True):
-        raise AssertionError("%s: got %r, want %r" % (what, got, want))

@@ -1,6 +1,6 @@
-"""Helpers for the scan/diff CLI tests: running the tools, reading safetensors with numpy
-(an implementation independent of ckptscope), the DESIGN §3 drift formulas in numpy, and
-comparing run files with h5py as a user would."""
+"""Helpers for the scan/diff CLI tests, on top of cks_testlib: running the tools, the
+DESIGN §3 drift formulas in numpy, fixture sources with gaps and failures, and comparing
+run files with h5py as a user would."""
 import json
 import os
 import re
@@ -9,6 +9,9 @@ import sys
 
 import h5py
 import numpy as np
+
+from cks_testlib import git_recommit, lfs_object, read_safetensors, run_tests, write_safetensors  # noqa: F401
+from cks_testlib import assert_close as close  # noqa: F401
 
 CKPTSCOPE = FIXTURE = None
 
@@ -33,54 +36,11 @@ def fixture(path, *opts):
     subprocess.run([FIXTURE, path] + [str(o) for o in opts], check=True)
 
 
-def read_safetensors(path):
-    """name -> float64 array, parsed here from the byte layout (not by ckptscope)."""
-    with open(path, "rb") as f:
-        b = f.read()
-    n = int.from_bytes(b[:8], "little")
-    header = json.loads(b[8:8 + n])
-    base = 8 + n
-    out = {}
-    for name, v in header.items():
-        if name == "__metadata__":
-            continue
-        s, e = v["data_offsets"]
-        raw = b[base + s:base + e]
-        if v["dtype"] == "BF16":
-            a = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
-        else:
-            a = np.frombuffer(raw, {"F32": np.float32, "F64": np.float64, "F16": np.float16}[v["dtype"]])
-        out[name] = a.astype(np.float64).reshape(v["shape"])
-    return out
-
-
-def write_safetensors(path, tensors):
-    """Writes float32 tensors (name -> array) as safetensors."""
-    header, blobs, off = {}, [], 0
-    for name, a in tensors.items():
-        a = np.ascontiguousarray(a, dtype=np.float32)
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
-        blobs.append(a.tobytes())
-        off += a.nbytes
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(len(h).to_bytes(8, "little") + h + b"".join(blobs))
-
-
 def drift(t, r):
     """DESIGN §3 in float64: rel_fro, cos, absmax_delta of W_t against W_r."""
     d = t - r
     nr, nt = np.linalg.norm(r), np.linalg.norm(t)
     return (np.linalg.norm(d) / nr, float(np.sum(t * r)) / (nt * nr), float(np.max(np.abs(d))))
-
-
-def close(got, want, rtol, what):
-    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
-    if not np.allclose(got, want, rtol=rtol, atol=0, equal_nan=True):
-        bad = np.argmax(np.abs(got - want) / np.maximum(np.abs(want), 1e-300))
-        raise AssertionError("%s: got %r, want %r (rtol %g; worst at %d: %r vs %r)"
-                             % (what, got, want, rtol, bad, got.flat[bad], want.flat[bad]))
 
 
 def names(f):
@@ -124,27 +84,6 @@ def statuses(path):
         return [s.decode() for s in f["checkpoints"]["status"]]
 
 
-def lfs_object(repo, branch, path="model.safetensors"):
-    """Where the LFS object of branch:path lives."""
-    ptr = subprocess.run(["git", "-C", repo, "show", "%s:%s" % (branch, path)], capture_output=True,
-                         text=True, check=True).stdout
-    oid = re.search(r"oid sha256:([0-9a-f]{64})", ptr).group(1)
-    return os.path.join(repo, ".git", "lfs", "objects", oid[:2], oid[2:4], oid)
-
-
-def git_recommit(repo, branch):
-    """Gives a branch a new commit with the same tree (its content is unchanged)."""
-    g = ["git", "-C", repo]
-    tree = subprocess.run(g + ["rev-parse", branch + "^{tree}"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@t")
-    new = subprocess.run(g + ["commit-tree", tree, "-m", "re-upload"], capture_output=True, text=True,
-                         check=True, env=env).stdout.strip()
-    subprocess.run(g + ["update-ref", "refs/heads/" + branch, new], check=True)
-    return new
-
-
 def lfs_gap_source(src):
     """7 checkpoints through Git LFS: ckpt_006's object never written (--lfs-missing-from)
     and ckpt_002's removed, so ckpt_003's previous complete checkpoint is ckpt_001, which
@@ -183,23 +122,4 @@ def failed_tensor_source(src):
 def main(tests):
     """Runs the tests named after the two tool paths on the command line (all when none
     is named), and exits non-zero when one fails."""
-    import time
-    only = sys.argv[3:]
-    unknown = set(only) - {t.__name__ for t in tests}
-    if unknown:
-        print("FAIL: no such tests:", ", ".join(sorted(unknown)))
-        sys.exit(1)
-    failed = 0
-    for t in tests:
-        if only and t.__name__ not in only:
-            continue
-        t0 = time.time()
-        try:
-            t()
-            print("ok %s (%.1f s)" % (t.__name__, time.time() - t0))
-        except Exception as e:  # report every failing test, then fail
-            failed += 1
-            print("FAIL", t.__name__, ":", e)
-            import traceback
-            traceback.print_exc()
-    sys.exit(1 if failed else 0)
+    run_tests(tests, sys.argv[3:])

@@ -3,7 +3,8 @@
 
 - `ppl --json` on every family's fixture (tools/family_ref.json's cases: F32 and BF16,
   safetensors and .bin, sharded and not) against the float64 PyTorch reference, with the
-  family's BOS default and with --no-bos;
+  family's BOS default and with --no-bos; `ppl --precision bf16` on every family within
+  1e-2 of that reference, and `scan --precision bf16` (GPT-NeoX, OLMo 2) equal to ppl;
 - GPT-NeoX's fused query_key_value as the three row-block tensors <name>:q/:k/:v in
   `inspect --json --spectral`, `diff --json` and `scan`'s /tensors, their norms, singular
   values and drift against numpy on the rows sliced out of the stored fused tensor;
@@ -96,6 +97,50 @@ class Families(unittest.TestCase):
                                                                want["nll"]))
                 n += 1
         self.assertGreaterEqual(n, 38)  # 21 cases x 2 runs, less F16's one and OLMo's 3 BOS runs
+
+    def test_bf16_every_family(self):
+        """`ppl --precision bf16` (DESIGN §5) on each family case's no-BOS run: the same
+        tokens as f32, nll within 1e-2 relative of the float64 PyTorch reference (the bound
+        of the bf16 CLI tests) and not the f32 value (the products were rounded); `scan
+        --precision bf16` on GPT-NeoX and OLMo 2 gives ppl's numbers and records bf16."""
+        n = 0
+        for case in golden_cases():
+            if case["name"].startswith(("protocol-", "cli-")):
+                continue
+            src = TOOL.make(case["name"] + "-bf16", *case["fixture"])
+            files = []
+            for s in case["sets"]:
+                files.append(os.path.join(TOOL.tmp, "%s-bf16.%s" % (s["name"], s["format"])))
+                write_set(s, files[-1])
+            run = next((r for r in case["runs"] if not r["bos"]), None)  # stride = ctx
+            if run is None:
+                continue
+            args = ["ppl", "%s@%s" % (src, case["ckpt"]), "--tokens", *files, "--ctx",
+                    str(run["ctx"]), "--stride", str(run["stride"]), "--threads", "2", "--no-bos"]
+            f32 = TOOL.json(*args)
+            bf = TOOL.json(*args, "--precision", "bf16")
+            self.assertEqual(bf["precision"], "bf16")
+            for got, g32, want in zip(bf["sets"], f32["sets"], run["sets"]):
+                self.assertEqual(got["tokens"], want["tokens"], case["name"])
+                self.assertNotEqual(got["nll"], g32["nll"], case["name"])
+                self.assertTrue(close(got["nll"], want["nll"], 1e-2),
+                                "%s bf16: %r vs torch %r" % (case["name"], got["nll"], want["nll"]))
+            n += 1
+            if case["name"] not in ("gpt_neox-f32-parallel", "olmo2-f32-bin-2shards"):
+                continue
+            out = os.path.join(TOOL.tmp, case["name"] + "-bf16.h5")
+            evals = [a for f in files for a in ("--eval", f)]
+            TOOL.run("scan", src, "-o", out, "--metrics", "ppl", *evals, "--ctx", str(run["ctx"]),
+                     "--stride", str(run["stride"]), "--no-bos", "--precision", "bf16",
+                     "--quiet", "--threads", "2")
+            with h5py.File(out) as h:
+                self.assertEqual(json.loads(h.attrs["eval"])["precision"], "bf16")
+                names = [x.decode() for x in h["checkpoints"]["name"]]
+                i = names.index(case["ckpt"])
+                for got in bf["sets"]:
+                    self.assertTrue(close(h["eval/%s/nll" % got["name"]][i], got["nll"], 1e-9),
+                                    "%s scan bf16 %s" % (case["name"], got["name"]))
+        self.assertGreaterEqual(n, 20)  # every case with a no-BOS run
 
     def neox(self, name, *extra):
         return TOOL.make(name, "--family", "gpt_neox", "--layout", "folder", "--checkpoints",

@@ -204,8 +204,9 @@ class HubTest(unittest.TestCase):
         self.check_cache("ckpt_002")
 
     def test_scan_equals_git_dataset_by_dataset(self):
-        """scan reads hf:// through the same source API (files fetched as they are mapped,
-        until the scan engine prefetches): the run file equals the scan of the repository."""
+        """scan reads hf:// through the same source API (each checkpoint's files fetched
+        before its task, the next one's meanwhile): the run file equals the scan of the
+        repository."""
         import h5py
         from scan_support import same_file
         a = os.path.join(self.home, "hub.h5")
@@ -367,13 +368,18 @@ class HubTest(unittest.TestCase):
 
     # ---- prefetch, wait and evict, as a scan will call them ----
 
-    def test_walk_with_prefetch_and_evict(self):
-        """Eight checkpoints walked with prefetch of the next and evict: the blobs on disk
-        never exceed four checkpoints' worth; a blob this walk did not download survives."""
+    def repo8(self):
+        """Eight checkpoints of two LFS shards each (the config.json blob shared by all)."""
         repo8 = os.path.join(self.tmp, "repo8")
         if not os.path.exists(repo8):
             subprocess.run([FIXTURE, repo8, "--checkpoints", "8", "--lfs", "--shards", "2",
                             "--hidden", "128", "--intermediate", "256"], check=True)
+        return repo8
+
+    def test_walk_with_prefetch_and_evict(self):
+        """Eight checkpoints walked with prefetch of the next and evict: the blobs on disk
+        never exceed four checkpoints' worth; a blob this walk did not download survives."""
+        repo8 = self.repo8()
         hub8 = Hub(repo8, "org/eight", None, page_size=100)
         try:
             env = self.env(HF_ENDPOINT=hub8.url, HF_TOKEN=None)
@@ -418,6 +424,222 @@ class HubTest(unittest.TestCase):
             self.assertEqual(sum(json.loads(l)["freed"] for l in p.stdout.splitlines()), 0)
         finally:
             hub8.close()
+
+
+    def test_scan_evict_over_revisions_equals_git(self):
+        """scan --evict over eight branches: the run file equals the scan of the repository
+        on disk, dataset by dataset; the blobs on disk, sampled every few milliseconds
+        during the scan, never exceed four checkpoints' weights (reference, previous,
+        current, prefetched) besides what was there before; at the end three are left (the
+        reference, the last two); a blob the scan did not download survives; a terminal
+        shows the downloads on the progress line."""
+        import pty
+        import threading
+        import time
+        from scan_support import same_file
+        repo8 = self.repo8()
+        hub8 = Hub(repo8, "org/eight", None, page_size=100)
+        hub8.rate = 40e6  # a link slower than the analysis, so that prefetch has to overlap
+        try:
+            env = self.env(HF_ENDPOINT=hub8.url, HF_TOKEN=None)
+            self.run_cks("inspect", "hf://org/eight@ckpt_005", env=env)  # another tool's
+            root = os.path.join(self.cache, "models--org--eight")
+            blobs = os.path.join(root, "blobs")
+            before = {n: os.path.getsize(os.path.join(blobs, n)) for n in os.listdir(blobs)}
+            weights = {}
+            for name, commit in hub8.repo.branches.items():
+                weights[name] = sum(e["size"] for e in hub8.repo.trees[commit] if "lfs" in e)
+            one = max(weights.values())
+            small = sum(e["size"] for c in hub8.repo.trees.values() for e in c if "lfs" not in e)
+
+            def ours():
+                n = 0
+                for b in os.listdir(blobs) if os.path.isdir(blobs) else []:
+                    if b not in before:
+                        try:
+                            n += os.path.getsize(os.path.join(blobs, b))
+                        except FileNotFoundError:
+                            pass  # evicted while we looked
+                return n
+
+            a = os.path.join(self.home, "hub.h5")
+            master, slave = pty.openpty()  # stderr a terminal: the progress line is drawn
+            proc = subprocess.Popen([EXE, "scan", "hf://org/eight", "-o", a, "--evict",
+                                     "--metrics", "norms,spectral,drift"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=slave)
+            os.close(slave)
+            out, peak = [], [0]
+
+            def read_tty():
+                while True:
+                    try:
+                        d = os.read(master, 65536)
+                    except OSError:
+                        return
+                    if not d:
+                        return
+                    out.append(d)
+
+            reader = threading.Thread(target=read_tty, daemon=True)
+            reader.start()
+            t0 = time.monotonic()
+            while proc.poll() is None and time.monotonic() - t0 < TIMEOUT:
+                peak[0] = max(peak[0], ours())
+                time.sleep(0.005)
+            proc.wait(timeout=TIMEOUT)
+            reader.join(timeout=10)
+            os.close(master)
+            err = b"".join(out).decode(errors="replace")
+            self.assertEqual(proc.returncode, 0, err[-3000:])
+            self.assertIn("fetching ckpt_00", err)  # the downloads on the progress line
+            self.assertIn(" | fetching ckpt_00", err)  # ... beside the analysis: overlap
+            # the bound: four checkpoints' weights (the small files are shared and tiny)
+            self.assertLessEqual(peak[0], 4 * one + small, (peak[0], one))
+            self.assertGreater(peak[0], 2 * one, "sampling missed the scan")
+            end = ours()
+            self.assertLessEqual(end, 3 * one + small, (end, one))
+            left = set(os.listdir(blobs))
+            self.assertTrue(set(before) <= left, "a blob the scan did not download was deleted")
+            for name in ("ckpt_000", "ckpt_006", "ckpt_007"):  # reference, last two: kept
+                for e in hub8.repo.trees[hub8.repo.branches[name]]:
+                    if "lfs" in e:
+                        self.assertIn(e["lfs"]["oid"], left, name)
+            for name in ("ckpt_001", "ckpt_002", "ckpt_003", "ckpt_004"):  # evicted
+                for e in hub8.repo.trees[hub8.repo.branches[name]]:
+                    if "lfs" in e:
+                        self.assertNotIn(e["lfs"]["oid"], left, name)
+                self.assertFalse(os.path.lexists(os.path.join(
+                    root, "snapshots", hub8.repo.branches[name], "model-00001-of-00002.safetensors")))
+            # every LFS file was downloaded once: prefetch and evict never fetched twice
+            for name, commit in hub8.repo.branches.items():
+                for e in hub8.repo.trees[commit]:
+                    if "lfs" in e and name != "ckpt_005":
+                        got = [r for r in hub8.requests("storage", e["lfs"]["oid"]) if not r[3]]
+                        self.assertEqual(len(got), 1, (name, e["path"]))
+            b = os.path.join(self.home, "disk.h5")
+            self.run_cks("scan", repo8, "-o", b, "--metrics", "norms,spectral,drift", "--quiet")
+            import h5py
+            with h5py.File(b, "r+") as f:
+                f.attrs["source"] = "hf://org/eight"  # the one attribute that names the source
+            same_file(a, b)
+        finally:
+            hub8.close()
+
+    def test_scan_shards_evict_merge_equals_git(self):
+        """Two shards of hf://org/eight with --evict, each with its own cache: a shard's
+        task needs the other shard's checkpoint as its previous one, which its evict must
+        keep until that task ran; the merged parts equal the scan of the repository."""
+        import h5py
+        from scan_support import same_file
+        repo8 = self.repo8()
+        hub8 = Hub(repo8, "org/eight", None, page_size=100)
+        try:
+            parts = []
+            for i in range(2):
+                cache = os.path.join(self.home, "cache%d" % i)
+                env = self.env(HF_ENDPOINT=hub8.url, HF_TOKEN=None, HF_HUB_CACHE=cache)
+                part = os.path.join(self.home, "part%d.h5" % i)
+                self.run_cks("scan", "hf://org/eight", "-o", part, "--shard", "%d/2" % i,
+                             "--evict", "--metrics", "norms,drift", "--quiet", env=env)
+                parts.append(part)
+                # what is left: the reference, the last own task and its previous one
+                left = set(os.listdir(os.path.join(cache, "models--org--eight", "blobs")))
+                last = 7 if i == 1 else 6
+                for name in ("ckpt_000", "ckpt_%03d" % (last - 1), "ckpt_%03d" % last):
+                    for e in hub8.repo.trees[hub8.repo.branches[name]]:
+                        if "lfs" in e:
+                            self.assertIn(e["lfs"]["oid"], left, (i, name))
+                lfs = sum(1 for n in left if len(n) == 64 and any(
+                    e.get("lfs", {}).get("oid") == n for t in hub8.repo.trees.values() for e in t))
+                self.assertLessEqual(lfs, 3 * 2, (i, left))  # three checkpoints of 2 shards
+            a = os.path.join(self.home, "hub.h5")
+            self.run_cks("merge", *parts, "-o", a)
+            b = os.path.join(self.home, "disk.h5")
+            self.run_cks("scan", repo8, "-o", b, "--metrics", "norms,drift", "--quiet")
+            with h5py.File(b, "r+") as f:
+                f.attrs["source"] = "hf://org/eight"
+            same_file(a, b)
+        finally:
+            hub8.close()
+
+    def test_scan_fault_mid_download_then_resume(self):
+        """A file of ckpt_001 arrives corrupt on every try: the scan names the checkpoint,
+        the file and both hashes, analyses the others, exits 2 (DESIGN §8), and its run
+        file holds ckpt_001 as failed; once the network behaves, --resume completes it and
+        the run file equals the scan of the repository on disk."""
+        import h5py
+        from scan_support import same_file, statuses
+        commit = self.hub.repo.branches["ckpt_001"]
+        e = next(e for e in self.hub.repo.trees[commit] if "lfs" in e)
+        sha = e["lfs"]["oid"]
+        self.hub.faults = {"corrupt": {sha: -1}}
+        a = os.path.join(self.home, "hub.h5")
+        args = ["scan", "hf://org/tiny", "-o", a, "--metrics", "norms,spectral,drift", "--evict"]
+        p = self.run_cks(*args, expect=2)
+        self.assertIn("ckpt_001", p.stderr)
+        self.assertIn(e["path"], p.stderr)
+        self.assertIn(sha, p.stderr)
+        self.assertIn("fetched twice", p.stderr)
+        self.assertNotIn("s3cr3t", p.stderr, "a signed URL's query was printed")
+        self.assertEqual(statuses(a), ["complete", "failed", "complete"])
+        self.assertNotIn(sha, self.blobs())
+        self.assertEqual([b for b in self.blobs() if b.endswith(".incomplete")], [])
+        self.hub.faults = {}
+        p = self.run_cks(*args, "--resume")
+        self.assertEqual(statuses(a), ["complete"] * 3)
+        b = os.path.join(self.home, "disk.h5")
+        self.run_cks("scan", self.repo, "-o", b, "--metrics", "norms,spectral,drift", "--quiet")
+        with h5py.File(b, "r+") as f:
+            f.attrs["source"] = "hf://org/tiny"
+        same_file(a, b)
+
+    def test_scan_interrupted_mid_download_resumes(self):
+        """SIGINT while ckpt_001 downloads (a slow link): the scan stops within a second,
+        exit 2, keeping ckpt_000's row; --resume completes the run file, equal to the disk
+        scan. While the scan that evicts runs, another scan of the same cache is refused."""
+        import signal
+        import time
+        import h5py
+        from scan_support import same_file, statuses
+        self.hub.rate = 2e5
+        proc = None
+        try:
+            a = os.path.join(self.home, "hub.h5")
+            args = ["scan", "hf://org/tiny", "-o", a, "--metrics", "norms,drift", "--evict"]
+            proc = subprocess.Popen([EXE, *args], env=self.env(), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            commit = self.hub.repo.branches["ckpt_001"]
+            sha = next(e["lfs"]["oid"] for e in self.hub.repo.trees[commit] if "lfs" in e)
+            t0 = time.monotonic()
+            while not self.hub.requests("storage", sha) and time.monotonic() - t0 < TIMEOUT:
+                time.sleep(0.01)
+            # meanwhile another scan of the same cache would lose blobs to this one's evict
+            other = os.path.join(self.home, "other.h5")
+            p = self.run_cks("scan", "hf://org/tiny", "-o", other, "--quiet", expect=2)
+            self.assertIn(os.path.join(self.cache, "models--org--tiny"), p.stderr)
+            self.assertIn("HF_HUB_CACHE", p.stderr)
+            self.assertFalse(os.path.exists(other))
+            time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            t1 = time.monotonic()
+            out, err = proc.communicate(timeout=TIMEOUT)
+            self.assertLess(time.monotonic() - t1, 3, "the interrupt was not seen in time")
+            self.assertEqual(proc.returncode, 2, err)
+            self.assertIn("interrupted", err)
+            self.assertEqual(statuses(a), ["complete"])  # ckpt_000's row was kept
+            self.hub.rate = 0
+            self.run_cks(*args, "--resume", "--quiet")
+            self.assertEqual(statuses(a), ["complete"] * 3)
+            b = os.path.join(self.home, "disk.h5")
+            self.run_cks("scan", self.repo, "-o", b, "--metrics", "norms,drift", "--quiet")
+            with h5py.File(b, "r+") as f:
+                f.attrs["source"] = "hf://org/tiny"
+            same_file(a, b)
+        finally:
+            self.hub.rate = 0
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def main():

@@ -29,7 +29,7 @@ refs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(refs)
 
 CKPTSCOPE, FIXTURE = sys.argv[1], sys.argv[2]
-from soft_check import check, finish  # noqa: E402
+from cks_testlib import check, close, finish, read_safetensors  # noqa: E402
 
 
 def run(*args, want=0):
@@ -38,38 +38,6 @@ def run(*args, want=0):
     check(p.returncode == want,
           f"inspect {' '.join(args)}: exit {p.returncode}, wanted {want}; stderr: {p.stderr.strip()}")
     return p
-
-
-def read_safetensors(path):
-    """name -> float64 array of the stored values (F32, BF16, F16)."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
-    base = 8 + n
-    out = {}
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = t["data_offsets"]
-        raw = blob[base + a:base + b]
-        if t["dtype"] == "F32":
-            v = np.frombuffer(raw, dtype="<f4").astype(np.float64)
-        elif t["dtype"] == "F16":
-            v = np.frombuffer(raw, dtype="<f2").astype(np.float64)
-        elif t["dtype"] == "BF16":
-            u = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-            v = u.view(np.float32).astype(np.float64)
-        else:
-            raise ValueError(t["dtype"])
-        out[name] = v.reshape(t["shape"])
-    return out
-
-
-def close(got, want, rtol):
-    if want is None or (isinstance(want, float) and math.isnan(want)):
-        return got is None
-    return got is not None and abs(got - want) <= rtol * abs(want) + 1e-300
 
 
 def reference(w):

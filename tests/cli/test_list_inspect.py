@@ -4,11 +4,9 @@ Norms are checked against numpy computing them from the same files read independ
 import glob
 import json
 import os
-import subprocess
 import sys
 import unittest
 
-import numpy as np
 
 from cks_testlib import Tool, close, git, git_file, numpy_norms, read_safetensors, tree_digest
 

@@ -19,7 +19,6 @@ import math
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plot_support as P  # noqa: E402
+from cks_testlib import need, run_tests, shared_data  # noqa: E402
 
 P.init(sys.argv)
 SOURCE_DIR = sys.argv[4]
@@ -715,11 +715,8 @@ def test_pythia_evals():
     `evals import`: the drawn scores and standard errors are the files' own numbers, read
     here with json; lambada_openai's accuracy and perplexity get a plot each (log y for
     the perplexity, which falls from ~1e7 to ~4)."""
-    data = os.environ.get("CKS_SHARED_DATA", os.path.join(SOURCE_DIR, "..", "shared", "data"))
-    files = sorted(glob.glob(os.path.join(data, "evals", "pythia-12b", "12b_step*.json")))
-    if not files:
-        print("skip: ../shared/data/evals/pythia-12b is absent")
-        return
+    files = sorted(glob.glob(shared_data("evals", "pythia-12b", "12b_step*.json")))
+    need(files, "../shared/data/evals/pythia-12b is absent")
     run = tmp("pythia.h5")
     P.run(["evals", "import", run] + files, check=0)
     out = tmp("pythia-plots")
@@ -752,9 +749,7 @@ def test_pythia_evals():
 
 def test_demo_run():
     bundle = os.path.join(SOURCE_DIR, "examples", "demo.bundle")
-    if not os.path.exists(bundle):
-        print("skip: examples/demo.bundle is not in this tree")
-        return
+    assert os.path.exists(bundle), bundle + " is missing from the tree"
     clone = tmp("demo")
     subprocess.run(["git", "clone", "-q", "--mirror", bundle, clone], check=True)
     run = tmp("demo.h5")
@@ -776,26 +771,8 @@ def test_demo_run():
 
 def main(tests):
     """Runs the tests named after the four paths on the command line (all when none is
-    named); exits non-zero when one fails."""
-    only = sys.argv[5:]
-    unknown = set(only) - {t.__name__ for t in tests}
-    if unknown:
-        print("FAIL: no such tests:", ", ".join(sorted(unknown)))
-        sys.exit(1)
-    failed = 0
-    for t in tests:
-        if only and t.__name__ not in only:
-            continue
-        t0 = time.time()
-        try:
-            t()
-            print("ok %s (%.1f s)" % (t.__name__, time.time() - t0))
-        except Exception as e:  # report every failing test, then fail
-            failed += 1
-            print("FAIL", t.__name__, ":", e)
-            import traceback
-            traceback.print_exc()
-    sys.exit(1 if failed else 0)
+    named); exits 1 when one fails, 77 when one was skipped (cks_testlib.run_tests)."""
+    run_tests(tests, sys.argv[5:])
 
 
 if __name__ == "__main__":

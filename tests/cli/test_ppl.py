@@ -19,7 +19,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "..", "..", "tools", "family_ref.json")
 
-from soft_check import check, finish  # noqa: E402
+from cks_testlib import check, finish  # noqa: E402
 
 
 def run(*args):
@@ -102,6 +102,34 @@ def main():
         check(s["tokens"] == r["tokens"] == 89, "tokens no-bos: %d" % s["tokens"])
         check(abs(s["nll"] - r["nll"]) <= 1e-5 * abs(r["nll"]), "nll no-bos forced ctx")
 
+        # --precision (DESIGN §5): f32 by default; bf16 rounds the weight products'
+        # operands, so it is near f32 but not equal; the emulated bf16 kernel (what a CPU
+        # without AVX512_BF16 runs, forced by CKS_BF16_KERNEL) differs from the default
+        # kernel only in the order of its f32 sums
+        check(doc["precision"] == "f32", "precision f32 by default: %s" % doc.get("precision"))
+        bf = {}
+        for kern in ("", "emulated"):
+            env = dict(os.environ, CKS_BF16_KERNEL=kern) if kern else None
+            p = subprocess.run([ckptscope, "ppl", src + "@ckpt_001", "--tokens", val, raw,
+                                "--json", "--threads", "2", "--precision", "bf16"],
+                               capture_output=True, text=True, env=env)
+            check(p.returncode == 0, "ppl --precision bf16 exits 0 (%s)" % p.stderr)
+            bf[kern] = json.loads(p.stdout)
+            check(bf[kern]["precision"] == "bf16", "JSON records bf16")
+        for s32, s16, se in zip(doc["sets"], bf[""]["sets"], bf["emulated"]["sets"]):
+            d = abs(s16["nll"] - s32["nll"]) / s32["nll"]
+            check(s16["tokens"] == s32["tokens"], "bf16 scores the same tokens")
+            check(0 < d < 1e-2, "bf16 nll of %s within 1e-2 of f32 and not equal: %.3g" %
+                  (s32["name"], d))
+            check(abs(se["nll"] - s16["nll"]) <= 1e-5 * s16["nll"],
+                  "emulated bf16 kernel: %.9g vs %.9g" % (se["nll"], s16["nll"]))
+            print("  %s: bf16 vs f32 |dnll|/nll = %.2e" % (s32["name"], d))
+        rc, out, err = run(ckptscope, "ppl", src + "@ckpt_000", "--tokens", raw, "--ctx", "32",
+                           "--quiet", "--precision", "bf16")
+        check(rc == 0 and "precision bf16" in out, "table names the precision: %r" % out)
+        rc, out, err = run(ckptscope, "ppl", "--help")
+        check(rc == 0 and "--precision" in out and "bf16" in out, "--help documents --precision")
+
         # the table
         rc, out, err = run(ckptscope, "ppl", src + "@ckpt_000", "--tokens", raw, "--ctx", "32",
                            "--quiet")
@@ -132,6 +160,10 @@ def main():
                                  "17"], "stride")
         expect_error(ckptscope, [src + "@ckpt_000", "--tokens", raw, "--ctx", "1"], "ctx")
         expect_error(ckptscope, [src + "@ckpt_000", "--tokens", raw, "--ctx", "x"], "--ctx")
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", raw, "--precision", "fp16"],
+                     "--precision must be f32 or bf16")
+        expect_error(ckptscope, [src + "@ckpt_000", "--tokens", raw, "--precision"],
+                     "--precision must be f32 or bf16")
         expect_error(ckptscope, [src + "@ckpt_000"], "--tokens")
         expect_error(ckptscope, [src + "@ckpt_000", "--tokens"], "FILE")
         expect_error(ckptscope, [src + "@ckpt_000", "--tokens", raw, "--text", raw], "not both")

@@ -2,8 +2,9 @@
 loss of every checkpoint and set from `scan --metrics ppl` within 1e-4 relative of the
 losses tools/train_tiny.py computed with PyTorch (examples/reference_losses.json), per-token
 losses within 1e-3 absolute at two strides, `ppl --text --json` on the PyTorch .bin
-checkpoint, the tokenizer's ids against the recorded sha256, and every rejection of text
-input and of the scan family (exit 2, one clear line)."""
+checkpoint, the tokenizer's ids against the recorded sha256, every rejection of text
+input and of the scan family (exit 2, one clear line), and `scan --precision bf16`: its
+deviation from f32 on every checkpoint and set (below 1e-2), the run file's record of it."""
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ REF = json.load(open(os.path.join(EX, "reference_losses.json")))
 SETS = [os.path.join(EX, s["file"]) for s in REF["sets"]]
 TMP = tempfile.mkdtemp(prefix="cks-ppl-demo-")
 RUN = os.path.join(TMP, "run")
-from soft_check import check, finish  # noqa: E402
+from cks_testlib import check, finish  # noqa: E402
 
 
 def ck(*args, rc=0):
@@ -147,10 +148,53 @@ def test_rejections():
             "--eval", SETS[0], "--stride", "32"], "stride", "write a new file")
 
 
+def test_bf16_every_checkpoint():
+    """--precision bf16 (DESIGN §5) on every checkpoint and set through `scan`: its
+    deviation from the f32 scan of test_every_checkpoint (itself within 1e-4 of PyTorch),
+    max |dnll|/nll, is what README states; it must stay below 1e-2 (and be nonzero: the
+    products were rounded). The run file records the precision in its "eval" attribute,
+    a resume at the other precision is refused, and `ppl --precision bf16` gives the
+    scan's numbers."""
+    f32, bf = os.path.join(TMP, "ppl.h5"), os.path.join(TMP, "ppl-bf16.h5")
+    ck("scan", RUN, "-o", bf, "--metrics", "ppl", *evals(), "--precision", "bf16", "--quiet")
+    worst, where = 0.0, ""
+    with h5py.File(f32) as a, h5py.File(bf) as b:
+        check(json.loads(b.attrs["eval"])["precision"] == "bf16", "eval attribute: bf16")
+        check(json.loads(a.attrs["eval"])["precision"] == "f32", "eval attribute: f32")
+        names = [n.decode() for n in b["checkpoints"]["name"]]
+        check(names == [n.decode() for n in a["checkpoints"]["name"]], "same checkpoints")
+        for s in REF["sets"]:
+            na, nb = a["eval/%s/nll" % s["name"]][:], b["eval/%s/nll" % s["name"]][:]
+            check(np.array_equal(a["eval/%s/tokens" % s["name"]][:],
+                                 b["eval/%s/tokens" % s["name"]][:]), "bf16 scores the same tokens")
+            d = np.abs(nb - na) / na
+            i = int(np.argmax(d))
+            if d[i] > worst:
+                worst, where = float(d[i]), "%s %s" % (names[i], s["name"])
+        name = names[-1]
+        doc = json.loads(ck("ppl", "%s@%s" % (RUN, name), "--text", *SETS, "--json", "--quiet",
+                            "--precision", "bf16").stdout)
+        check(doc["precision"] == "bf16", "ppl --json records bf16")
+        for got in doc["sets"]:
+            want = b["eval/%s/nll" % got["name"]][len(names) - 1]
+            check(rel(got["nll"], want) < 1e-9, "%s %s: ppl bf16 %.10g, scan bf16 %.10g" %
+                  (name, got["name"], got["nll"], want))
+    check(0 < worst < 1e-2, "bf16 vs f32: worst |dnll|/nll %.3g < 1e-2 (%s)" % (worst, where))
+    print("  bf16 vs f32 over %d checkpoints x %d sets: worst |dnll|/nll %.2e (%s)" %
+          (len(REF["checkpoints"]), len(SETS), worst, where))
+    expect(["scan", RUN, "-o", bf, "--resume", "--metrics", "ppl", *evals()],
+           '"precision":"bf16"', '"precision":"f32"', "write a new file")
+    expect(["scan", RUN, "-o", os.path.join(TMP, "no-eval.h5"), "--precision", "bf16"],
+           "--precision", "--eval FILE")
+    expect(["scan", RUN, "-o", os.path.join(TMP, "no-eval.h5"), "--precision", "f16",
+            *evals()], "--precision must be f32 or bf16")
+    check(not os.path.exists(os.path.join(TMP, "no-eval.h5")), "no run file after refusals")
+
+
 def main():
     subprocess.run(["git", "clone", "-q", os.path.join(EX, "demo.bundle"), RUN], check=True)
     for t in (test_every_checkpoint, test_stride_equal_ctx, test_ppl_text_json_on_bin,
-              test_tokenizer_ids, test_rejections):
+              test_tokenizer_ids, test_rejections, test_bf16_every_checkpoint):
         print(t.__name__)
         t()
     shutil.rmtree(TMP, ignore_errors=True)

@@ -164,17 +164,10 @@ def test_every_branches_ref():
         assert f["drift/ref"].attrs["ref"] == "ckpt_001"
 
 
-def lfs_object(repo, branch, path):
-    ptr = subprocess.run(["git", "-C", repo, "show", "%s:%s" % (branch, path)], capture_output=True,
-                         text=True, check=True).stdout
-    oid = re.search(r"oid sha256:([0-9a-f]{64})", ptr).group(1)
-    return os.path.join(repo, ".git", "lfs", "objects", oid[:2], oid[2:4], oid)
-
-
 def test_incomplete_and_failed():
     src = tmp("lfs4")
     S.fixture(src, "--checkpoints", 5, "--lfs")
-    os.unlink(lfs_object(src, "ckpt_001", "model.safetensors"))
+    os.unlink(S.lfs_object(src, "ckpt_001", "model.safetensors"))
     out = tmp("incomplete.h5")
     _, _, err = S.run(["scan", src, "-o", out], check=0)
     assert re.search(r"ckpt_001 \(step 1\): incomplete: 1 file missing; fetch with: git .*lfs fetch "
@@ -203,19 +196,6 @@ def test_incomplete_and_failed():
                 "prev skips the failed checkpoint")
 
 
-def git_recommit(repo, branch):
-    """Gives a branch a new commit with the same tree (its content is unchanged)."""
-    g = ["git", "-C", repo]
-    tree = subprocess.run(g + ["rev-parse", branch + "^{tree}"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@t")
-    new = subprocess.run(g + ["commit-tree", tree, "-m", "re-upload"], capture_output=True, text=True,
-                         check=True, env=env).stdout.strip()
-    subprocess.run(g + ["update-ref", "refs/heads/" + branch, new], check=True)
-    return new
-
-
 def test_resume_skips_and_redoes():
     src = tmp("git4")
     S.fixture(src, "--checkpoints", 4)
@@ -232,7 +212,7 @@ def test_resume_skips_and_redoes():
         assert list(a["checkpoints"]["analysed_at"]) == list(b["checkpoints"]["analysed_at"])
     # ckpt_001 gets a new commit: it is analysed again in its row, and so is ckpt_002,
     # whose drift/prev was measured against it; ckpt_003 is skipped
-    commit = git_recommit(src, "ckpt_001")
+    commit = S.git_recommit(src, "ckpt_001")
     _, _, err = S.run(["scan", src, "-o", out, "--resume"], check=0)
     assert S.reported(err) == ["ckpt_001", "ckpt_002"], err
     assert "ckpt_003 (step 3): already complete" in err, err

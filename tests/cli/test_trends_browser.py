@@ -2,7 +2,8 @@
 without console messages (a control page that logs one proves they are captured), every
 embedded image decodes (naturalWidth > 0, read back through --dump-dom from a copy of
 the page with a probe script), and a screenshot is not blank (distinct colours and ink
-counted here from the decoded PNG). Exits 77 (ctest: skipped) when Chromium is absent.
+counted here from the decoded PNG). Exits 77 (ctest: skipped) when Chromium is absent
+(outside CI; in CI that fails).
 usage: test_trends_browser.py CKPTSCOPE CKS_FIXTURE CKS_RUNFX SOURCE_DIR"""
 import os
 import re
@@ -13,8 +14,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plot_support as P  # noqa: E402
+from cks_testlib import SKIP, Skip, need  # noqa: E402
 
-SKIP = 77
 PROBE = ("<script>window.addEventListener('load', function () {"
          "var im = document.images, bad = 0;"
          "for (var i = 0; i < im.length; i++)"
@@ -45,8 +46,10 @@ def browse(exe, page, work, *extra):
 
 def main():
     exe = chromium()
-    if not exe:
-        print("skip: chromium is not installed (tools/setup-deps.sh --browser)")
+    try:
+        need(exe, "chromium is not installed (tools/setup-deps.sh --browser)")
+    except Skip as e:
+        print("skip:", e)
         sys.exit(SKIP)
     import test_plot as T  # the run file of the plot tests (argv has the same layout)
     work = tempfile.mkdtemp(prefix="cks-browser-")

@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <zlib.h>
+#include <zstd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -410,6 +412,94 @@ static void runfile(void)
     }
 }
 
+/* ---- held-out and training data files (docfile, trainset) ---- */
+
+/* gzip of text (one member) into buf; returns its length. */
+static size_t gzip_of(const char *text, unsigned char *buf, size_t cap)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, 9, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        die("deflateInit2");
+    z.next_in = (unsigned char *)text;
+    z.avail_in = (uInt)strlen(text);
+    z.next_out = buf;
+    z.avail_out = (uInt)cap;
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+        die("deflate");
+    size_t n = cap - z.avail_out;
+    deflateEnd(&z);
+    return n;
+}
+
+static size_t zstd_of(const char *text, unsigned char *buf, size_t cap)
+{
+    size_t n = ZSTD_compress(buf, cap, text, strlen(text), 19);
+    if (ZSTD_isError(n))
+        die("ZSTD_compress");
+    return n;
+}
+
+/* The same file as the target reads it: mode byte, then plain, gzip and zstd. */
+static void put_three(const char *target, const char *name, unsigned char mode, const char *text)
+{
+    unsigned char buf[8192];
+    char n[64];
+    snprintf(n, sizeof n, "%s.txt", name);
+    put(target, n, &mode, 1, text, strlen(text));
+    snprintf(n, sizeof n, "%s.gz", name);
+    put(target, n, &mode, 1, buf, gzip_of(text, buf, sizeof buf));
+    snprintf(n, sizeof n, "%s.zst", name);
+    put(target, n, &mode, 1, buf, zstd_of(text, buf, sizeof buf));
+}
+
+static const char pile_lines[] =
+    "{\"text\": \"It is a truth universally acknowledged\", \"meta\": {\"pile_set_name\": "
+    "\"Books3\"}}\n"
+    "\n"
+    "{\"text\": \"int main(void) {\\n\\treturn 0;\\n}\\n\", \"meta\": {\"pile_set_name\": "
+    "\"Github\"}}\r\n"
+    "{\"text\": \"\\u00e9t\\u00e9 \\ud83d\\ude00\", \"meta\": {\"redpajama_set_name\": "
+    "\"RedPajamaC4\"}}\n";
+
+static const char token_lines[] = "{\"token_ids\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], \"meta\": "
+                                  "{\"pile_set_name\": \"A\"}}\n"
+                                  "{\"token_ids\": [0, 2147483647], \"meta\": {\"pile_set_name\": "
+                                  "\"B\"}}\n"
+                                  "{\"token_ids\": [], \"meta\": {\"pile_set_name\": \"A\"}}\n"
+                                  "{\"token_ids\": [5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5]}\n";
+
+static void docfile(void)
+{
+    put_three("docfile", "text_split", 1 | 4, pile_lines);
+    put_three("docfile", "text_auto", 0, pile_lines);
+    put_three("docfile", "tokens_split", 2 | 4, token_lines);
+    put_three("docfile", "tokens_auto", 0, token_lines);
+    put_three("docfile", "plain_text", 1, "Plain text, one document.\n{ not json }\n");
+    /* a skippable zstd frame first, two gzip members, a truncated member */
+    unsigned char buf[8192], mode = 0;
+    static const unsigned char skip[] = {0x50, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 'h', 'i'};
+    memcpy(buf, skip, sizeof skip);
+    size_t n = sizeof skip + zstd_of(token_lines, buf + sizeof skip, sizeof buf - sizeof skip);
+    put("docfile", "skippable.zst", &mode, 1, buf, n);
+    n = gzip_of("{\"text\": \"a\"}\n", buf, sizeof buf);
+    n += gzip_of("{\"text\": \"b\"}\n", buf + n, sizeof buf - n);
+    put("docfile", "members.gz", &mode, 1, buf, n);
+    put("docfile", "truncated.gz", &mode, 1, buf, n - 5);
+}
+
+static void trainset(void)
+{
+    static const char lines[] = "{\"token_ids\": [1, 2, 3, 4, 5, 6, 7, 8], \"source\": \"a\"}\n"
+                                "{\"token_ids\": [9, 9]}\n"
+                                "{\"token_ids\": [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5]}\n"
+                                "\n"
+                                "{\"token_ids\": [100, 0, 0, 0, 0, 0, 0, 0, 0]}\n";
+    put_three("trainset", "k2_l2_all", 1 | 1 << 2, lines);
+    put_three("trainset", "k4_l4_sample2", 3 | 3 << 2 | 2 << 4 | 1 << 6, lines);
+    put_three("trainset", "k1_l1_sample1", 1 << 4, lines);
+}
+
 /* hub_listing: a selector byte (0 refs, 1 tree pages, 2 Link header, 3 repository id),
  * then a response as the hub sends it */
 static void hub_listing(void)
@@ -461,6 +551,8 @@ int main(int argc, char **argv)
     tokenizers();
     lmeval();
     runfile();
+    docfile();
+    trainset();
     hub_listing();
     return 0;
 }

@@ -23,6 +23,20 @@ void cks_tmpdir_remove(char *dir); /* rm -rf and free */
 /* Path of a file in ../shared/data (from CKS_SHARED_DATA), or NULL when absent. */
 char *cks_shared_data(const char *rel);
 
+/* A prerequisite from outside the tree is missing (a file of ../shared/data, gnuplot, the
+ * root a mount needs): prints why (a printf format), then fails the test in CI (CI=true,
+ * where everything is present: DESIGN, shared/data/README.md) and skips it elsewhere.
+ * A test program that may skip returns cks_tests_status(cmocka_run_group_tests(...)):
+ * 77 (ctest's SKIP_RETURN_CODE) when something was skipped and nothing failed. */
+#define cks_skip(...)                   \
+    do {                                \
+        if (cks_skip_note(__VA_ARGS__)) \
+            skip();                     \
+        fail();                         \
+    } while (0)
+int cks_skip_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cks_tests_status(int failed);
+
 /* Path of a committed test file, tests/data/<rel> under CKS_SOURCE_DIR (set by
  * cks_unit_test); fails the test when it is missing. Free it. */
 char *cks_test_data(const char *rel);
