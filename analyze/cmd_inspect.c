@@ -4,6 +4,7 @@
 #include "cmd.h"
 #include "error.h"
 #include "esd.h"
+#include "model_family.h"
 #include "json.h"
 #include "norms.h"
 #include "spec.h"
@@ -23,9 +24,13 @@ static const char usage_text[] =
     "Print the config of one checkpoint and, for every tensor, its dtype, shape and\n"
     "norms: fro (Frobenius), rms, mean, std (population), absmax, and counts of NaN\n"
     "and Inf elements (norms are over the finite elements). Then a per-layer summary.\n"
-    "Tensors are read in place from the mapped files; nothing is modified. With\n"
-    "hf://ORG/NAME@REF the checkpoint's files are fetched into the hub cache first\n"
-    "(several at once; files already there are used as they are).\n"
+    "Tensors are read in place from the mapped files; nothing is modified. They are named\n"
+    "and given kinds by the checkpoint's model family (config.json's model_type: llama,\n"
+    "mistral, qwen2, gpt_neox, olmo, olmo2; LLaMA's names otherwise): GPT-NeoX's fused\n"
+    "query_key_value appears as its per-head row blocks <name>:q, <name>:k, <name>:v, and\n"
+    "the buffers of older Pythia files are listed but not measured. With hf://ORG/NAME@REF\n"
+    "the checkpoint's files are fetched into the hub cache first (several at once; files\n"
+    "already there are used as they are).\n"
     "\n"
     "With --spectral, every 2-D float matrix W also gets the spectral statistics of\n"
     "DESIGN §3 (WeightWatcher's definitions, from the eigenvalues λ = σ² of WᵀW computed\n"
@@ -51,7 +56,8 @@ typedef struct {
 
 typedef struct {
     const cks_tensor *t;
-    int have; /* norms computed (float dtype) */
+    int buffer; /* one of the family's buffers (not a weight): no statistics */
+    int have;   /* norms computed (float dtype) */
     cks_norms n;
     int have_spec; /* spectral statistics computed (2-D float matrix, --spectral) */
     cks_spectral spec;
@@ -112,6 +118,8 @@ static int emit_json(const cks_ckpt *c, const result *res, size_t n)
                               "kind", cks_kind_name(t->kind), "norms", norms_json(&res[i]));
         if (res[i].have_spec)
             json_object_set_new(o, "spectral", spectral_json(&res[i].spec));
+        if (res[i].buffer)
+            json_object_set_new(o, "buffer", json_true());
         json_array_append_new(arr, o);
     }
     json_t *doc = json_pack("{s:{s:s, s:I, s:o}, s:o, s:o}", "checkpoint", "name", ci->name, "step",
@@ -179,19 +187,41 @@ static void print_spectral(const result *res, size_t n)
     }
 }
 
+/* One config size, "?" when config.json does not give it. */
+static const char *size_str(int64_t v, char *buf, size_t cap)
+{
+    if (v > 0)
+        snprintf(buf, cap, "%lld", (long long)v);
+    else
+        snprintf(buf, cap, "?");
+    return buf;
+}
+
+static void print_config(const cks_config *cfg)
+{
+    char b[6][32];
+    if (!cfg) {
+        printf("config: none (no readable config.json)\n\n");
+        return;
+    }
+    printf("config: model_type %s%s%s%s, hidden %s, intermediate %s, layers %s, heads %s (kv "
+           "%lld), vocab %s, ctx %s, rope_theta %g, eps %g, tied %s, dtype %s\n\n",
+           cfg->model_type[0] ? cfg->model_type : "?", cfg->family ? " (" : " (not a family ",
+           cfg->family ? cfg->family->hf_class : "ckptscope runs", ")",
+           size_str(cfg->hidden_size, b[0], 32), size_str(cfg->intermediate_size, b[1], 32),
+           size_str(cfg->num_hidden_layers, b[2], 32), size_str(cfg->num_attention_heads, b[3], 32),
+           (long long)cfg->num_key_value_heads, size_str(cfg->vocab_size, b[4], 32),
+           size_str(cfg->max_position_embeddings, b[5], 32), cfg->rope_theta, cfg->norm_eps,
+           cfg->tie_word_embeddings ? "yes" : "no", cfg->torch_dtype[0] ? cfg->torch_dtype : "?");
+}
+
 static void print_text(const cks_ckpt *c, const cks_config *cfg, const result *res, size_t n,
                        int any_spec)
 {
     const cks_ckpt_info *ci = cks_ckpt_info_of(c);
     printf("checkpoint %s (step %lld%s%.12s)\n", ci->name, (long long)ci->step,
            ci->commit ? ", commit " : "", ci->commit ? ci->commit : "");
-    printf("config: hidden %lld, intermediate %lld, layers %lld, heads %lld (kv %lld), "
-           "vocab %lld, ctx %lld, rope_theta %g, eps %g, tied %s, dtype %s\n\n",
-           (long long)cfg->hidden_size, (long long)cfg->intermediate_size,
-           (long long)cfg->num_hidden_layers, (long long)cfg->num_attention_heads,
-           (long long)cfg->num_key_value_heads, (long long)cfg->vocab_size,
-           (long long)cfg->max_position_embeddings, cfg->rope_theta, cfg->rms_norm_eps,
-           cfg->tie_word_embeddings ? "yes" : "no", cfg->torch_dtype[0] ? cfg->torch_dtype : "?");
+    print_config(cfg);
     printf("%-48s %-5s %-12s %12s %12s %12s %12s %12s %6s %6s\n", "TENSOR", "DTYPE", "SHAPE", "FRO",
            "RMS", "MEAN", "STD", "ABSMAX", "NAN", "INF");
     for (size_t i = 0; i < n; i++) {
@@ -200,7 +230,8 @@ static void print_text(const cks_ckpt *c, const cks_config *cfg, const result *r
         cks_tensor_shape_str(t, shape, sizeof shape);
         if (!res[i].have) {
             printf("%-48s %-5s %-12s %12s\n", t->name, cks_dtype_name(t->dtype), shape,
-                   "(not a float dtype: skipped)");
+                   res[i].buffer ? "(a buffer, not a weight: skipped)"
+                                 : "(not a float dtype: skipped)");
             continue;
         }
         const cks_norms *m = &res[i].n;
@@ -285,20 +316,23 @@ int cmd_inspect(int argc, char **argv)
     cks_weights *w = NULL;
     result *res = NULL;
     cks_config cfg;
-    int err, status = parse_args(argc, argv, &o);
+    int err, have_cfg = 0, status = parse_args(argc, argv, &o);
     if (status)
         return status < 0 ? cli_finish("inspect", 0) : status;
+    /* only what reading the tensors needs: any model_type, no config.json at all */
     if ((err = spec_open_fetched(argv[optind], &s, &c)) != 0 ||
-        (err = cks_ckpt_config(c, &cfg)) != 0 || (err = cks_weights_open(&w, c)) != 0) {
+        (cks_ckpt_find_file(c, "config.json") >= 0 && (err = cks_ckpt_config(c, &cfg)) != 0) ||
+        (err = cks_weights_open(&w, c)) != 0) {
         status = cli_fail("inspect", err);
         goto done;
     }
-    const cks_tensor_list *tl = cks_weights_tensors(w);
+    have_cfg = cks_ckpt_find_file(c, "config.json") >= 0;
+    const cks_tensor_list *tl = cks_weights_tensors(w), *bl = cks_weights_buffers(w);
     size_t n = 0;
     int any_spec = 0;
     cli_progress prog;
     cli_progress_init(&prog, 0);
-    if (!(res = calloc(tl->count ? tl->count : 1, sizeof *res))) {
+    if (!(res = calloc(tl->count + bl->count + 1, sizeof *res))) {
         status = cli_fail("inspect", cks_error_set(CKS_ENOMEM, "out of memory"));
         goto done;
     }
@@ -327,6 +361,9 @@ int cmd_inspect(int argc, char **argv)
         }
         n++;
     }
+    for (size_t i = 0; i < bl->count; i++) /* listed, never measured */
+        if (!o.tensors || fnmatch(o.tensors, bl->items[i].name, 0) == 0)
+            res[n++] = (result){.t = &bl->items[i], .buffer = 1};
     cli_progress_done(&prog);
     if ((err = cks_weights_check(w)) != 0) {
         status = cli_fail("inspect", err);
@@ -340,7 +377,7 @@ int cmd_inspect(int argc, char **argv)
     if (o.json)
         status = emit_json(c, res, n);
     else
-        print_text(c, &cfg, res, n, any_spec);
+        print_text(c, have_cfg ? &cfg : NULL, res, n, any_spec);
 done:
     free(res);
     cks_weights_free(w);

@@ -6,7 +6,7 @@
 #include "error.h"
 #include "evalset.h"
 #include "json.h"
-#include "llama.h"
+#include "model.h"
 #include "ppl.h"
 #include "spec.h"
 #include "tokfile.h"
@@ -26,8 +26,11 @@ static const char usage_text[] =
     "                     [--split-by-meta] [--quiet]\n"
     "                     [--json]\n"
     "\n"
-    "Held-out perplexity of one checkpoint, computed by ckptscope's own LLaMA forward\n"
-    "pass (weights widened one layer at a time). Each FILE is one evaluation set\n"
+    "Held-out perplexity of one checkpoint, computed by ckptscope's own forward pass\n"
+    "(weights widened one layer at a time) for the model families llama, mistral,\n"
+    "qwen2, gpt_neox (Pythia), olmo and olmo2 (config.json's model_type; a config\n"
+    "field at a value the forward pass does not implement is refused by name).\n"
+    "Each FILE is one evaluation set\n"
     "named after the file; a text file or a raw token file is one document, a JSONL file\n"
     "holds one document per line. Files may be gzip or zstd compressed (told by their\n"
     "first bytes). Windows of --ctx tokens advance by --stride; each token\n"
@@ -47,7 +50,9 @@ static const char usage_text[] =
     "  --ctx N               window length (default: max_position_embeddings)\n"
     "  --stride N            window step, 1 <= N <= ctx (default: ctx/2)\n"
     "  --bos, --no-bos       start each document with BOS or not (default: add_bos_token\n"
-    "                        of tokenizer_config.json, else on)\n"
+    "                        of tokenizer_config.json, else the family's: on for llama\n"
+    "                        and mistral, off for the others); the BOS id is config.json's\n"
+    "                        bos_token_id, else the tokenizer's BOS piece\n"
     "  --force               allow a ctx larger than max_position_embeddings\n"
     "  --precision P         f32 (default): float32 throughout, as Hugging Face computes;\n"
     "                        bf16: both operands of every weight product rounded to\n"
@@ -210,19 +215,6 @@ static void print_table(const cks_ckpt *c, const cks_ppl_options *po, const cks_
     }
 }
 
-/* Reads and checks config.json beyond what cks_config validates. */
-static int check_config(const cks_ckpt *c)
-{
-    char *text = NULL, disp[512];
-    size_t len;
-    int err = cks_ckpt_read(c, "config.json", CKS_MAX_CONFIG_BYTES, &text, &len);
-    if (!err)
-        err = cks_llama_check_config_json(text, len,
-                                          cks_ckpt_display(c, "config.json", disp, sizeof disp));
-    free(text);
-    return err;
-}
-
 int cmd_ppl(int argc, char **argv)
 {
     options o;
@@ -239,8 +231,12 @@ int cmd_ppl(int argc, char **argv)
     if (status)
         return status < 0 ? cli_finish("ppl", 0) : status;
     memset(res, 0, sizeof res);
-    if ((err = spec_open_fetched(o.spec, &s, &c)) != 0 || (err = cks_ckpt_config(c, &cfg)) != 0 ||
-        (err = check_config(c)) != 0)
+    char disp[512];
+    cks_model_config mc;
+    if ((err = spec_open_fetched(o.spec, &s, &c)) != 0 || (err = cks_ckpt_config(c, &cfg)) != 0)
+        goto fail;
+    snprintf(disp, sizeof disp, "%s@%s", cks_source_path(s), cks_ckpt_info_of(c)->name);
+    if ((err = cks_model_config_from(&mc, &cfg, disp)) != 0) /* refused before any work */
         goto fail;
     cks_ppl_options_default(&po, &cfg);
     if (o.ctx)
@@ -262,8 +258,6 @@ int cmd_ppl(int argc, char **argv)
     po.force = o.force;
     po.nthreads = o.threads;
     po.precision = o.precision;
-    char disp[512];
-    snprintf(disp, sizeof disp, "%s@%s", cks_source_path(s), cks_ckpt_info_of(c)->name);
     if (o.text && ((err = cks_tokenizer_load_ckpt(&tok, c)) != 0 ||
                    (err = cks_evalset_check_vocab(tok, &cfg, disp)) != 0))
         goto fail;

@@ -7,13 +7,17 @@
  * peak RSS (wait4's ru_maxrss) is the evaluation's alone, not the fixture writer's, and
  * the parent never starts an OpenMP thread pool (which would not survive fork).
  *
+ * With --family, the same shape in other model families (the fixture generator's
+ * GPT-NeoX, OLMo, ... at dim 768, 12 heads, intermediate 2048), each row beside the LLaMA
+ * row of the same dtype, precision and threads measured in the same run.
+ *
  * --precision runs the evaluation in f32 (HF-exact) and/or bf16 arithmetic (DESIGN §5); the
  * bf16 kernel is the CPU's best unless CKS_BF16_KERNEL names one (avx512, onednn, emulated).
  * --dtypes is the stored dtype of the weights.
  *
  * usage: bench_ppl [--dir DIR] [--tokens N] [--ctx N] [--stride N] [--reps N]
- *                  [--dtypes f32,bf16] [--precision f32,bf16] [--threads 1,2] [--rss-only]
- *                  [--no-rss] */
+ *                  [--dtypes f32,bf16] [--precision f32,bf16] [--threads 1,2]
+ *                  [--family llama,gpt_neox,...] [--rss-only] [--no-rss] */
 #include "error.h"
 #include "fixture.h"
 #include "gemm.h"
@@ -40,6 +44,8 @@ typedef struct {
     int pr_f32, pr_bf16;
     int th1, th2;
     int rss, speed;
+    const char *families[8]; /* model families to measure, llama first */
+    int nfamilies;
 } options;
 
 typedef struct {
@@ -60,7 +66,7 @@ static double now(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void model_shape(cks_fx_model *m, int layers, cks_dtype dt)
+static void model_shape(cks_fx_model *m, int layers, cks_dtype dt, const char *family)
 {
     cks_fx_spec s;
     cks_fx_spec_default(&s, NULL);
@@ -74,14 +80,19 @@ static void model_shape(cks_fx_model *m, int layers, cks_dtype dt)
     m->max_pos = 1024;
     m->dtype = dt;
     m->std = 0.05;
+    m->family = family;
 }
 
-/* The checkpoint folder for (layers, dtype) into dir, written on first use (in a child
- * process, so the writer's memory never counts). */
-static int ensure_model(const options *o, int layers, cks_dtype dt, char *dir, size_t cap)
+/* The checkpoint folder for (family, layers, dtype) into dir, written on first use (in a
+ * child process, so the writer's memory never counts). */
+static int ensure_model(const options *o, const char *family, int layers, cks_dtype dt, char *dir,
+                        size_t cap)
 {
     char st[4200];
-    snprintf(dir, cap, "%s/stories110m-L%d-%s", o->dir, layers, cks_dtype_name(dt));
+    if (strcmp(family, "llama") == 0)
+        snprintf(dir, cap, "%s/stories110m-L%d-%s", o->dir, layers, cks_dtype_name(dt));
+    else
+        snprintf(dir, cap, "%s/%s-L%d-%s", o->dir, family, layers, cks_dtype_name(dt));
     snprintf(st, sizeof st, "%s/ckpt_000/model.safetensors", dir);
     if (access(st, R_OK) == 0)
         return 0;
@@ -92,7 +103,7 @@ static int ensure_model(const options *o, int layers, cks_dtype dt, char *dir, s
         cks_fx_spec_default(&s, dir);
         s.layout = CKS_FX_FOLDER;
         s.nckpt = 1;
-        model_shape(&s.model, layers, dt);
+        model_shape(&s.model, layers, dt, family);
         _exit(cks_fx_write(&s) == 0 ? 0 : 1);
     }
     int status = 0;
@@ -237,28 +248,63 @@ static double gemm_peak_child(int threads, cks_precision prec)
 
 /* Matrix-product FLOPs of the evaluation: 2·params per window row through the layers,
  * the causal attention products, 2·vocab·dim per scored row. */
-static double eval_flops(const run_result *r, int layers, int64_t ctx)
+static double eval_flops(const run_result *r, int layers, int64_t ctx, const char *family)
 {
     const double dim = 768, hid = 2048, V = 32000;
-    double per_row = 2.0 * layers * (4 * dim * dim + 3 * dim * hid);
+    const double mlp = strcmp(family, "gpt_neox") == 0 ? 2 : 3; /* up, down (and gate) */
+    double per_row = 2.0 * layers * (4 * dim * dim + mlp * dim * hid);
     double wins = (double)r->rows / (double)(ctx - 1), n = (double)(ctx - 1);
     double attn = wins * layers * 2.0 * 2.0 * dim * n * (n + 1) / 2; /* QKᵀ and PV */
     return per_row * (double)r->rows + attn + 2.0 * V * dim * (double)r->scored;
 }
 
+/* One family at one dtype, precision and thread count: the best of o->reps evaluations.
+ * The LLaMA row (the first) sets *llama_rate; the others print their rows/s relative to
+ * it. */
+static int speed_row(const options *o, const char *family, cks_dtype dt, cks_precision prec, int th,
+                     double *llama_rate)
+{
+    char dir[4096];
+    if (ensure_model(o, family, 12, dt, dir, sizeof dir) != 0)
+        return -1;
+    run_result best = {0};
+    for (int r = 0; r < o->reps; r++) {
+        run_result x = run(o, dir, th, prec);
+        if (x.ok && (!best.ok || x.seconds < best.seconds))
+            best = x;
+    }
+    if (!best.ok) {
+        printf("%-9s %-6s %-5s %7d   (failed)\n", family, cks_dtype_name(dt),
+               cks_precision_name(prec), th);
+        return 0;
+    }
+    double peak = gemm_peak_child(th, prec),
+           gf = eval_flops(&best, 12, o->ctx, family) / best.seconds * 1e-9;
+    double rate = (double)best.rows / best.seconds;
+    char rel[16] = "-";
+    if (strcmp(family, "llama") == 0)
+        *llama_rate = rate;
+    else if (*llama_rate > 0)
+        snprintf(rel, sizeof rel, "%.3f", rate / *llama_rate);
+    printf("%-9s %-6s %-5s %7d %9lld %9lld %12.1f %12.1f %10.1f %10.1f %9.2f %8.2f %8.1f %9s\n",
+           family, cks_dtype_name(dt), cks_precision_name(prec), th, (long long)best.rows,
+           (long long)best.scored, rate, (double)best.scored / best.seconds, gf, peak, gf / peak,
+           best.seconds, (double)best.maxrss_kb / 1024.0, rel);
+    printf("          phases (s): embed %.2f, widen %.2f, layers %.2f (attention %.2f), lm_head "
+           "%.2f; CPU %.2f s (%.1f rows per CPU-second); nll %.6f; load %.2f -> %.2f\n",
+           best.st.t_embed, best.st.t_widen, best.st.t_layers, best.st.t_attention, best.st.t_head,
+           best.cpu, (double)best.rows / best.cpu, best.nll, best.load[0], best.load[1]);
+    fflush(stdout);
+    return 0;
+}
+
 static int parse(int argc, char **argv, options *o)
 {
-    static const struct option opts[] = {{"dir", 1, 0, 'd'},
-                                         {"tokens", 1, 0, 'n'},
-                                         {"ctx", 1, 0, 'c'},
-                                         {"stride", 1, 0, 's'},
-                                         {"reps", 1, 0, 'r'},
-                                         {"dtypes", 1, 0, 'D'},
-                                         {"threads", 1, 0, 'T'},
-                                         {"rss-only", 0, 0, 'R'},
-                                         {"no-rss", 0, 0, 'N'},
-                                         {"precision", 1, 0, 'P'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"dir", 1, 0, 'd'},     {"tokens", 1, 0, 'n'},    {"ctx", 1, 0, 'c'},
+        {"stride", 1, 0, 's'},  {"reps", 1, 0, 'r'},      {"dtypes", 1, 0, 'D'},
+        {"threads", 1, 0, 'T'}, {"rss-only", 0, 0, 'R'},  {"no-rss", 0, 0, 'N'},
+        {"family", 1, 0, 'F'},  {"precision", 1, 0, 'P'}, {0, 0, 0, 0}};
     int c;
     *o = (options){.dir = "/tmp/ckptscope-bench",
                    .tokens = 19456 + 1,
@@ -272,7 +318,9 @@ static int parse(int argc, char **argv, options *o)
                    .th1 = 1,
                    .th2 = 1,
                    .rss = 1,
-                   .speed = 1};
+                   .speed = 1,
+                   .families = {"llama"},
+                   .nfamilies = 1};
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
@@ -308,6 +356,11 @@ static int parse(int argc, char **argv, options *o)
         case 'N':
             o->rss = 0;
             break;
+        case 'F': /* llama first: the others are measured beside it */
+            for (char *t = strtok(optarg, ","); t && o->nfamilies < 8; t = strtok(NULL, ","))
+                if (strcmp(t, "llama") != 0)
+                    o->families[o->nfamilies++] = t;
+            break;
         default:
             return -1;
         }
@@ -319,51 +372,28 @@ static int parse(int argc, char **argv, options *o)
                : -1;
 }
 
-/* One line of the speed table: the best of o->reps runs. */
-static void speed_row(const options *o, const char *dir, cks_dtype dt, cks_precision prec, int th)
-{
-    run_result best = {0};
-    for (int r = 0; r < o->reps; r++) {
-        run_result x = run(o, dir, th, prec);
-        if (x.ok && (!best.ok || x.seconds < best.seconds))
-            best = x;
-    }
-    if (!best.ok) {
-        printf("%-6s %-5s %7d   (failed)\n", cks_dtype_name(dt), cks_precision_name(prec), th);
-        return;
-    }
-    double peak = gemm_peak_child(th, prec),
-           gf = eval_flops(&best, 12, o->ctx) / best.seconds * 1e-9;
-    printf("%-6s %-5s %7d %9lld %9lld %12.1f %12.1f %10.1f %10.1f %9.2f %8.2f %8.1f\n",
-           cks_dtype_name(dt), cks_precision_name(prec), th, (long long)best.rows,
-           (long long)best.scored, (double)best.rows / best.seconds,
-           (double)best.scored / best.seconds, gf, peak, gf / peak, best.seconds,
-           (double)best.maxrss_kb / 1024.0);
-    printf("       phases (s): embed %.2f, widen %.2f, layers %.2f (attention %.2f), lm_head "
-           "%.2f; CPU %.2f s (%.1f rows per CPU-second); nll %.6f; load %.2f -> %.2f\n",
-           best.st.t_embed, best.st.t_widen, best.st.t_layers, best.st.t_attention, best.st.t_head,
-           best.cpu, (double)best.rows / best.cpu, best.nll, best.load[0], best.load[1]);
-    fflush(stdout);
-}
-
 static int speed_table(const options *o)
 {
-    char dir[4096];
-    printf("%-6s %-5s %7s %9s %9s %12s %12s %10s %10s %9s %8s %8s\n", "dtype", "prec", "threads",
-           "rows", "scored", "rows/s", "scored/s", "GFLOP/s", "gemm", "fraction", "seconds",
-           "RSS MiB");
+    printf("%-9s %-6s %-5s %7s %9s %9s %12s %12s %10s %10s %9s %8s %8s %9s\n", "family", "dtype",
+           "prec", "threads", "rows", "scored", "rows/s", "scored/s", "GFLOP/s", "gemm", "fraction",
+           "seconds", "RSS MiB", "vs llama");
     for (int d = 0; d < 2; d++) {
         cks_dtype dt = d == 0 ? CKS_DT_F32 : CKS_DT_BF16;
         if ((d == 0 && !o->dt_f32) || (d == 1 && !o->dt_bf16))
             continue;
-        if (ensure_model(o, 12, dt, dir, sizeof dir) != 0)
-            return 1;
         for (int p = 0; p < 2; p++) {
             if ((p == 0 && !o->pr_f32) || (p == 1 && !o->pr_bf16))
                 continue;
-            for (int th = 1; th <= 2; th++)
-                if ((th == 1 && o->th1) || (th == 2 && o->th2))
-                    speed_row(o, dir, dt, p == 0 ? CKS_PRECISION_F32 : CKS_PRECISION_BF16, th);
+            for (int th = 1; th <= 2; th++) {
+                if ((th == 1 && !o->th1) || (th == 2 && !o->th2))
+                    continue;
+                double llama_rate = 0;
+                for (int f = 0; f < o->nfamilies; f++)
+                    if (speed_row(o, o->families[f], dt,
+                                  p == 0 ? CKS_PRECISION_F32 : CKS_PRECISION_BF16, th,
+                                  &llama_rate) != 0)
+                        return 1;
+            }
         }
     }
     return 0;
@@ -375,7 +405,7 @@ static int rss_table(const options *o)
     printf("\npeak RSS of the evaluation (child process, F32 weights, 2 threads)\n");
     printf("%-7s %-5s %14s %14s\n", "layers", "prec", "weights MiB", "peak RSS MiB");
     for (int layers = 12; layers <= 24; layers += 12) {
-        if (ensure_model(o, layers, CKS_DT_F32, dir, sizeof dir) != 0)
+        if (ensure_model(o, "llama", layers, CKS_DT_F32, dir, sizeof dir) != 0)
             return 1;
         char st[4200];
         struct stat sb;
@@ -399,7 +429,7 @@ int main(int argc, char **argv)
     if (parse(argc, argv, &o) != 0) {
         fprintf(stderr, "usage: bench_ppl [--dir DIR] [--tokens N] [--ctx N] [--stride N] "
                         "[--reps N] [--dtypes f32,bf16] [--precision f32,bf16] [--threads 1,2] "
-                        "[--rss-only] [--no-rss]\n");
+                        "[--family llama,gpt_neox,...] [--rss-only] [--no-rss]\n");
         return 2;
     }
     mkdir(o.dir, 0755);

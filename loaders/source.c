@@ -10,28 +10,44 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int64_t cks_name_step(const char *name)
+/* The value of the digits [p, end), or -1 when it overflows int64. */
+static int64_t digits_value(const char *p, const char *end)
 {
-    const char *end = NULL, *p = name + strlen(name);
-    while (p > name) {
-        p--;
-        if (*p >= '0' && *p <= '9') {
-            end = p + 1;
-            break;
-        }
-    }
-    if (!end)
-        return -1;
-    const char *start = end - 1;
-    while (start > name && start[-1] >= '0' && start[-1] <= '9')
-        start--;
     int64_t v = 0;
-    for (const char *q = start; q < end; q++) {
-        if (v > (INT64_MAX - 9) / 10)
-            return INT64_MAX; /* absurdly long digit runs sort last among numbered names */
-        v = v * 10 + (*q - '0');
+    for (; p < end; p++) {
+        if (v > (INT64_MAX - (*p - '0')) / 10)
+            return -1;
+        v = v * 10 + (*p - '0');
     }
     return v;
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+int64_t cks_name_step(const char *name)
+{
+    const char *start = NULL, *end;
+    /* the digits right after the last lower-case "step" followed by digits:
+       stage1-step140000-tokens294B is step 140000, not 294 */
+    for (const char *p = strstr(name, "step"); p; p = strstr(p + 1, "step"))
+        if (is_digit(p[4]))
+            start = p + 4;
+    if (start) {
+        for (end = start; is_digit(*end); end++)
+            ;
+        return digits_value(start, end);
+    }
+    /* else the last run of digits: ckpt_9 < ckpt_10 */
+    for (end = name + strlen(name); end > name && !is_digit(end[-1]); end--)
+        ;
+    if (end == name)
+        return -1;
+    for (start = end; start > name && is_digit(start[-1]); start--)
+        ;
+    return digits_value(start, end);
 }
 
 /* Names are collected first and deduplicated once at the end (dedup_by_name): checking

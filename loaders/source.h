@@ -22,8 +22,7 @@
  *             $HF_HOME/token), HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE=1 (the repository's
  *             cache folder is then read as an hf-cache), HF_HUB_DOWNLOAD_TIMEOUT (seconds
  *             to connect, and without a byte, before a try is abandoned; default 10).
- * Checkpoints are ordered by step: the last run of digits in the name; names without
- * digits sort after, by name. */
+ * Checkpoints are ordered by step (cks_name_step below), equal steps by name. */
 #ifndef CKS_SOURCE_H
 #define CKS_SOURCE_H
 
@@ -73,7 +72,11 @@ int cks_source_find(const cks_source *s, const char *name, size_t *out);
  * *path and *ref are new strings (free them); *ref is NULL when there is no '@'. */
 int cks_source_spec_split(const char *spec, char **path, char **ref);
 
-/* Step of a checkpoint name: the last run of digits, -1 when none. */
+/* Step of a checkpoint name (DESIGN §2): the digits right after the last lower-case
+ * "step" followed by digits (step143000, stage1-step140000-tokens294B -> 140000), else the
+ * last run of digits (ckpt_9 -> 9); -1 when the name has no digits or they overflow
+ * int64. Checkpoints sort by step, equal steps by name (byte order), -1 after all others,
+ * by name. */
 int64_t cks_name_step(const char *name);
 
 /* ---- fetching ahead (hf-hub sources; for the others every call returns 0 at once) ----

@@ -1,7 +1,8 @@
-/* Tensor lists and the one name -> (layer, kind) mapper for Hugging Face LLaMA names. */
+/* Tensor lists, kinds and row-block views (the name -> (layer, kind) mapper is model_family.c). */
 #include "tensor.h"
 #include "checked.h"
 #include "error.h"
+#include "model_family.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,15 +104,17 @@ int cks_tensor_list_index(cks_tensor_list *l)
 
 static int kind_rank(cks_kind k)
 {
-    /* within a layer: the order HF modules run in */
-    static const int rank[CKS_KIND_COUNT] = {
-        [CKS_KIND_ATTN_NORM] = 0, [CKS_KIND_Q] = 1,           [CKS_KIND_K] = 2,
-        [CKS_KIND_V] = 3,         [CKS_KIND_O] = 4,           [CKS_KIND_MLP_NORM] = 5,
-        [CKS_KIND_GATE] = 6,      [CKS_KIND_UP] = 7,          [CKS_KIND_DOWN] = 8,
-        [CKS_KIND_EMBED] = 0,     [CKS_KIND_FINAL_NORM] = 10, [CKS_KIND_LM_HEAD] = 11,
-        [CKS_KIND_OTHER] = 12,
+    /* within a layer: the order HF modules run in; a bias right after its weight */
+    static const int rank[CKS_KIND_OTHER + 1] = {
+        [CKS_KIND_ATTN_NORM] = 0,   [CKS_KIND_Q] = 1,        [CKS_KIND_K] = 2,
+        [CKS_KIND_V] = 3,           [CKS_KIND_Q_NORM] = 4,   [CKS_KIND_K_NORM] = 5,
+        [CKS_KIND_O] = 6,           [CKS_KIND_MLP_NORM] = 7, [CKS_KIND_GATE] = 8,
+        [CKS_KIND_UP] = 9,          [CKS_KIND_DOWN] = 10,    [CKS_KIND_EMBED] = 0,
+        [CKS_KIND_FINAL_NORM] = 11, [CKS_KIND_LM_HEAD] = 12, [CKS_KIND_OTHER] = 13,
     };
-    return rank[k];
+    if (cks_kind_is_bias(k))
+        return 2 * rank[cks_kind_weight(k)] + 1;
+    return 2 * rank[(unsigned)k <= CKS_KIND_OTHER ? k : CKS_KIND_OTHER];
 }
 
 static int group(const cks_tensor *t)
@@ -168,8 +171,35 @@ int cks_tensor_check_extent(cks_dtype dt, int ndim, const int64_t *shape, size_t
 }
 
 static const char *const kind_names[CKS_KIND_COUNT] = {
-    "q",         "k",        "v",     "o",          "gate",    "up",    "down",
-    "attn_norm", "mlp_norm", "embed", "final_norm", "lm_head", "other",
+    "q",
+    "k",
+    "v",
+    "o",
+    "gate",
+    "up",
+    "down",
+    "attn_norm",
+    "mlp_norm",
+    "q_norm",
+    "k_norm",
+    "embed",
+    "final_norm",
+    "lm_head",
+    "other",
+    "q_bias",
+    "k_bias",
+    "v_bias",
+    "o_bias",
+    "gate_bias",
+    "up_bias",
+    "down_bias",
+    "attn_norm_bias",
+    "mlp_norm_bias",
+    "q_norm_bias",
+    "k_norm_bias",
+    "embed_bias",
+    "final_norm_bias",
+    "lm_head_bias",
 };
 
 const char *cks_kind_name(cks_kind k)
@@ -188,57 +218,27 @@ int cks_kind_from_name(const char *s, cks_kind *out)
     return CKS_ENOTFOUND;
 }
 
+_Static_assert(CKS_KIND_LM_HEAD_BIAS - CKS_KIND_Q_BIAS == CKS_KIND_LM_HEAD - CKS_KIND_Q,
+               "one bias kind per weight kind, in the same order");
+
+cks_kind cks_kind_bias(cks_kind k)
+{
+    return (unsigned)k < CKS_KIND_OTHER ? (cks_kind)(CKS_KIND_Q_BIAS + k) : CKS_KIND_OTHER;
+}
+
+int cks_kind_is_bias(cks_kind k)
+{
+    return k >= CKS_KIND_Q_BIAS && k <= CKS_KIND_BIAS_LAST;
+}
+
+cks_kind cks_kind_weight(cks_kind bias)
+{
+    return cks_kind_is_bias(bias) ? (cks_kind)(bias - CKS_KIND_Q_BIAS) : bias;
+}
+
 void cks_tensor_classify(const char *name, int *layer, cks_kind *kind)
 {
-    static const struct {
-        const char *suffix;
-        cks_kind kind;
-    } layer_kinds[] = {
-        {"self_attn.q_proj.weight", CKS_KIND_Q},
-        {"self_attn.k_proj.weight", CKS_KIND_K},
-        {"self_attn.v_proj.weight", CKS_KIND_V},
-        {"self_attn.o_proj.weight", CKS_KIND_O},
-        {"mlp.gate_proj.weight", CKS_KIND_GATE},
-        {"mlp.up_proj.weight", CKS_KIND_UP},
-        {"mlp.down_proj.weight", CKS_KIND_DOWN},
-        {"input_layernorm.weight", CKS_KIND_ATTN_NORM},
-        {"post_attention_layernorm.weight", CKS_KIND_MLP_NORM},
-    };
-    *layer = -1;
-    *kind = CKS_KIND_OTHER;
-    if (strcmp(name, "model.embed_tokens.weight") == 0) {
-        *kind = CKS_KIND_EMBED;
-        return;
-    }
-    if (strcmp(name, "model.norm.weight") == 0) {
-        *kind = CKS_KIND_FINAL_NORM;
-        return;
-    }
-    if (strcmp(name, "lm_head.weight") == 0) {
-        *kind = CKS_KIND_LM_HEAD;
-        return;
-    }
-    static const char prefix[] = "model.layers.";
-    if (strncmp(name, prefix, sizeof prefix - 1) != 0)
-        return;
-    const char *p = name + sizeof prefix - 1;
-    long n = 0;
-    int digits = 0;
-    while (*p >= '0' && *p <= '9' && digits < 9) {
-        n = n * 10 + (*p - '0');
-        p++;
-        digits++;
-    }
-    if (digits == 0 || *p != '.')
-        return;
-    p++;
-    *layer = (int)n;
-    for (size_t i = 0; i < sizeof layer_kinds / sizeof layer_kinds[0]; i++) {
-        if (strcmp(p, layer_kinds[i].suffix) == 0) {
-            *kind = layer_kinds[i].kind;
-            return;
-        }
-    }
+    cks_model_family_classify(NULL, name, layer, kind);
 }
 
 const char *cks_tensor_shape_str(const cks_tensor *t, char *buf, size_t cap)
@@ -261,4 +261,68 @@ const char *cks_tensor_shape_str(const cks_tensor *t, char *buf, size_t cap)
 int cks_tensor_is_matrix(const cks_tensor *t)
 {
     return t->ndim == 2 && cks_dtype_is_float(t->dtype) && t->shape[0] > 0 && t->shape[1] > 0;
+}
+
+int cks_tensor_is_contiguous(const cks_tensor *t)
+{
+    return t->block_rows <= 0;
+}
+
+/* Elements per row: the product of the dimensions after the first (1 for 1-D). */
+static size_t row_elems(const cks_tensor *t)
+{
+    size_t r = 1;
+    for (int d = 1; d < t->ndim; d++)
+        r *= (size_t)t->shape[d];
+    return r;
+}
+
+int64_t cks_tensor_nseg(const cks_tensor *t)
+{
+    if (cks_tensor_is_contiguous(t) || t->ndim < 1)
+        return 1;
+    return t->shape[0] / t->block_rows;
+}
+
+const void *cks_tensor_seg(const cks_tensor *t, int64_t i, size_t *nelem)
+{
+    if (cks_tensor_is_contiguous(t) || t->ndim < 1) {
+        *nelem = (size_t)t->numel;
+        return t->data;
+    }
+    size_t row = row_elems(t), es = cks_dtype_size(t->dtype);
+    *nelem = (size_t)t->block_rows * row;
+    return (const unsigned char *)t->data + (size_t)(i * t->block_stride) * row * es;
+}
+
+void cks_tensor_span(const cks_tensor *t, const void **p, size_t *len)
+{
+    int64_t n = cks_tensor_nseg(t);
+    size_t last;
+    const unsigned char *end = cks_tensor_seg(t, n - 1, &last);
+    *p = t->data;
+    *len = (size_t)(end - (const unsigned char *)t->data) + last * cks_dtype_size(t->dtype);
+}
+
+int cks_tensor_gather(const cks_tensor *t, cks_tensor *out, void **owned)
+{
+    *out = *t;
+    *owned = NULL;
+    if (cks_tensor_is_contiguous(t))
+        return 0;
+    unsigned char *buf = malloc(t->nbytes ? t->nbytes : 1), *p = buf;
+    if (!buf)
+        return cks_error_set(CKS_ENOMEM, "out of memory copying the %zu bytes of %s", t->nbytes,
+                             t->name);
+    size_t es = cks_dtype_size(t->dtype);
+    for (int64_t i = 0; i < cks_tensor_nseg(t); i++) {
+        size_t n;
+        const void *src = cks_tensor_seg(t, i, &n);
+        memcpy(p, src, n * es);
+        p += n * es;
+    }
+    out->data = buf;
+    out->block_rows = out->block_stride = 0;
+    *owned = buf;
+    return 0;
 }

@@ -1,9 +1,15 @@
 /* Tensor views and the tensor-name mapper.
  *
- * A view describes one tensor stored contiguously (row-major) in a mapped file: it
- * borrows its name and its bytes from whoever produced it (a cks_tensor_list, whose
- * files must stay mapped while the view is used). Format readers (safetensors.h,
- * torchbin.h) fill a cks_tensor_list; metric code reads views and widens blocks. */
+ * A view describes one tensor stored row-major in a mapped file: it borrows its name and
+ * its bytes from whoever produced it (a cks_tensor_list, whose files must stay mapped
+ * while the view is used). Format readers (safetensors.h, torchbin.h) fill a
+ * cks_tensor_list; metric code reads views and widens blocks.
+ *
+ * Most views are contiguous. A *row-block view* (GPT-NeoX's fused query_key_value seen as
+ * its q, k and v, DESIGN §2) takes block_rows consecutive rows every block_stride rows of
+ * the stored tensor: its bytes are cks_tensor_nseg() separate runs. Code that walks the
+ * bytes itself goes through cks_tensor_seg(), or makes a contiguous copy of the one
+ * tensor with cks_tensor_gather(). */
 #ifndef CKS_TENSOR_H
 #define CKS_TENSOR_H
 
@@ -24,10 +30,28 @@ typedef enum {
     CKS_KIND_DOWN,
     CKS_KIND_ATTN_NORM,
     CKS_KIND_MLP_NORM,
+    CKS_KIND_Q_NORM,
+    CKS_KIND_K_NORM,
     CKS_KIND_EMBED,
     CKS_KIND_FINAL_NORM,
     CKS_KIND_LM_HEAD,
     CKS_KIND_OTHER,
+    /* the bias of each weight kind above, in the same order ("q_bias", ...) */
+    CKS_KIND_Q_BIAS,
+    CKS_KIND_K_BIAS,
+    CKS_KIND_V_BIAS,
+    CKS_KIND_O_BIAS,
+    CKS_KIND_GATE_BIAS,
+    CKS_KIND_UP_BIAS,
+    CKS_KIND_DOWN_BIAS,
+    CKS_KIND_ATTN_NORM_BIAS,
+    CKS_KIND_MLP_NORM_BIAS,
+    CKS_KIND_Q_NORM_BIAS,
+    CKS_KIND_K_NORM_BIAS,
+    CKS_KIND_EMBED_BIAS,
+    CKS_KIND_FINAL_NORM_BIAS,
+    CKS_KIND_LM_HEAD_BIAS,
+    CKS_KIND_BIAS_LAST = CKS_KIND_LM_HEAD_BIAS,
     CKS_KIND_COUNT
 } cks_kind;
 
@@ -42,6 +66,9 @@ typedef struct {
     int layer;        /* from the name, -1 when none */
     cks_kind kind;    /* from the name */
     int file;         /* index of the file holding it, in its producer's file table */
+    /* row-block view: shape[0] rows made of blocks of block_rows rows, the first at data,
+       the next block_stride rows further; 0 for a contiguous tensor */
+    int64_t block_rows, block_stride;
 } cks_tensor;
 
 /* A growable list of views with owned names. Readers append; consumers index. */
@@ -75,11 +102,32 @@ void cks_tensor_list_sort(cks_tensor_list *l);
 int cks_tensor_check_extent(cks_dtype dt, int ndim, const int64_t *shape, size_t nbytes,
                             int64_t *numel);
 
-/* Maps a Hugging Face LLaMA tensor name to its layer (or -1) and kind. */
+/* Maps a Hugging Face LLaMA tensor name to its layer (or -1) and kind (the llama row of
+ * model_family.h; cks_model_family_classify maps the names of any family). */
 void cks_tensor_classify(const char *name, int *layer, cks_kind *kind);
+/* "q", ..., "other", "q_bias", ... */
 const char *cks_kind_name(cks_kind k);
 /* Reverse of cks_kind_name; CKS_ENOTFOUND when unknown. */
 int cks_kind_from_name(const char *s, cks_kind *out);
+/* The bias kind of a weight kind (k < CKS_KIND_OTHER), and back. */
+cks_kind cks_kind_bias(cks_kind k);
+int cks_kind_is_bias(cks_kind k);
+cks_kind cks_kind_weight(cks_kind bias);
+
+/* 1 for an ordinary contiguous view, 0 for a row-block view. */
+int cks_tensor_is_contiguous(const cks_tensor *t);
+/* Contiguous runs of a view's stored bytes, in element order: 1 for a contiguous view,
+ * one per block otherwise. Run i starts at the returned pointer and holds *nelem
+ * elements. */
+int64_t cks_tensor_nseg(const cks_tensor *t);
+const void *cks_tensor_seg(const cks_tensor *t, int64_t i, size_t *nelem);
+/* The stored bytes a view's runs lie in (first byte of the first run to the last byte of
+ * the last), for page hints. */
+void cks_tensor_span(const cks_tensor *t, const void **p, size_t *len);
+/* A contiguous copy of t in *out: for a contiguous t, *out = *t and *owned = NULL; for a
+ * row-block view, its runs copied into a new buffer (*owned, free it after the last use
+ * of *out). CKS_ENOMEM when the copy does not fit. */
+int cks_tensor_gather(const cks_tensor *t, cks_tensor *out, void **owned);
 
 /* "64x160" (or "scalar") into buf; returns buf. */
 const char *cks_tensor_shape_str(const cks_tensor *t, char *buf, size_t cap);

@@ -1,6 +1,7 @@
 /* Format detection and tensor views for one checkpoint (see weights.h). */
 #include "weights.h"
 #include "error.h"
+#include "model_family.h"
 #include "safetensors.h"
 #include "shard_index.h"
 #include "torchbin.h"
@@ -140,6 +141,8 @@ struct cks_weights {
     cks_map **maps;
     size_t nmaps;
     cks_tensor_list tensors;
+    cks_tensor_list buffers;
+    const cks_model_family *family;
 };
 
 void cks_weights_free(cks_weights *w)
@@ -147,6 +150,7 @@ void cks_weights_free(cks_weights *w)
     if (!w)
         return;
     cks_tensor_list_release(&w->tensors); /* views first, then what they borrow from */
+    cks_tensor_list_release(&w->buffers);
     for (size_t i = 0; i < w->nmaps; i++)
         cks_map_free(w->maps[i]);
     free(w->maps);
@@ -167,6 +171,83 @@ static int check_index(const cks_weights *w, const cks_weight_files *wf, const c
                                  wf->files[ix->file_of[i]]);
     }
     return 0;
+}
+
+/* The q, k, v row blocks of a fused per-head [q|k|v] projection t (DESIGN §2): per head
+ * h, rows [3hd, 3hd+d) are q, the next d rows k, the next d v. */
+static int split_fused(cks_tensor_list *out, const cks_tensor *t, const cks_config *cfg,
+                       const char *display)
+{
+    int64_t heads = cfg ? cfg->num_attention_heads : 0, rows = t->ndim ? t->shape[0] : 0;
+    if (heads <= 0)
+        return cks_error_set(CKS_EFORMAT,
+                             "%s: config.json gives no num_attention_heads, which splitting the "
+                             "fused %s into q, k and v needs",
+                             display, t->name);
+    if (t->ndim < 1 || t->ndim > 2 || rows % (3 * heads) != 0 ||
+        (cfg->hidden_size > 0 && rows != 3 * cfg->hidden_size))
+        return cks_error_set(CKS_EFORMAT,
+                             "%s: tensor %s has %lld rows, not num_attention_heads (%lld) x 3 x "
+                             "head size (hidden_size %lld / heads)",
+                             display, t->name, (long long)rows, (long long)heads,
+                             (long long)cfg->hidden_size);
+    int64_t d = rows / (3 * heads);
+    size_t row = (size_t)t->numel / (size_t)rows * cks_dtype_size(t->dtype);
+    char name[512];
+    for (int p = 0; p < 3; p++) {
+        cks_tensor v = *t;
+        snprintf(name, sizeof name, "%s:%c", t->name, "qkv"[p]);
+        v.name = name;
+        v.shape[0] = heads * d;
+        v.numel = t->numel / 3;
+        v.nbytes = t->nbytes / 3;
+        v.data = (const unsigned char *)t->data + (size_t)(p * d) * row;
+        v.block_rows = d;
+        v.block_stride = 3 * d;
+        int err = cks_tensor_list_push(out, &v);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+/* Names every tensor with the family's mapper, sets the buffers apart and splits fused
+ * projections. The config is read leniently: without one (or with one that does not
+ * parse) the names are LLaMA's, and a fused projection stays whole (kind other); the
+ * commands that need the config report its problems. */
+static int organise(cks_weights *w, const cks_ckpt *c, const char *display)
+{
+    cks_config cfg;
+    const cks_config *cp = NULL;
+    cks_tensor_list all = w->tensors;
+    int err = 0;
+    if (cks_ckpt_find_file(c, "config.json") >= 0) {
+        if (cks_ckpt_config(c, &cfg) == 0)
+            cp = &cfg;
+        else
+            cks_error_clear();
+    }
+    w->family = cp ? cp->family : NULL;
+    cks_tensor_list_init(&w->tensors);
+    for (size_t i = 0; i < all.count && !err; i++) {
+        const cks_tensor *t = &all.items[i];
+        int layer;
+        cks_kind kind;
+        if (cks_model_family_classify(w->family, t->name, &layer, &kind))
+            err = cks_tensor_list_push(&w->buffers, t);
+        else if (cks_model_family_is_fused(w->family, t->name))
+            err = split_fused(&w->tensors, t, cp, display);
+        else
+            err = cks_tensor_list_push(&w->tensors, t);
+    }
+    cks_tensor_list_release(&all);
+    for (size_t i = 0; i < w->tensors.count; i++)
+        cks_model_family_classify(w->family, w->tensors.items[i].name, &w->tensors.items[i].layer,
+                                  &w->tensors.items[i].kind);
+    for (size_t i = 0; i < w->buffers.count; i++)
+        cks_model_family_classify(w->family, w->buffers.items[i].name, &w->buffers.items[i].layer,
+                                  &w->buffers.items[i].kind);
+    return err;
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -195,6 +276,7 @@ int cks_weights_open(cks_weights **out, const cks_ckpt *c)
     }
     w->format = wf.format;
     cks_tensor_list_init(&w->tensors);
+    cks_tensor_list_init(&w->buffers);
     for (size_t i = 0; i < wf.nfiles; i++) {
         if ((err = cks_ckpt_map(c, wf.files[i], &w->maps[i])) != 0)
             goto done;
@@ -226,6 +308,13 @@ int cks_weights_open(cks_weights **out, const cks_ckpt *c)
     if (wf.index &&
         (err = check_index(w, &wf, &ix, cks_ckpt_display(c, wf.index, display, sizeof display))))
         goto done;
+    snprintf(display, sizeof display, "%s@%s", cks_source_path(cks_ckpt_source(c)),
+             cks_ckpt_info_of(c)->name);
+    if ((err = organise(w, c, display)) != 0)
+        goto done;
+    cks_tensor_list_sort(&w->tensors);
+    if ((err = cks_tensor_list_index(&w->tensors)) != 0)
+        goto done;
     *out = w;
     w = NULL;
 done:
@@ -244,6 +333,16 @@ cks_format cks_weights_format(const cks_weights *w)
 const cks_tensor_list *cks_weights_tensors(const cks_weights *w)
 {
     return &w->tensors;
+}
+
+const cks_tensor_list *cks_weights_buffers(const cks_weights *w)
+{
+    return &w->buffers;
+}
+
+const cks_model_family *cks_weights_family(const cks_weights *w)
+{
+    return w->family;
 }
 
 int cks_weights_check(const cks_weights *w)

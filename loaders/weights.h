@@ -4,7 +4,15 @@
  * Detection, first match wins: model.safetensors.index.json (sharded safetensors),
  * model.safetensors, pytorch_model.bin.index.json (sharded PyTorch), pytorch_model.bin.
  * With an index, every shard it names must exist in the checkpoint, and each tensor it
- * lists must be found in the shard it names; a tensor in two files is an error. */
+ * lists must be found in the shard it names; a tensor in two files is an error.
+ *
+ * Tensors are named by the checkpoint's family (config.json's model_type, model_family.h; LLaMA
+ * names when it is unknown or there is no config.json). A family's buffers (GPT-NeoX's
+ * attention.bias, attention.masked_bias, rotary_emb.inv_freq in older Pythia files) are
+ * not weights: they are kept apart (cks_weights_buffers), so every metric skips them. A
+ * fused per-head [q|k|v] projection is replaced by its three row-block views
+ * "<name>:q", "<name>:k", "<name>:v" (tensor.h), split with config.json's
+ * num_attention_heads: one whose rows are not heads x 3 x head size is refused. */
 #ifndef CKS_WEIGHTS_H
 #define CKS_WEIGHTS_H
 
@@ -44,6 +52,10 @@ void cks_weights_free(cks_weights *w);
 
 cks_format cks_weights_format(const cks_weights *w);
 const cks_tensor_list *cks_weights_tensors(const cks_weights *w);
+/* The family's buffers found in the files (kind other; no metric applies). */
+const cks_tensor_list *cks_weights_buffers(const cks_weights *w);
+/* The family its config.json names, or NULL (unknown, absent or unreadable). */
+const cks_model_family *cks_weights_family(const cks_weights *w);
 /* 0, or CKS_EIO naming the file when one of the weight files faulted while being read
  * (see cks_map_check): call it after computing from the views, before trusting results. */
 int cks_weights_check(const cks_weights *w);

@@ -1,5 +1,6 @@
 /* Causal GQA attention, blocked by query rows (see attn.h). Reference: transformers
- * modeling_llama.py, eager_attention_forward: softmax(q kᵀ / sqrt(d) + causal mask, fp32) v. */
+ * modeling_llama.py (and the other families), eager_attention_forward: softmax(q kᵀ / sqrt(d) +
+ * causal mask, fp32) v. */
 #include "attn.h"
 #include "error.h"
 #include "gemm.h"
@@ -11,7 +12,7 @@
 
 /* One (window, head): all its query blocks. */
 static int attend_head(const cks_attn_shape *sh, const float *qkv, int64_t ldqkv, float *out,
-                       int64_t ldo, const cks_llama_window *w, int64_t h, float *sc)
+                       int64_t ldo, const cks_model_window *w, int64_t h, float *sc)
 {
     const int64_t hd = sh->head_dim, qd = sh->n_heads * hd, kvd = sh->n_kv_heads * hd;
     const int64_t kvh = h / (sh->n_heads / sh->n_kv_heads);
@@ -40,7 +41,7 @@ static int attend_head(const cks_attn_shape *sh, const float *qkv, int64_t ldqkv
 }
 
 int cks_attention(const cks_attn_shape *sh, const float *qkv, int64_t ldqkv, float *out,
-                  int64_t ldo, const cks_llama_window *win, int64_t nwin, float *scores)
+                  int64_t ldo, const cks_model_window *win, int64_t nwin, float *scores)
 {
     int err = 0;
     const int64_t ntask = nwin * sh->n_heads;

@@ -402,6 +402,19 @@ static acc reduce(const cks_tensor *t, const cks_tensor *r, int wide, int nthrea
 int cks_drift_compute(const cks_tensor *t, int64_t step_t, const cks_tensor *r, int64_t step_r,
                       int nthreads, cks_drift *out)
 {
+    if (!cks_tensor_is_contiguous(t) || !cks_tensor_is_contiguous(r)) {
+        /* row-block views: a contiguous copy of each, one tensor pair at a time (tensor.h) */
+        cks_tensor gt, gr;
+        void *ot = NULL, * or = NULL;
+        int err = cks_tensor_gather(t, &gt, &ot);
+        if (!err)
+            err = cks_tensor_gather(r, &gr, & or);
+        if (!err)
+            err = cks_drift_compute(&gt, step_t, &gr, step_r, nthreads, out);
+        free(or);
+        free(ot);
+        return err;
+    }
     int err = check_pair(t, r);
     if (err)
         return err;

@@ -142,6 +142,14 @@ int cks_esd_compute_with(const cks_tensor *t, int nthreads, cks_esd_solver solve
     int err = cks_esd_check(t);
     if (err)
         return err;
+    if (!cks_tensor_is_contiguous(t)) { /* a row-block view: one contiguous copy (tensor.h) */
+        cks_tensor g;
+        void *own;
+        if ((err = cks_tensor_gather(t, &g, &own)) == 0)
+            err = cks_esd_compute_with(&g, nthreads, solver, lambda, fro2);
+        free(own);
+        return err;
+    }
     int64_t m = t->shape[0], n = t->shape[1];
     int tall = n <= m;
     int64_t p = tall ? n : m, q = tall ? m : n;

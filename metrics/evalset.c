@@ -3,6 +3,7 @@
 #include "evalset.h"
 #include "docfile.h"
 #include "error.h"
+#include "model_family.h"
 #include "tokfile.h"
 #include "utf8.h"
 
@@ -171,12 +172,18 @@ int cks_evalset_bos(const cks_ckpt *c, const cks_config *cfg, const cks_tokenize
         int err = cks_tokenizer_ckpt_add_bos(c, &add);
         if (err)
             return err;
-        if (add < 0)
-            add = 1; /* LlamaTokenizer adds BOS unless told otherwise */
+        if (add < 0) /* HF's tokenizer default for the family (LlamaTokenizer: on) */
+            add = cfg->family ? cfg->family->add_bos : 1;
     }
-    int32_t id = tok ? cks_tokenizer_bos_id(tok) : -1;
-    if (id < 0)
-        id = cfg->bos_token_id >= 0 ? (int32_t)cfg->bos_token_id : 1;
+    int32_t id = cfg->bos_token_id >= 0 ? (int32_t)cfg->bos_token_id : -1;
+    if (id < 0 && tok)
+        id = cks_tokenizer_bos_id(tok);
+    if (add && id < 0)
+        return cks_error_set(CKS_EINVAL,
+                             "%s@%s: documents start with BOS%s, but config.json has no "
+                             "bos_token_id and the tokenizer no BOS piece: give --no-bos",
+                             cks_source_path(cks_ckpt_source(c)), cks_ckpt_info_of(c)->name,
+                             forced > 0 ? " (--bos)" : " (add_bos_token or the family's default)");
     *bos = add;
     *bos_id = id;
     return 0;

@@ -53,9 +53,12 @@ int cks_evalset_load_sets(cks_docsets *out, const char *const *files, size_t n,
 int cks_evalset_load(cks_docset *sets, const char *const *files, size_t n, int tokens_given,
                      int fmt, const cks_tokenizer *tok);
 
-/* Whether documents start with BOS: forced (1/0) by the caller, else add_bos_token of the
- * checkpoint's tokenizer_config.json, else on (LlamaTokenizer's default). The BOS id is the
- * tokenizer's, else config.json's bos_token_id, else 1. */
+/* The BOS rule of DESIGN §5. Whether documents start with BOS: forced (1/0) by the
+ * caller (--bos/--no-bos), else add_bos_token of the checkpoint's tokenizer_config.json,
+ * else the family's HF default (LLaMA, Mistral: on; GPT-NeoX, Qwen2, OLMo, OLMo 2: off;
+ * on for an unknown family). The BOS id is config.json's bos_token_id (or the family's
+ * default for it), else the tokenizer's BOS piece. BOS on without an id is CKS_EINVAL
+ * naming --no-bos. */
 int cks_evalset_bos(const cks_ckpt *c, const cks_config *cfg, const cks_tokenizer *tok, int forced,
                     int *bos, int32_t *bos_id);
 

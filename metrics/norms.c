@@ -245,6 +245,15 @@ static void run_chunk(const cks_tensor *t, int64_t lo, int64_t hi, double c, acc
 
 int cks_norms_compute(const cks_tensor *t, int nthreads, cks_norms *out)
 {
+    if (!cks_tensor_is_contiguous(t)) { /* a row-block view: one contiguous copy (tensor.h) */
+        cks_tensor g;
+        void *own;
+        int err = cks_tensor_gather(t, &g, &own);
+        if (!err)
+            err = cks_norms_compute(&g, nthreads, out);
+        free(own);
+        return err;
+    }
     if (!cks_dtype_is_float(t->dtype))
         return cks_error_set(CKS_EUNSUPPORTED, "tensor '%s': norms need a float dtype, not %s",
                              t->name, cks_dtype_name(t->dtype));

@@ -5,7 +5,8 @@
  * transformers docs), with the BOS rule of DESIGN §5. */
 #include "ppl.h"
 #include "error.h"
-#include "llama.h"
+#include "model_family.h"
+#include "model.h"
 #include "rowstore.h"
 
 #include <math.h>
@@ -43,8 +44,8 @@ void cks_ppl_options_default(cks_ppl_options *o, const cks_config *cfg)
     memset(o, 0, sizeof *o);
     o->ctx = cfg->max_position_embeddings;
     o->stride = o->ctx / 2 > 0 ? o->ctx / 2 : 1;
-    o->bos = 1;
-    o->bos_id = cfg->bos_token_id >= 0 ? (int32_t)cfg->bos_token_id : 1;
+    o->bos = cfg->family ? cfg->family->add_bos : 1;
+    o->bos_id = (int32_t)cfg->bos_token_id;
 }
 
 void cks_ppl_result_release(cks_ppl_result *r)
@@ -152,7 +153,13 @@ static int check_options(const cks_ppl_options *o, const cks_config *cfg, const 
                              "ctx %lld is larger than max_position_embeddings = %lld of %s "
                              "(force it to evaluate anyway)",
                              (long long)o->ctx, (long long)cfg->max_position_embeddings, display);
-    if (o->bos && (o->bos_id < 0 || o->bos_id >= cfg->vocab_size))
+    if (o->bos && o->bos_id < 0)
+        return cks_error_set(CKS_EINVAL,
+                             "%s: documents start with BOS but there is no BOS id (no "
+                             "bos_token_id in config.json, no BOS piece in the tokenizer); "
+                             "give --no-bos",
+                             display);
+    if (o->bos && o->bos_id >= cfg->vocab_size)
         return cks_error_set(CKS_EINVAL, "BOS id %d is not below the vocabulary size %lld of %s",
                              o->bos_id, (long long)cfg->vocab_size, display);
     return 0;
@@ -188,15 +195,15 @@ typedef struct {
     const cks_docset *sets;
     size_t nsets;
     const cks_ppl_options *o;
-    cks_llama_weights w;
+    cks_model_weights w;
     plan p;
     cks_rowstore *rs;
-    cks_llama_state *st;
+    cks_model_state *st;
     int32_t *ids;         /* (max(max_win, head_rows)) token scratch */
     float *hx;            /* (head_rows, dim) gathered scored rows */
     float *hnll;          /* (head_rows) */
     float **hdst;         /* (head_rows) where each loss goes */
-    cks_llama_window *lw; /* (windows of the largest batch) */
+    cks_model_window *lw; /* (windows of the largest batch) */
     int64_t dim;
     double t_widen;
 } ctx;
@@ -208,15 +215,18 @@ static void ctx_release(ctx *c)
     free(c->hnll);
     free(c->hx);
     free(c->ids);
-    cks_llama_state_free(c->st);
+    cks_model_state_free(c->st);
     cks_rowstore_free(c->rs);
     plan_release(&c->p);
-    cks_llama_weights_release(&c->w);
+    cks_model_weights_release(&c->w);
 }
 
 static void dontneed(const ctx *c, const cks_tensor *t)
 {
-    cks_map_dontneed(cks_weights_file(c->cw, t->file), t->data, t->nbytes);
+    const void *p;
+    size_t len;
+    cks_tensor_span(t, &p, &len);
+    cks_map_dontneed(cks_weights_file(c->cw, t->file), p, len);
 }
 
 static void pager_prepare(void *arg, const cks_tensor *t, const void *p, size_t len)
@@ -231,36 +241,32 @@ static void pager_release(void *arg, const cks_tensor *t, const void *p, size_t 
     cks_map_dontneed(cks_weights_file(cw, t->file), p, len);
 }
 
-/* Maps a tensor's pages now (wait) or starts reading them in the background. */
-static void willneed(const ctx *c, const cks_tensor *t, int wait)
+/* Starts reading a tensor's pages in the background (cks_model_layer_tensors callback). */
+static void readahead(void *arg, const cks_tensor *t)
 {
-    cks_map_willneed(cks_weights_file(c->cw, t->file), t->data, t->nbytes, wait);
-}
-
-/* The tensors of layer l, in the order they are widened. */
-static int layer_tensors(const ctx *c, int64_t l, const cks_tensor **ts)
-{
-    const cks_llama_layer_views *v = &c->w.layers[l];
-    const cks_tensor *all[] = {v->attn_norm, v->mlp_norm, v->wq,   v->wk,    v->wv,
-                               v->wo,        v->w_gate,   v->w_up, v->w_down};
-    memcpy(ts, all, sizeof all);
-    return (int)(sizeof all / sizeof all[0]);
+    const ctx *c = arg;
+    const void *p;
+    size_t len;
+    cks_tensor_span(t, &p, &len);
+    cks_map_willneed(cks_weights_file(c->cw, t->file), p, len, 0);
 }
 
 static void embed_all(ctx *c)
 {
-    const cks_tensor *ts[16];
-    const int nts = layer_tensors(c, 0, ts), nt = c->st->nthreads;
-    for (int i = 0; i < nts; i++) /* layer 0 comes from disk while the rows are embedded */
-        willneed(c, ts[i], 0);
-    willneed(c, c->w.embed, 1);
+    const int nt = c->st->nthreads;
+    const void *p;
+    size_t len;
+    /* layer 0 comes from disk while the rows are embedded */
+    cks_model_layer_tensors(&c->w, 0, readahead, c);
+    cks_tensor_span(c->w.embed, &p, &len);
+    cks_map_willneed(cks_weights_file(c->cw, c->w.embed->file), p, len, 1);
     for (int64_t i = 0; i < c->p.nwin; i++) {
         const pwin *w = &c->p.win[i];
         int64_t n;
         const int32_t *t = cks_docset_doc(&c->sets[w->set], w->doc, &n);
         for (int64_t r = 0; r < w->n; r++)
             c->ids[r] = s_at(t, c->o->bos, c->o->bos_id, w->b + r);
-        cks_llama_embed(&c->w, c->ids, w->n, cks_rowstore_row(c->rs, w->row), nt);
+        cks_model_embed(&c->w, c->ids, w->n, cks_rowstore_row(c->rs, w->row), nt);
         cks_rowstore_release(c->rs, w->row, w->n);
     }
     dontneed(c, c->w.embed);
@@ -271,20 +277,13 @@ static void embed_all(ctx *c)
  * meanwhile. */
 static int run_layers(ctx *c)
 {
-    const cks_tensor *ts[16];
     int err;
     for (int64_t l = 0; l < c->w.cfg.n_layers; l++) {
         if (c->o->progress)
             c->o->progress(c->o->progress_ctx, l, c->w.cfg.n_layers);
         double t0 = omp_get_wtime();
-        cks_llama_load_layer(c->st, &c->w, l); /* the pager maps and drops its pages */
-        if (l + 1 < c->w.cfg.n_layers) {
-            int nt = layer_tensors(c, l + 1, ts);
-            for (int i = 0; i < nt; i++)
-                willneed(c, ts[i], 0);
-        } else {
-            willneed(c, c->w.lm_head, 0);
-        }
+        cks_model_load_layer(c->st, &c->w, l); /* the pager maps and drops its pages */
+        cks_model_layer_tensors(&c->w, l + 1, readahead, c); /* the next layer, or the head */
         c->t_widen += omp_get_wtime() - t0;
         for (int64_t b = 0; b < c->p.nbatch; b++) {
             const pbatch *pb = &c->p.batch[b];
@@ -292,7 +291,7 @@ static int run_layers(ctx *c)
                 c->lw[i].row = c->p.win[pb->first + i].row - pb->row;
                 c->lw[i].n = c->p.win[pb->first + i].n;
             }
-            if ((err = cks_llama_layer_forward(c->st, cks_rowstore_row(c->rs, pb->row), c->lw,
+            if ((err = cks_model_layer_forward(c->st, cks_rowstore_row(c->rs, pb->row), c->lw,
                                                pb->count)) != 0)
                 return err;
             cks_rowstore_release(c->rs, pb->row, pb->rows);
@@ -303,7 +302,7 @@ static int run_layers(ctx *c)
 
 static int flush_head(ctx *c, int64_t k)
 {
-    int err = cks_llama_head_nll(c->st, c->hx, c->ids, k, c->hnll);
+    int err = cks_model_head_nll(c->st, c->hx, c->ids, k, c->hnll);
     if (err)
         return err;
     for (int64_t j = 0; j < k; j++)
@@ -320,7 +319,7 @@ static int run_head(ctx *c, cks_ppl_result *out)
         return cks_error_set(CKS_ENOMEM, "out of memory");
     if (c->o->progress)
         c->o->progress(c->o->progress_ctx, c->w.cfg.n_layers, c->w.cfg.n_layers);
-    cks_llama_load_head(c->st, &c->w);
+    cks_model_load_head(c->st, &c->w);
     for (int64_t i = 0; i < c->p.nwin && !err; i++) {
         const pwin *w = &c->p.win[i];
         int64_t n;
@@ -343,14 +342,24 @@ static int run_head(ctx *c, cks_ppl_result *out)
     return err;
 }
 
-/* Binds the weights and builds the window plan (cheap; nothing large allocated yet). */
-static int ctx_plan(ctx *c, const cks_config *cfg, const char *display, size_t nsets)
+/* A sliding window that would apply is refused (DESIGN §5): the ctx that fits is named. */
+static int check_window(const cks_ppl_options *o, const cks_model_config *mc, const char *display)
 {
-    cks_llama_config lc;
+    if (mc->window > 0 && o->ctx > mc->window)
+        return cks_error_set(CKS_EUNSUPPORTED,
+                             "%s: ctx %lld is longer than the model's sliding window "
+                             "(sliding_window = %lld in config.json), which ckptscope's %s "
+                             "forward pass does not implement; use a ctx of %lld or less",
+                             display, (long long)o->ctx, (long long)mc->window,
+                             mc->family->model_type, (long long)mc->window);
+    return 0;
+}
+
+/* Binds the weights and builds the window plan (cheap; nothing large allocated yet). */
+static int ctx_plan(ctx *c, const cks_model_config *mc, const char *display, size_t nsets)
+{
     int err;
-    cks_llama_config_from(&lc, cfg);
-    lc.precision = c->o->precision;
-    if ((err = cks_llama_weights_bind(&c->w, &lc, cks_weights_tensors(c->cw), display)) != 0)
+    if ((err = cks_model_weights_bind(&c->w, mc, cks_weights_tensors(c->cw), display)) != 0)
         return err;
     return plan_build(&c->p, c->sets, nsets, c->o,
                       c->o->batch_rows > 0 ? c->o->batch_rows : CKS_PPL_BATCH_ROWS);
@@ -368,9 +377,9 @@ static int ctx_alloc(ctx *c)
         if (c->p.batch[b].count > maxcount)
             maxcount = c->p.batch[b].count;
     }
-    if ((err = cks_llama_state_new(&c->st, &c->w.cfg, brows, c->p.max_win, o->nthreads)) != 0)
+    if ((err = cks_model_state_new(&c->st, &c->w.cfg, brows, c->p.max_win, o->nthreads)) != 0)
         return err;
-    c->st->pager = (cks_llama_pager){pager_prepare, pager_release, (void *)c->cw};
+    c->st->pager = (cks_model_pager){pager_prepare, pager_release, (void *)c->cw};
     c->dim = c->w.cfg.dim;
     if ((err = cks_rowstore_new(&c->rs, c->p.rows, c->dim, o->resid_mem_max, o->tmpdir)) != 0)
         return err;
@@ -436,12 +445,16 @@ int cks_ppl_evaluate(cks_ppl_result *out, const cks_weights *cw, const cks_confi
     memset(out, 0, nsets * sizeof *out);
     if (nsets == 0)
         return cks_error_set(CKS_EINVAL, "no evaluation set given");
-    if ((err = check_options(o, cfg, display)) != 0)
+    cks_model_config mc;
+    if ((err = cks_model_config_from(&mc, cfg, display)) == 0)
+        mc.precision = o->precision;
+    if (err != 0 || (err = check_options(o, cfg, display)) != 0 ||
+        (err = check_window(o, &mc, display)) != 0)
         return err;
     for (size_t s = 0; s < nsets; s++)
         if ((err = check_ids(&sets[s], cfg->vocab_size, display)) != 0)
             return err;
-    if ((err = ctx_plan(&c, cfg, display, nsets)) != 0 ||
+    if ((err = ctx_plan(&c, &mc, display, nsets)) != 0 ||
         (err = results_new(out, &c.p, sets, nsets)) != 0 || (err = ctx_alloc(&c)) != 0)
         goto done;
     double t0 = omp_get_wtime(), t1, t2, t3;

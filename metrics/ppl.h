@@ -68,15 +68,22 @@ typedef struct {
     double t_embed, t_widen, t_layers, t_attention, t_head, t_total;
 } cks_ppl_stats;
 
-/* Defaults: ctx = max_position_embeddings, stride = ctx / 2, bos on with cfg's
- * bos_token_id (1 when absent), all other fields 0. */
+/* Defaults: ctx = max_position_embeddings, stride = ctx / 2, bos as the family's HF
+ * tokenizer does by default (LLaMA, Mistral on; GPT-NeoX, Qwen2, OLMo, OLMo 2 off; on for
+ * an unknown family) with config.json's bos_token_id (or the family's default; -1 when
+ * there is none), all other fields 0. evalset.h's cks_evalset_bos applies the rest of the
+ * BOS rule (tokenizer_config.json, the tokenizer's BOS piece). */
 void cks_ppl_options_default(cks_ppl_options *o, const cks_config *cfg);
 
 /* Evaluates every set with the checkpoint's weights. out[nsets] is filled on success
- * (release each). display names the checkpoint in messages. Errors: a bad ctx/stride,
- * ctx above max_position_embeddings without force (CKS_EINVAL); a token id not below
- * the vocabulary (CKS_EFORMAT naming the set's file and the position); a set with
- * nothing to score (CKS_EINVAL); a missing or misshapen tensor. stats may be NULL. */
+ * (release each). display names the checkpoint in messages. Errors: a config.json the
+ * forward pass does not implement (cks_config_check_forward: an unknown model_type, a
+ * missing size, a field at a value not implemented; CKS_EUNSUPPORTED and the like); a
+ * ctx longer than a sliding window that would apply (CKS_EUNSUPPORTED); a bad
+ * ctx/stride, ctx above max_position_embeddings without force, BOS on without a BOS id
+ * (CKS_EINVAL); a token id not below the vocabulary (CKS_EFORMAT naming the set's file
+ * and the position); a set with nothing to score (CKS_EINVAL); a missing or misshapen
+ * tensor. stats may be NULL. */
 int cks_ppl_evaluate(cks_ppl_result *out, const cks_weights *cw, const cks_config *cfg,
                      const char *display, const cks_docset *sets, size_t nsets,
                      const cks_ppl_options *o, cks_ppl_stats *stats);

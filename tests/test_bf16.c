@@ -15,7 +15,7 @@
 #include "bf16.h"
 #include "error.h"
 #include "gemm.h"
-#include "llama.h"
+#include "model.h"
 #include "source.h"
 #include "testutil.h"
 #include "weights.h"
@@ -347,8 +347,8 @@ static float *logits_of(const char *dt, cks_precision p, int threads, int32_t *i
     cks_ckpt *ck = NULL;
     cks_weights *w = NULL;
     cks_config cfg;
-    cks_llama_config lc;
-    cks_llama_weights lw;
+    cks_model_config lc;
+    cks_model_weights lw;
     float *lg = NULL;
     snprintf(rel, sizeof rel, "bf16/%s", dt);
     char *dir = cks_test_data(rel);
@@ -356,12 +356,12 @@ static float *logits_of(const char *dt, cks_precision p, int threads, int32_t *i
     assert_int_equal(cks_ckpt_open(&ck, src, 0), 0);
     assert_int_equal(cks_ckpt_config(ck, &cfg), 0);
     assert_int_equal(cks_weights_open(&w, ck), 0);
-    cks_llama_config_from(&lc, &cfg);
+    assert_int_equal(cks_model_config_from(&lc, &cfg, dt), 0);
     lc.precision = p;
-    assert_int_equal(cks_llama_weights_bind(&lw, &lc, cks_weights_tensors(w), dt), 0);
-    assert_int_equal(cks_llama_logits(&lw, ids, n, threads, &lg), 0);
+    assert_int_equal(cks_model_weights_bind(&lw, &lc, cks_weights_tensors(w), dt), 0);
+    assert_int_equal(cks_model_logits(&lw, ids, n, threads, &lg), 0);
     *vocab = lc.vocab;
-    cks_llama_weights_release(&lw);
+    cks_model_weights_release(&lw);
     cks_weights_free(w);
     cks_ckpt_free(ck);
     cks_source_free(src);

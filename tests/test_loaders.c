@@ -227,11 +227,14 @@ static void test_config__valid(void **state)
     assert_true(c.rope_theta == 10000.0);
 }
 
+/* parse, then the forward pass's checks: what `ppl` runs */
 static void expect_config_error(const char *text, int code, const char *needle)
 {
     cks_config c;
     cks_error_clear();
     int err = parse_cfg(text, &c);
+    if (err == 0)
+        err = cks_config_check_forward(&c, "test/config.json");
     if (err != code || !strstr(cks_error_last(), needle)) {
         print_error("config %s\n -> %d '%s'\n", text, err, cks_error_last());
         fail();
@@ -239,23 +242,25 @@ static void expect_config_error(const char *text, int code, const char *needle)
     assert_non_null(strstr(cks_error_last(), "test/config.json"));
 }
 
+#define LLAMA "\"model_type\": \"llama\", "
+
 static void test_config__rejects_bad_values(void **state)
 {
     expect_config_error("{", CKS_EFORMAT, "not valid JSON");
     expect_config_error("[1, 2]", CKS_EFORMAT, "not an object");
-    expect_config_error("{\"hidden_size\": 64}", CKS_ENOTFOUND, "intermediate_size");
+    expect_config_error("{" LLAMA "\"hidden_size\": 64}", CKS_ENOTFOUND, "intermediate_size");
     expect_config_error("{\"hidden_size\": 64, \"intermediate_size\": 1, \"num_hidden_layers\": 1,"
                         " \"num_attention_heads\": 0, \"vocab_size\": 5}",
                         CKS_EFORMAT, "num_attention_heads");
     expect_config_error("{\"hidden_size\": 64, \"intermediate_size\": 1, \"num_hidden_layers\": 1,"
                         " \"num_attention_heads\": -4, \"vocab_size\": 5}",
                         CKS_EFORMAT, "num_attention_heads");
-    expect_config_error("{\"hidden_size\": 64, \"intermediate_size\": 1, \"num_hidden_layers\": 1,"
-                        " \"num_attention_heads\": 5, \"vocab_size\": 5}",
+    expect_config_error("{" LLAMA "\"hidden_size\": 64, \"intermediate_size\": 1, "
+                        "\"num_hidden_layers\": 1, \"num_attention_heads\": 5, \"vocab_size\": 5}",
                         CKS_EFORMAT, "does not divide hidden_size");
-    expect_config_error("{\"hidden_size\": 64, \"intermediate_size\": 1, \"num_hidden_layers\": 1,"
-                        " \"num_attention_heads\": 4, \"num_key_value_heads\": 3, "
-                        "\"vocab_size\": 5}",
+    expect_config_error("{" LLAMA "\"hidden_size\": 64, \"intermediate_size\": 1, "
+                        "\"num_hidden_layers\": 1, \"num_attention_heads\": 4, "
+                        "\"num_key_value_heads\": 3, \"vocab_size\": 5}",
                         CKS_EFORMAT, "num_key_value_heads");
     expect_config_error("{\"hidden_size\": 64, \"intermediate_size\": 1, \"num_hidden_layers\": 1,"
                         " \"num_attention_heads\": 4, \"vocab_size\": 1e30}",
@@ -274,6 +279,16 @@ static void test_config__rejects_bad_values(void **state)
     expect_config_error("{\"hidden_size\": 64, \"intermediate_size\": 1, \"num_hidden_layers\": 1,"
                         " \"num_attention_heads\": 4, \"vocab_size\": 5, \"rms_norm_eps\": -1}",
                         CKS_EFORMAT, "rms_norm_eps");
+    /* what only the forward pass needs does not stop the parse (inspect, diff, scan) */
+    cks_config c;
+    assert_int_equal(parse_cfg("{\"model_type\": \"bert\", \"hidden_size\": 64}", &c), 0);
+    assert_null(c.family);
+    assert_int_equal(c.intermediate_size, 0);
+    assert_int_equal(parse_cfg("{" LLAMA "\"hidden_size\": 64, \"num_attention_heads\": 4, "
+                               "\"head_dim\": 5}",
+                               &c),
+                     0);
+    assert_int_equal(c.head_dim, 5);
 }
 
 /* ---- Git LFS pointers ---- */

@@ -1,10 +1,14 @@
 /* Perplexity protocol tests: per-token losses and nll of layer-major evaluation against
- * tools/llama_ref.py (the transformers-docs strided loop over an independent PyTorch
- * model) for several ctx/stride/BOS settings and documents of length 0, 1, shorter than a
- * window, exactly ctx, ctx+1 and several windows long; token counts against the closed
- * forms of DESIGN §5; the scratch-file residual stream; and every rejection. */
+ * the float64 PyTorch reference tools/family_ref.py (the transformers-docs strided loop
+ * over an independent model of each family; its results are the golden file
+ * tools/family_ref.json) for several ctx/stride/BOS settings and documents of length 0,
+ * 1, shorter than a window, exactly ctx, ctx+1 and several windows long; every family in
+ * F32 and BF16 (and LLaMA in F16), from safetensors and torch .bin files, sharded and not;
+ * token counts against the closed forms of DESIGN §5; the scratch-file residual stream;
+ * the BOS rule; and every rejection. */
 #include "error.h"
-#include "llama_support.h"
+#include "evalset.h"
+#include "model_support.h"
 #include "ppl.h"
 #include "testutil.h"
 #include "tokfile.h"
@@ -14,72 +18,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const int doc_lens[] = {1, 5, 15, 16, 17, 67, 0};
-#define NDOCS     ((int)(sizeof doc_lens / sizeof doc_lens[0]))
-#define RAW16_LEN 50
-#define RAW32_LEN 23
-
 typedef struct {
     lfx f;
-    char jsonl[4200], raw16[4200], raw32[4200];
-    cks_docset sets[3];
+    cks_docset sets[4];
+    int nsets;
 } pfx;
 
-static unsigned next_id(unsigned *s, int vocab)
+static void pfx_open_case(pfx *p, json_t *golden, const char *name)
 {
-    *s = *s * 1103515245u + 12345u;
-    return (*s >> 8) % (unsigned)vocab;
+    json_t *c = golden_case(golden, name);
+    golden_open(&p->f, c);
+    p->nsets = golden_sets(&p->f, c, p->sets, 4);
 }
 
-/* Writes the three token files and reads them back through cks_tokfile_read. */
-static void pfx_open_model(pfx *p, const cks_fx_model *mm)
+/* The protocol model (GQA, F32) and its three sets: mixed (7 documents, a blank line),
+ * long (u16), short (u32). */
+static void pfx_open(pfx *p)
 {
-    cks_fx_model m = *mm;
-    unsigned s = 11;
-    lfx_open(&p->f, &m, "ppl");
-    snprintf(p->jsonl, sizeof p->jsonl, "%s/mixed.jsonl", p->f.tmp);
-    snprintf(p->raw16, sizeof p->raw16, "%s/long.u16", p->f.tmp);
-    snprintf(p->raw32, sizeof p->raw32, "%s/short.u32", p->f.tmp);
-    FILE *fp = fopen(p->jsonl, "w");
-    assert_non_null(fp);
-    for (int d = 0; d < NDOCS; d++) {
-        fprintf(fp, "{\"source\": \"doc%d\", \"token_ids\": [", d);
-        for (int i = 0; i < doc_lens[d]; i++)
-            fprintf(fp, "%s%u", i ? ", " : "", next_id(&s, m.vocab));
-        fprintf(fp, "]}\n%s", d == 2 ? "\n" : ""); /* a blank line is skipped */
-    }
-    fclose(fp);
-    unsigned char b16[2 * RAW16_LEN], b32[4 * RAW32_LEN];
-    for (int i = 0; i < RAW16_LEN; i++) {
-        unsigned v = next_id(&s, m.vocab);
-        b16[2 * i] = (unsigned char)v;
-        b16[2 * i + 1] = (unsigned char)(v >> 8);
-    }
-    for (int i = 0; i < RAW32_LEN; i++) {
-        unsigned v = next_id(&s, m.vocab);
-        for (int k = 0; k < 4; k++)
-            b32[4 * i + k] = (unsigned char)(v >> (8 * k));
-    }
-    cks_write_file(p->raw16, b16, sizeof b16);
-    cks_write_file(p->raw32, b32, sizeof b32);
-    assert_int_equal(cks_tokfile_read(&p->sets[0], p->jsonl, "mixed", CKS_TOKFILE_AUTO), 0);
-    assert_int_equal(cks_tokfile_read(&p->sets[1], p->raw16, "long", CKS_TOKFILE_AUTO), 0);
-    assert_int_equal(cks_tokfile_read(&p->sets[2], p->raw32, "short", CKS_TOKFILE_AUTO), 0);
-    assert_int_equal(p->sets[0].ndocs, NDOCS);
+    json_t *g = golden_load();
+    pfx_open_case(p, g, "protocol-f32");
+    json_decref(g);
+    assert_int_equal(p->sets[0].ndocs, 7);
     assert_int_equal(p->sets[0].line[3], 5); /* after the blank line */
-}
-
-static void pfx_open(pfx *p, cks_dtype dt)
-{
-    cks_fx_model m;
-    lfx_model_default(&m);
-    m.dtype = dt;
-    pfx_open_model(p, &m);
 }
 
 static void pfx_close(pfx *p)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < p->nsets; i++)
         cks_docset_release(&p->sets[i]);
     lfx_close(&p->f);
 }
@@ -91,7 +56,7 @@ static int eval(pfx *p, const cks_ppl_options *o, cks_ppl_result *res, cks_ppl_s
 
 /* Scored tokens by the closed forms of DESIGN §5: with stride < ctx every token of s
  * after the first is scored; with stride = ctx the first of each later window is not. */
-static int64_t expected_tokens(int len, int bos, int64_t ctx, int64_t stride)
+static int64_t expected_tokens(int64_t len, int bos, int64_t ctx, int64_t stride)
 {
     int64_t S = len + (bos ? 1 : 0);
     if (S <= 1)
@@ -101,123 +66,124 @@ static int64_t expected_tokens(int len, int bos, int64_t ctx, int64_t stride)
     return S - (S + ctx - 1) / ctx; /* one unscored token per window */
 }
 
-typedef struct {
-    int64_t ctx, stride;
-    int bos;
-} setting;
-
-static void check_one(pfx *p, const setting *cs, json_t *refsets)
+/* One golden run: every set's token count (also against the closed form), nll within
+ * 1e-5 relative, and each token's loss within 1e-4 when the golden file has them; run
+ * on 2 threads in default batches, and when `variants` also on 1 thread with one window
+ * per batch. Returns the largest relative nll gap. */
+static double check_run(pfx *p, json_t *run, int variants)
 {
-    for (int variant = 0; variant < 2; variant++) {
+    double worst = 0;
+    for (int variant = 0; variant < 1 + variants; variant++) {
         cks_ppl_options o;
-        cks_ppl_result res[3];
+        cks_ppl_result res[4];
         cks_ppl_stats st;
         cks_ppl_options_default(&o, &p->f.cfg);
-        o.ctx = cs->ctx;
-        o.stride = cs->stride;
-        o.bos = cs->bos;
+        o.ctx = (int64_t)jnum(json_object_get(run, "ctx"));
+        o.stride = (int64_t)jnum(json_object_get(run, "stride"));
+        o.bos = json_is_true(json_object_get(run, "bos"));
+        if (json_is_integer(json_object_get(run, "bos_id")))
+            o.bos_id = (int32_t)json_integer_value(json_object_get(run, "bos_id"));
         o.force = 1;
         o.nthreads = variant ? 1 : 2;
         o.batch_rows = variant ? 1 : 0; /* one window per batch, or the default packing */
-        assert_int_equal(eval(p, &o, res, &st), 0);
+        int err =
+            cks_ppl_evaluate(res, p->f.w, &p->f.cfg, "fx@ckpt_000", p->sets, p->nsets, &o, &st);
+        if (err)
+            fail_msg("%s", cks_error_last());
         double maxd = 0;
-        for (int s = 0; s < 3; s++) {
-            json_t *rs = json_array_get(refsets, (size_t)s);
+        for (int s = 0; s < p->nsets; s++) {
+            json_t *rs = json_array_get(json_object_get(run, "sets"), (size_t)s);
             json_t *tn = json_object_get(rs, "token_nll");
             assert_int_equal(res[s].tokens, json_integer_value(json_object_get(rs, "tokens")));
-            for (int64_t i = 0; i < res[s].tokens; i++) {
-                double want = json_real_value(json_array_get(tn, (size_t)i));
+            for (int64_t i = 0; tn && i < res[s].tokens; i++) {
+                double want = jnum(json_array_get(tn, (size_t)i));
                 maxd = fmax(maxd, fabs(res[s].token_nll[i] - want));
                 assert_close(res[s].token_nll[i], want, 0, 1e-4);
             }
-            assert_close(res[s].nll, json_real_value(json_object_get(rs, "nll")), 1e-5, 0);
+            double want = jnum(json_object_get(rs, "nll"));
+            worst = fmax(worst, fabs(res[s].nll - want) / fabs(want));
+            assert_close(res[s].nll, want, 1e-5, 0);
             assert_close(res[s].ppl, exp(res[s].nll), 1e-12, 0);
             assert_true(isnan(res[s].bpb)); /* token input: no bytes */
             /* the closed-form count, independent of both implementations */
-            int64_t want = 0;
-            if (s == 0)
-                for (int d = 0; d < NDOCS; d++)
-                    want += expected_tokens(doc_lens[d], cs->bos, cs->ctx, cs->stride);
-            else
-                want =
-                    expected_tokens(s == 1 ? RAW16_LEN : RAW32_LEN, cs->bos, cs->ctx, cs->stride);
-            assert_int_equal(res[s].tokens, want);
+            int64_t cf = 0;
+            for (int64_t d = 0; d < p->sets[s].ndocs; d++) {
+                int64_t n;
+                cks_docset_doc(&p->sets[s], d, &n);
+                cf += expected_tokens(n, o.bos, o.ctx, o.stride);
+            }
+            assert_int_equal(res[s].tokens, cf);
             cks_ppl_result_release(&res[s]);
         }
-        printf("# ctx %lld stride %lld %s, %s: %lld windows in %lld batches, max |nll - torch| "
-               "= %.3g\n",
-               (long long)cs->ctx, (long long)cs->stride, cs->bos ? "bos" : "no-bos",
-               variant ? "1 thread, 1 window/batch" : "2 threads", (long long)st.windows,
-               (long long)st.batches, maxd);
+        if (json_object_get(json_array_get(json_object_get(run, "sets"), 0), "token_nll"))
+            printf("# ctx %lld stride %lld %s, %s: %lld windows in %lld batches, max |token "
+                   "nll - torch f64| = %.3g\n",
+                   (long long)o.ctx, (long long)o.stride, o.bos ? "bos" : "no-bos",
+                   variant ? "1 thread, 1 window/batch" : "2 threads", (long long)st.windows,
+                   (long long)st.batches, maxd);
     }
+    return worst;
 }
 
-/* The reference of every setting (tests/data/llama/<name>.json: one run of
- * tools/llama_ref.py over all settings) compared with layer-major evaluation, packed into
- * default batches on 2 threads and one window per batch on 1 thread. */
-static void check_settings(pfx *p, const char *name, const setting *cs, int n)
+static void check_case(json_t *golden, const char *name, int variants)
 {
-    char args[16384];
-    size_t k =
-        (size_t)snprintf(args, sizeof args, "ppl %s --set mixed=%s --set long=%s --set short=%s",
-                         p->f.ckdir, p->jsonl, p->raw16, p->raw32);
-    for (int i = 0; i < n; i++)
-        k += (size_t)snprintf(args + k, sizeof args - k, " --run %lld:%lld%s", (long long)cs[i].ctx,
-                              (long long)cs[i].stride, cs[i].bos ? "" : ":nobos");
-    json_t *ref = lfx_reference(p->f.tmp, name, args);
-    for (int i = 0; i < n; i++)
-        check_one(p, &cs[i],
-                  json_object_get(json_array_get(json_object_get(ref, "runs"), (size_t)i), "sets"));
-    json_decref(ref);
-}
-
-static void test_ppl__matches_pytorch_f32(void **state)
-{
-    static const setting cases[] = {
-        {16, 8, 1},   /* the default shape: stride = ctx/2 */
-        {16, 16, 1},  /* stride = ctx: first token of later windows unscored */
-        {16, 16, 0},  /* no BOS: a document of length ctx is exactly one window */
-        {16, 5, 0},   /* stride not dividing ctx */
-        {7, 3, 1},    /* short windows, many per document */
-        {128, 64, 1}, /* ctx = max_position_embeddings: every document one window */
-    };
     pfx p;
-    pfx_open(&p, CKS_DT_F32);
-    check_settings(&p, "ppl_f32", cases, (int)(sizeof cases / sizeof cases[0]));
+    json_t *run;
+    size_t i;
+    double worst = 0;
+    pfx_open_case(&p, golden, name);
+    json_array_foreach(json_object_get(golden_case(golden, name), "runs"), i, run) worst =
+        fmax(worst, check_run(&p, run, variants));
+    printf("# %-46s max |nll - torch f64| / nll = %.2g\n", name, worst);
     pfx_close(&p);
 }
 
-static void test_ppl__matches_pytorch_bf16(void **state)
+static void test_ppl__protocol_matches_pytorch_f32(void **state)
 {
-    static const setting c = {16, 8, 1};
-    pfx p;
-    pfx_open(&p, CKS_DT_BF16);
-    check_settings(&p, "ppl_bf16", &c, 1);
-    pfx_close(&p);
+    /* 16:8 the default shape (stride = ctx/2); 16:16 the first token of later windows
+       unscored; 16:16 no BOS (a document of length ctx is one window); 16:5 a stride not
+       dividing ctx; 7:3 short windows, many per document; 128:64 ctx =
+       max_position_embeddings (every document one window) */
+    json_t *g = golden_load();
+    check_case(g, "protocol-f32", 1);
+    json_decref(g);
 }
 
-static void test_ppl__matches_pytorch_past_max_pos_forced(void **state)
+static void test_ppl__protocol_matches_pytorch_bf16_and_forced_ctx(void **state)
 {
-    static const setting c = {200, 100, 0}; /* ctx > max_position_embeddings = 128 */
-    pfx p;
-    pfx_open(&p, CKS_DT_F32);
-    check_settings(&p, "ppl_past_max_pos", &c, 1);
-    pfx_close(&p);
+    json_t *g = golden_load();
+    check_case(g, "protocol-bf16", 1);
+    check_case(g, "protocol-past-max-pos", 1); /* ctx 200 > max_position_embeddings 128 */
+    json_decref(g);
 }
 
 /* A vocabulary of 9000 (> the 4096-column logits block): the online logsumexp across
  * blocks, targets in every block. */
-static void test_ppl__matches_pytorch_large_vocab(void **state)
+static void test_ppl__protocol_matches_pytorch_large_vocab(void **state)
 {
-    static const setting c = {32, 16, 1};
-    cks_fx_model m;
-    pfx p;
-    lfx_model_default(&m);
-    m.vocab = 9000;
-    m.layers = 1;
-    pfx_open_model(&p, &m);
-    check_settings(&p, "ppl_large_vocab", &c, 1);
-    pfx_close(&p);
+    json_t *g = golden_load();
+    check_case(g, "protocol-large-vocab", 1);
+    json_decref(g);
+}
+
+/* Every family in F32 and BF16 (LLaMA also F16), safetensors and .bin, sharded and not:
+ * per-set nll within 1e-5 relative of the float64 reference under three (ctx, stride,
+ * bos) settings. */
+static void test_ppl__families_match_pytorch(void **state)
+{
+    json_t *g = golden_load(), *c;
+    size_t i;
+    int n = 0;
+    json_array_foreach(json_object_get(g, "cases"), i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        if (strncmp(name, "protocol-", 9) == 0 || strncmp(name, "cli-", 4) == 0)
+            continue;
+        check_case(g, name, 0);
+        n++;
+    }
+    assert_true(n >= 21); /* six families x (F32, BF16 safetensors; a sharded .bin) and more */
+    json_decref(g);
 }
 
 /* The residual stream in a scratch file (threshold of one byte) gives bit-identical
@@ -228,7 +194,7 @@ static void test_ppl__scratch_file_same_as_memory(void **state)
     cks_ppl_options o;
     cks_ppl_result a[3], b[3];
     cks_ppl_stats sa, sb;
-    pfx_open(&p, CKS_DT_F32);
+    pfx_open(&p);
     cks_ppl_options_default(&o, &p.f.cfg);
     o.ctx = 16;
     o.stride = 8;
@@ -262,7 +228,7 @@ static void test_ppl__rejects_bad_options(void **state)
     pfx p;
     cks_ppl_options o;
     cks_ppl_result r[3];
-    pfx_open(&p, CKS_DT_F32);
+    pfx_open(&p);
     cks_ppl_options_default(&o, &p.f.cfg);
     assert_int_equal(o.ctx, 128);
     assert_int_equal(o.stride, 64);
@@ -295,7 +261,7 @@ static void test_ppl__rejects_ids_past_vocab(void **state)
     cks_ppl_result r[1];
     cks_docset d;
     char path[4200];
-    pfx_open(&p, CKS_DT_F32);
+    pfx_open(&p);
     cks_ppl_options_default(&o, &p.f.cfg);
     o.ctx = 16;
     o.stride = 8;
@@ -331,7 +297,7 @@ static void test_ppl__rejects_empty_sets(void **state)
     cks_ppl_result r[2];
     cks_docset d[2];
     static const int32_t one = 5;
-    pfx_open(&p, CKS_DT_F32);
+    pfx_open(&p);
     cks_ppl_options_default(&o, &p.f.cfg);
     o.ctx = 16;
     o.stride = 8;
@@ -365,7 +331,7 @@ static void test_ppl__bpb_from_bytes(void **state)
     pfx p;
     cks_ppl_options o;
     cks_ppl_result r[1];
-    pfx_open(&p, CKS_DT_F32);
+    pfx_open(&p);
     cks_ppl_options_default(&o, &p.f.cfg);
     o.ctx = 16;
     o.stride = 8;
@@ -377,18 +343,158 @@ static void test_ppl__bpb_from_bytes(void **state)
     pfx_close(&p);
 }
 
+/* DESIGN §5's BOS rule: add_bos_token of tokenizer_config.json, else the family's HF
+ * default; the id from config.json (or the family's default), else the tokenizer's; on
+ * without an id is an error naming --no-bos. */
+static void test_ppl__bos_rule_per_family(void **state)
+{
+    static const struct {
+        const char *family;
+        int bos;        /* the family's default */
+        int32_t bos_id; /* what its fixture's config.json gives (-1: null) */
+    } f[] = {{"llama", 1, 1},    {"mistral", 1, 1}, {"qwen2", 0, 255},
+             {"gpt_neox", 0, 0}, {"olmo", 0, -1},   {"olmo2", 0, 254}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        lfx x;
+        cks_fx_model m;
+        cks_ppl_options o;
+        int bos;
+        int32_t id;
+        char p[4200];
+        lfx_model_default(&m);
+        m.family = f[i].family;
+        lfx_open(&x, &m, "bos");
+        cks_ppl_options_default(&o, &x.cfg);
+        assert_int_equal(o.bos, f[i].bos);
+        assert_int_equal(o.bos_id, f[i].bos_id);
+        assert_int_equal(cks_evalset_bos(x.ck, &x.cfg, NULL, -1, &bos, &id), 0);
+        assert_int_equal(bos, f[i].bos);
+        if (f[i].bos_id >= 0) {
+            assert_int_equal(cks_evalset_bos(x.ck, &x.cfg, NULL, 1, &bos, &id), 0);
+            assert_true(bos == 1 && id == f[i].bos_id);
+        } else { /* OLMo: bos_token_id null, no tokenizer: --bos is refused */
+            cks_expect_error(cks_evalset_bos(x.ck, &x.cfg, NULL, 1, &bos, &id), CKS_EINVAL,
+                             "--no-bos", "ckpt_000");
+        }
+        /* tokenizer_config.json's add_bos_token overrides the family's default */
+        snprintf(p, sizeof p, "%s/tokenizer_config.json", x.ckdir);
+        const char *flip = f[i].bos ? "{\"add_bos_token\": false}" : "{\"add_bos_token\": true}";
+        cks_write_file(p, flip, strlen(flip));
+        cks_ckpt_free(x.ck);
+        assert_int_equal(cks_ckpt_open(&x.ck, x.src, 0), 0);
+        int err = cks_evalset_bos(x.ck, &x.cfg, NULL, -1, &bos, &id);
+        if (f[i].bos_id < 0) {
+            assert_int_equal(err, CKS_EINVAL);
+        } else {
+            assert_int_equal(err, 0);
+            assert_int_equal(bos, !f[i].bos);
+        }
+        lfx_close(&x);
+    }
+}
+
+/* The BOS id beside a tokenizer (DESIGN §5): config.json's bos_token_id wins over the
+ * tokenizer's BOS piece; only when config.json has none (HF's None) is the piece used.
+ * tests/data/tok/small.model is SentencePiece with bos_piece "<s>" at id 1. */
+static void test_ppl__bos_id_config_before_tokenizer(void **state)
+{
+    lfx x;
+    cks_fx_model m;
+    cks_tokenizer *tok = NULL;
+    int bos;
+    int32_t id;
+    char *path = cks_test_data("tok/small.model");
+    assert_int_equal(cks_tokenizer_load_file(&tok, path), 0);
+    assert_int_equal(cks_tokenizer_bos_id(tok), 1);
+    lfx_model_default(&m);
+    lfx_open(&x, &m, "bosid");
+    x.cfg.bos_token_id = 7; /* config.json's id, not the tokenizer's */
+    assert_int_equal(cks_evalset_bos(x.ck, &x.cfg, tok, -1, &bos, &id), 0);
+    assert_true(bos == 1 && id == 7);
+    x.cfg.bos_token_id = -1; /* null: the tokenizer's piece */
+    assert_int_equal(cks_evalset_bos(x.ck, &x.cfg, tok, -1, &bos, &id), 0);
+    assert_true(bos == 1 && id == 1);
+    assert_int_equal(cks_evalset_bos(x.ck, &x.cfg, tok, 0, &bos, &id), 0); /* --no-bos */
+    assert_int_equal(bos, 0);
+    /* neither: on is refused naming --no-bos, off is fine */
+    cks_expect_error(cks_evalset_bos(x.ck, &x.cfg, NULL, -1, &bos, &id), CKS_EINVAL, "--no-bos",
+                     "ckpt_000");
+    assert_int_equal(cks_evalset_bos(x.ck, &x.cfg, NULL, 0, &bos, &id), 0);
+    assert_int_equal(bos, 0);
+    cks_tokenizer_free(tok);
+    free(path);
+    lfx_close(&x);
+}
+
+/* A sliding window that would apply is refused with the ctx that fits; one that would
+ * not (shorter windows, Qwen2 without use_sliding_window or with every layer below
+ * max_window_layers) is accepted. */
+static void test_ppl__sliding_window_refused_where_it_applies(void **state)
+{
+    static const struct {
+        const char *family;
+        int window, use, max_layers;
+        int64_t ctx;
+        int err;
+    } c[] = {
+        {"mistral", 16, 0, 0, 16, 0},
+        {"mistral", 16, 0, 0, 17, CKS_EUNSUPPORTED},
+        {"mistral", 0, 0, 0, 128, 0}, /* sliding_window null */
+        {"qwen2", 16, 0, 0, 128, 0},  /* use_sliding_window false */
+        {"qwen2", 16, 1, 2, 128, 0},  /* layers 0, 1 < max_window_layers 2 */
+        {"qwen2", 16, 1, 1, 16, 0},
+        {"qwen2", 16, 1, 1, 17, CKS_EUNSUPPORTED}, /* layer 1 >= 1 slides */
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        lfx x;
+        cks_fx_model m;
+        cks_ppl_options o;
+        cks_ppl_result r[1];
+        cks_docset d;
+        int32_t ids[40];
+        lfx_model_default(&m);
+        m.family = c[i].family;
+        m.sliding_window = c[i].window;
+        m.use_sliding_window = c[i].use;
+        m.max_window_layers = c[i].max_layers;
+        lfx_open(&x, &m, "window");
+        for (int k = 0; k < 40; k++)
+            ids[k] = (k * 37) % 256;
+        assert_int_equal(cks_docset_init(&d, "d", "d.u32"), 0);
+        assert_int_equal(cks_docset_add(&d, ids, 40, 0), 0);
+        cks_ppl_options_default(&o, &x.cfg);
+        o.ctx = c[i].ctx;
+        o.stride = o.ctx / 2;
+        o.bos = 0;
+        int err = cks_ppl_evaluate(r, x.w, &x.cfg, "fx@ckpt_000", &d, 1, &o, NULL);
+        if (err != c[i].err)
+            fail_msg("case %zu: %d '%s'", i, err, cks_error_last());
+        if (err) {
+            assert_non_null(strstr(cks_error_last(), "sliding_window = 16"));
+            assert_non_null(strstr(cks_error_last(), "ctx of 16 or less"));
+        } else {
+            cks_ppl_result_release(&r[0]);
+        }
+        cks_docset_release(&d);
+        lfx_close(&x);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ppl__matches_pytorch_f32),
-        cmocka_unit_test(test_ppl__matches_pytorch_bf16),
-        cmocka_unit_test(test_ppl__matches_pytorch_past_max_pos_forced),
-        cmocka_unit_test(test_ppl__matches_pytorch_large_vocab),
+        cmocka_unit_test(test_ppl__protocol_matches_pytorch_f32),
+        cmocka_unit_test(test_ppl__protocol_matches_pytorch_bf16_and_forced_ctx),
+        cmocka_unit_test(test_ppl__protocol_matches_pytorch_large_vocab),
+        cmocka_unit_test(test_ppl__families_match_pytorch),
         cmocka_unit_test(test_ppl__scratch_file_same_as_memory),
         cmocka_unit_test(test_ppl__rejects_bad_options),
         cmocka_unit_test(test_ppl__rejects_ids_past_vocab),
         cmocka_unit_test(test_ppl__rejects_empty_sets),
         cmocka_unit_test(test_ppl__bpb_from_bytes),
+        cmocka_unit_test(test_ppl__bos_rule_per_family),
+        cmocka_unit_test(test_ppl__bos_id_config_before_tokenizer),
+        cmocka_unit_test(test_ppl__sliding_window_refused_where_it_applies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -142,6 +142,91 @@ static void test_git__order_by_step_and_glob(void **state)
     cks_tmpdir_remove(root);
 }
 
+/* DESIGN §2's order on Pythia's 154 branch names (step0, step1, step2, step4 ... step512,
+ * step1000 ... step143000) and OLMo-style names, whose token counts must not decide:
+ * the digits after the last "step", else the last run of digits; equal steps by name;
+ * names without digits or with digits past int64 last, by name. */
+static void test_folder__step_order_pythia_and_olmo(void **state)
+{
+    char *root = cks_tmpdir_new("steps"), p[4400];
+    static const char *const tail[] = {
+        "stage1-step140000-tokens294B", /* 140000, not 294 */
+        "step143000-tokens600B",        /* 143000: equal steps by name */
+        "STEP5-v999998",                /* no lower-case "step": the last digits */
+        "step999999-tokens1B",          /* the token count would put it first */
+        "main",                         /* no digits */
+        "step99999999999999999999",     /* overflows int64 */
+    };
+    const char *want_tail[] = {"step143000",    "step143000-tokens600B",
+                               "STEP5-v999998", "step999999-tokens1B",
+                               "main",          "step99999999999999999999"};
+    char names[200][64];
+    int n = 0;
+    snprintf(names[n++], 64, "step0");
+    for (int s = 1; s <= 512; s *= 2)
+        snprintf(names[n++], 64, "step%d", s);
+    for (int s = 1000; s <= 143000; s += 1000)
+        snprintf(names[n++], 64, "step%d", s);
+    assert_int_equal(n, 154);
+    /* OLMo 2's parallel branches and equal steps, before Pythia's step1000 by name */
+    const char *olmo[] = {"stage2-ingredient2-step1000-tokens5B",
+                          "stage2-ingredient1-step1000-tokens5B", "step1000-tokens4B",
+                          "step2000-tokens9B", "step10000-tokens42B"};
+    for (int i = n - 1; i >= 0; i--) { /* created in reverse: the listing order must not matter */
+        snprintf(p, sizeof p, "%s/%s", root, names[i]);
+        assert_int_equal(mkdir(p, 0755), 0);
+    }
+    for (size_t i = 0; i < sizeof olmo / sizeof olmo[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, olmo[i]);
+        assert_int_equal(mkdir(p, 0755), 0);
+    }
+    for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, tail[i]);
+        assert_int_equal(mkdir(p, 0755), 0);
+    }
+    cks_source *s;
+    assert_int_equal(cks_source_open(&s, root, "*"), 0);
+    assert_int_equal(cks_source_count(s), 154 + 5 + 6);
+    /* Pythia's names in numeric order, OLMo's step1000 names (by name, byte order) before
+       Pythia's step1000, step2000 and step10000 beside theirs */
+    size_t k = 0;
+    for (int i = 0; i < 154; i++) {
+        int64_t st = cks_name_step(names[i]);
+        if (st == 1000) {
+            assert_string_equal(cks_source_ckpt(s, k++)->name, olmo[1]);
+            assert_string_equal(cks_source_ckpt(s, k++)->name, olmo[0]);
+            assert_string_equal(cks_source_ckpt(s, k++)->name, "step1000");
+            assert_string_equal(cks_source_ckpt(s, k++)->name, olmo[2]);
+            continue;
+        }
+        if (st == 143000)
+            break;
+        if (st == 140000) /* equal steps: by name, "sta" < "ste" */
+            assert_string_equal(cks_source_ckpt(s, k++)->name, tail[0]);
+        assert_string_equal(cks_source_ckpt(s, k)->name, names[i]);
+        assert_int_equal(cks_source_ckpt(s, k)->step, st);
+        k++;
+        if (st == 2000)
+            assert_string_equal(cks_source_ckpt(s, k++)->name, olmo[3]);
+        if (st == 10000)
+            assert_string_equal(cks_source_ckpt(s, k++)->name, olmo[4]);
+    }
+    assert_int_equal(cks_source_ckpt(s, k - 1)->step, 142000);
+    for (size_t i = 0; i < sizeof want_tail / sizeof want_tail[0]; i++, k++)
+        assert_string_equal(cks_source_ckpt(s, k)->name, want_tail[i]);
+    assert_int_equal(k, cks_source_count(s));
+    assert_int_equal(cks_name_step("stage1-step140000-tokens294B"), 140000);
+    assert_int_equal(cks_name_step("STEP5-v999998"), 999998);
+    assert_int_equal(cks_name_step("ckpt_009"), 9);
+    assert_int_equal(cks_name_step("step12-stepx"), 12); /* the last "step" with digits */
+    assert_int_equal(cks_name_step("main"), -1);
+    assert_int_equal(cks_name_step("step99999999999999999999"), -1);
+    assert_int_equal(cks_name_step("ckpt_9223372036854775807"), INT64_MAX);
+    assert_int_equal(cks_name_step("ckpt_9223372036854775808"), -1);
+    cks_source_free(s);
+    cks_tmpdir_remove(root);
+}
+
 static void tweak_remote(cks_fx_spec *s)
 {
     s->remote = 1;
@@ -402,14 +487,19 @@ static void test_config__missing_and_bad(void **state)
     cks_ckpt *c;
     cks_config cfg;
     cks_fx_file f = {"config.json",
-                     "{\"hidden_size\": 64, \"intermediate_size\": 1, "
+                     "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 1, "
                      "\"num_hidden_layers\": 1, \"num_attention_heads\": 6, "
                      "\"vocab_size\": 5}",
                      0};
     f.len = strlen(f.data);
     folder_ckpt(root, &f, 1, &s, &c);
     cks_error_clear();
-    assert_int_equal(cks_ckpt_config(c, &cfg), CKS_EFORMAT);
+    /* it parses (norms and drift need no more); the forward pass's checks refuse it */
+    assert_int_equal(cks_ckpt_config(c, &cfg), 0);
+    char disp[512];
+    assert_int_equal(
+        cks_config_check_forward(&cfg, cks_ckpt_display(c, "config.json", disp, sizeof disp)),
+        CKS_EFORMAT);
     assert_non_null(strstr(cks_error_last(), "ckpt_001:config.json"));
     assert_non_null(strstr(cks_error_last(), "does not divide"));
     cks_ckpt_free(c);
@@ -547,6 +637,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_git__lfs_present_and_missing),
         cmocka_unit_test(test_git__order_by_step_and_glob),
+        cmocka_unit_test(test_folder__step_order_pythia_and_olmo),
         cmocka_unit_test(test_git__remote_tracking_bare_sharded),
         cmocka_unit_test(test_git__rejects_bad_lfs_pointers),
         cmocka_unit_test(test_hf__cache_layout_and_escapes),

@@ -8,7 +8,7 @@
 #ifndef CKS_ATTN_H
 #define CKS_ATTN_H
 
-#include "llama.h"
+#include "model.h"
 
 #include <stdint.h>
 
@@ -23,6 +23,6 @@ typedef struct {
  * out: (rows, n_heads*hd), row stride ldo; scores: nthreads * qblock * max_win floats.
  * Returns 0 or CKS_ENOMEM (from the GEMM library). */
 int cks_attention(const cks_attn_shape *sh, const float *qkv, int64_t ldqkv, float *out,
-                  int64_t ldo, const cks_llama_window *win, int64_t nwin, float *scores);
+                  int64_t ldo, const cks_model_window *win, int64_t nwin, float *scores);
 
 #endif

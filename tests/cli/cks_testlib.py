@@ -1,8 +1,7 @@
 """The one helper module of the CLI tests (tests/cli/*.py): soft checks that report every
 failure of a run (check, finish), number comparisons (close, assert_close), safetensors
 read and written with numpy independently of ckptscope's own reader, git and Git LFS
-helpers, norms in numpy, a wrapper around the built tools, and the committed PyTorch
-references (llama_reference). scan_support.py and plot_support.py add what only the
+helpers, norms in numpy and a wrapper around the built tools. scan_support.py and plot_support.py add what only the
 scan and plot tests need on top of these."""
 import hashlib
 import json
@@ -257,57 +256,3 @@ def lfs_object(repo, branch, path="model.safetensors"):
     ptr = git(repo, "show", "%s:%s" % (branch, path)).decode()
     oid = ptr.split("oid sha256:", 1)[1].split()[0]
     return os.path.join(repo, ".git", "lfs", "objects", oid[:2], oid[2:4], oid)
-
-
-# ---- the committed PyTorch references (tests/data/llama/, tools/make_llama_refs.sh) ----
-
-def _inputs_digest(tmp, args):
-    """As tests/llama_support.c: args with tmp cut out of the paths, then each file args
-    names (after an optional NAME=, before an optional :FORMAT; folders file by file in
-    name order) with its SHA-256."""
-    text = " ".join(args).replace(tmp, "") + "\n"
-    for w in args:
-        path = w.split("=", 1)[1] if "=" in w else w
-        if ":" in path:
-            path = path.rsplit(":", 1)[0]
-        if not path.startswith(tmp) or not os.path.exists(path):
-            continue
-        files = [path]
-        if os.path.isdir(path):
-            files = []
-            for root, dirs, names in os.walk(path):
-                dirs.sort()
-                files += [os.path.join(root, n) for n in sorted(names)]
-        for f in files:
-            with open(f, "rb") as fh:
-                text += "%s %s\n" % (f[len(tmp):], hashlib.sha256(fh.read()).hexdigest())
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def llama_reference(tmp, name, args):
-    """The output of `tools/llama_ref.py ARGS` on this test's files (under tmp), from
-    tests/data/llama/<name>.json, which records a digest of the inputs it was made from:
-    missing or made from other inputs, the test fails. With CKS_LLAMA_REF_RECORD=DIR set
-    (tools/make_llama_refs.sh) it is computed now with PyTorch and written to DIR."""
-    args = [str(a) for a in args]
-    digest = _inputs_digest(tmp, args)
-    rec = os.environ.get("CKS_LLAMA_REF_RECORD")
-    if not rec:
-        path = os.path.join(SOURCE_DIR, "tests", "data", "llama", name + ".json")
-        if not os.path.exists(path):
-            raise AssertionError("%s is missing (tools/make_llama_refs.sh makes it)" % path)
-        with open(path) as f:
-            doc = json.load(f)
-        if doc.get("inputs") != digest:
-            raise AssertionError("%s was made from other inputs than this test's: remake it "
-                                 "with tools/make_llama_refs.sh" % path)
-        return doc
-    path = os.path.join(rec, name + ".json")
-    script = os.path.join(SOURCE_DIR, "tools", "llama_ref.py")
-    subprocess.run([sys.executable, script, *args, "--out", path], check=True)
-    with open(path) as f:
-        doc = json.load(f)
-    doc["inputs"] = digest
-    with open(path, "w") as f:
-        json.dump(doc, f, separators=(",", ":"))
-    return doc

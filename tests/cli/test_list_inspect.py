@@ -160,7 +160,6 @@ class ListInspect(unittest.TestCase):
         with open(os.path.join(ck, "model.safetensors"), "wb") as f:
             f.write(good)
         for key, val, needle in [("num_attention_heads", 0, "num_attention_heads"),
-                                 ("num_attention_heads", 3, "does not divide"),
                                  ("vocab_size", -1, "vocab_size")]:
             bad = dict(cfg, **{key: val})
             with open(os.path.join(ck, "config.json"), "w") as f:
@@ -169,8 +168,24 @@ class ListInspect(unittest.TestCase):
         with open(os.path.join(ck, "config.json"), "w") as f:
             f.write("{not json")
         expect("not valid JSON")
+        # what only the forward pass needs does not stop norms and spectra (issue 14: head_dim
+        # 5 was refused by inspect --spectral and accepted by scan), nor does an unknown
+        # model_type or a missing config.json; ppl refuses them by name
+        for extra, needle in [({"num_attention_heads": 3}, "does not divide"),
+                              ({"head_dim": 5}, "head_dim = 5"),
+                              ({"model_type": "bert"}, "llama, mistral, qwen2, gpt_neox")]:
+            with open(os.path.join(ck, "config.json"), "w") as f:
+                json.dump(dict(cfg, **extra), f)
+            p = TOOL.run("inspect", f"{d}@ckpt_000", "--spectral", "--json")
+            t = {x["name"]: x for x in json.loads(p.stdout)["tensors"]}
+            self.assertIsNotNone(t["model.layers.0.self_attn.q_proj.weight"]["spectral"]["sigma_max"])
+            p = TOOL.run("ppl", f"{d}@ckpt_000", "--tokens", os.path.join(ck, "config.json"),
+                         "--token-format", "u16", expect=2)
+            self.assertIn(needle, p.stderr)
+            self.assertIn("ckpt_000:config.json", p.stderr)
         os.remove(os.path.join(ck, "config.json"))
-        expect("config.json")
+        p = TOOL.run("inspect", f"{d}@ckpt_000")
+        self.assertIn("config: none", p.stdout)
 
     def test_help(self):
         for cmd in ("list", "inspect"):

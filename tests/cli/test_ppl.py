@@ -1,21 +1,25 @@
 #!/usr/bin/python3
 """CLI test of `ckptscope ppl`: the JSON and table outputs over fixture checkpoints, the
-numbers against the PyTorch reference tools/llama_ref.py, and every rejection (exit status
-2 with a one-line message naming the file/checkpoint and what was wrong).
+numbers against the float64 PyTorch reference tools/family_ref.py (its golden file
+tools/family_ref.json, cases cli-ckpt_001 and cli-ckpt_000: the same fixture and token
+sets), and every rejection (exit status 2 with a one-line message naming the
+file/checkpoint and what was wrong).
 
 usage: test_ppl.py CKPTSCOPE CKS_FIXTURE
 """
 import json
 import math
 import os
-import random
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
 
-from cks_testlib import check, finish, llama_reference  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+GOLDEN = os.path.join(HERE, "..", "..", "tools", "family_ref.json")
+
+from cks_testlib import check, finish  # noqa: E402
 
 
 def run(*args):
@@ -23,14 +27,26 @@ def run(*args):
     return p.returncode, p.stdout, p.stderr
 
 
-def reference(tmp, name, ckdir, sets, ctx, stride, bos=True):
-    """PyTorch's per-set results (tools/llama_ref.py, committed in tests/data/llama/)."""
-    args = ["ppl", ckdir, "--ctx", str(ctx), "--stride", str(stride)]
-    for set_name, path in sets:
-        args += ["--set", "%s=%s" % (set_name, path)]
-    if not bos:
-        args.append("--no-bos")
-    return {s["name"]: s for s in llama_reference(tmp, name, args)["sets"]}
+def golden_case(name):
+    with open(GOLDEN) as f:
+        return next(c for c in json.load(f)["cases"] if c["name"] == name)
+
+
+def write_set(s, path):
+    """A golden set's token file, as tools/family_ref.py wrote it."""
+    if s["format"] == "jsonl":
+        with open(path, "w") as f:
+            for doc in s["docs"]:
+                f.write(json.dumps({"token_ids": doc}) + "\n")
+    else:
+        with open(path, "wb") as f:
+            f.write(struct.pack("<%d%s" % (len(s["docs"][0]), "H" if s["format"] == "u16" else "I"),
+                                *s["docs"][0]))
+
+
+def reference(case):
+    """The golden results of a case's one run, by set name."""
+    return {s["name"]: s for s in case["runs"][0]["sets"]}
 
 
 def expect_error(ckptscope, args, *needles):
@@ -48,20 +64,15 @@ def main():
     ckptscope, fixture = sys.argv[1], sys.argv[2]
     tmp = tempfile.mkdtemp(prefix="cks-ppl-cli-")
     try:
+        case1, case0 = golden_case("cli-ckpt_001"), golden_case("cli-ckpt_000")
         src = os.path.join(tmp, "src")
-        subprocess.run([fixture, src, "--layout", "folder", "--checkpoints", "2", "--std", "0.3",
-                        "--eps", "1e-3", "--rope-theta", "50000", "--kv-heads", "2"], check=True)
-        rnd = random.Random(5)
+        subprocess.run([fixture, src] + case1["fixture"], check=True)
         val = os.path.join(tmp, "val.jsonl")
-        with open(val, "w") as f:
-            for n in (1, 5, 40, 128, 200, 0):
-                f.write(json.dumps({"token_ids": [rnd.randrange(256) for _ in range(n)]}) + "\n")
         raw = os.path.join(tmp, "long.u16")
-        with open(raw, "wb") as f:
-            f.write(struct.pack("<300H", *[rnd.randrange(256) for _ in range(300)]))
         raw32 = os.path.join(tmp, "other.bin")
-        with open(raw32, "wb") as f:
-            f.write(struct.pack("<90I", *[rnd.randrange(256) for _ in range(90)]))
+        write_set(case1["sets"][0], val)
+        write_set(case1["sets"][1], raw)
+        write_set(case0["sets"][0], raw32)
 
         # JSON output, defaults: ctx = max_position_embeddings (128), stride = ctx/2, BOS on
         rc, out, err = run(ckptscope, "ppl", src + "@ckpt_001", "--tokens", val, raw, "--json",
@@ -74,8 +85,7 @@ def main():
         for s in doc["sets"]:
             check(s["bytes"] is None and s["bpb"] is None, "bytes/bpb null for tokens")
             check(abs(s["ppl"] - math.exp(s["nll"])) <= 1e-9 * s["ppl"], "ppl = exp(nll)")
-        ref = reference(tmp, "cli_ppl_defaults", os.path.join(src, "ckpt_001"),
-                        [("val", val), ("long", raw)], 128, 64)
+        ref = reference(case1)  # ctx 128, stride 64, BOS: the defaults
         for s in doc["sets"]:
             r = ref[s["name"]]
             check(s["tokens"] == r["tokens"], "tokens of %s: %d vs %d" %
@@ -88,8 +98,7 @@ def main():
                            "160", "--force", "--json", "--threads", "1")
         check(rc == 0, "forced ctx exits 0 (%s)" % err)
         s = json.loads(out)["sets"][0]
-        r = reference(tmp, "cli_ppl_forced_ctx", os.path.join(src, "ckpt_000"),
-                      [("other", raw32 + ":u32")], 160, 160, bos=False)["other"]
+        r = reference(case0)["other"]
         check(s["tokens"] == r["tokens"] == 89, "tokens no-bos: %d" % s["tokens"])
         check(abs(s["nll"] - r["nll"]) <= 1e-5 * abs(r["nll"]), "nll no-bos forced ctx")
 

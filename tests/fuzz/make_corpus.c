@@ -120,7 +120,9 @@ static void shard_index(void)
 
 static void config(void)
 {
-    cks_fx_model m = {64, 160, 2, 4, 2, 256, 128, 10000.0, 1e-5, 0, CKS_DT_F32, 0};
+    cks_fx_spec spec;
+    cks_fx_spec_default(&spec, NULL);
+    cks_fx_model m = spec.model;
     char *c = cks_fx_config_json(&m);
     put_text("config", "fixture", c);
     free(c);
@@ -129,6 +131,19 @@ static void config(void)
     c = cks_fx_config_json(&m);
     put_text("config", "fixture_tied_mha", c);
     free(c);
+    /* one config of every family, as the fixture generator writes them */
+    static const char *const families[] = {"mistral", "qwen2", "gpt_neox", "olmo", "olmo2"};
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        char name[64];
+        m = spec.model;
+        m.family = families[i];
+        m.clip_qkv = 8.0;
+        m.use_sliding_window = 1;
+        c = cks_fx_config_json(&m);
+        snprintf(name, sizeof name, "fixture_%s", families[i]);
+        put_text("config", name, c);
+        free(c);
+    }
     size_t len;
     unsigned char *b = slurp("torch/config.json", &len);
     put("config", "torch_fixture", NULL, 0, b, len);

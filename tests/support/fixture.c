@@ -31,44 +31,8 @@ void cks_fx_spec_default(cks_fx_spec *s, const char *dir)
                               .rope_theta = 10000.0,
                               .eps = 1e-5,
                               .tied = 0,
-                              .dtype = CKS_DT_F32};
-}
-
-static int add(cks_fx_tensor *out, int n, int cap, const char *name, int ndim, int64_t a, int64_t b)
-{
-    if (n < cap) {
-        snprintf(out[n].name, sizeof out[n].name, "%s", name);
-        out[n].ndim = ndim;
-        out[n].shape[0] = a;
-        out[n].shape[1] = b;
-    }
-    return n + 1;
-}
-
-int cks_fx_tensors(const cks_fx_model *m, cks_fx_tensor *out, int cap)
-{
-    int n = 0, hd = m->hidden / m->heads;
-    char name[96];
-    n = add(out, n, cap, "model.embed_tokens.weight", 2, m->vocab, m->hidden);
-    for (int l = 0; l < m->layers; l++) {
-#define T(suffix, nd, a, b)                                       \
-    snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix); \
-    n = add(out, n, cap, name, nd, a, b)
-        T("input_layernorm.weight", 1, m->hidden, 0);
-        T("self_attn.q_proj.weight", 2, m->hidden, m->hidden);
-        T("self_attn.k_proj.weight", 2, (int64_t)m->kv_heads * hd, m->hidden);
-        T("self_attn.v_proj.weight", 2, (int64_t)m->kv_heads * hd, m->hidden);
-        T("self_attn.o_proj.weight", 2, m->hidden, m->hidden);
-        T("post_attention_layernorm.weight", 1, m->hidden, 0);
-        T("mlp.gate_proj.weight", 2, m->intermediate, m->hidden);
-        T("mlp.up_proj.weight", 2, m->intermediate, m->hidden);
-        T("mlp.down_proj.weight", 2, m->hidden, m->intermediate);
-#undef T
-    }
-    n = add(out, n, cap, "model.norm.weight", 1, m->hidden, 0);
-    if (!m->tied)
-        n = add(out, n, cap, "lm_head.weight", 2, m->vocab, m->hidden);
-    return n;
+                              .dtype = CKS_DT_F32,
+                              .rotary_pct = 0.25};
 }
 
 static uint64_t splitmix(uint64_t *x)
@@ -110,12 +74,14 @@ static double round_to(cks_dtype dt, double v)
 
 void cks_fx_tensor_values(const cks_fx_spec *s, const char *name, int64_t n, int k, double *out)
 {
-    int is_norm = strstr(name, "norm") != NULL;
+    size_t len = strlen(name);
+    int is_bias = len > 5 && strcmp(name + len - 5, ".bias") == 0;
+    int is_norm = strstr(name, "norm") != NULL && !is_bias;
     uint64_t a = name_seed(s->seed, name, 1), b = name_seed(s->seed, name, 2);
     double t = (double)(k * (s->step_every ? s->step_every : 100)) / 1000.0;
     double sd = s->model.std > 0 ? s->model.std : 0.02;
     for (int64_t i = 0; i < n; i++) {
-        double w0 = is_norm ? 1.0 + 0.05 * gauss(&a) : sd * gauss(&a);
+        double w0 = is_norm ? 1.0 + 0.05 * gauss(&a) : is_bias ? 0.1 * gauss(&a) : sd * gauss(&a);
         double d = 0.01 * gauss(&b);
         out[i] = round_to(s->model.dtype, w0 + t * d);
     }
@@ -145,24 +111,6 @@ static void store(cks_dtype dt, const double *v, int64_t n, unsigned char *dst)
         }
         }
     }
-}
-
-char *cks_fx_config_json(const cks_fx_model *m)
-{
-    const char *dt = m->dtype == CKS_DT_BF16  ? "bfloat16"
-                     : m->dtype == CKS_DT_F16 ? "float16"
-                     : m->dtype == CKS_DT_F64 ? "float64"
-                                              : "float32";
-    json_t *j = json_pack(
-        "{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:b, s:s, s:i, s:i}",
-        "architectures", "LlamaForCausalLM", "model_type", "llama", "hidden_size", m->hidden,
-        "intermediate_size", m->intermediate, "num_hidden_layers", m->layers, "num_attention_heads",
-        m->heads, "num_key_value_heads", m->kv_heads, "vocab_size", m->vocab,
-        "max_position_embeddings", m->max_pos, "rms_norm_eps", m->eps, "rope_theta", m->rope_theta,
-        "tie_word_embeddings", m->tied, "torch_dtype", dt, "bos_token_id", 1, "eos_token_id", 2);
-    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-    json_decref(j);
-    return s;
 }
 
 unsigned char *cks_fx_safetensors(const cks_fx_st_tensor *t, int n, size_t *size)
@@ -232,52 +180,89 @@ static int push_file(ckpt_files *cf, const char *name, void *data, size_t len)
     return 0;
 }
 
+/* The stored bytes of tensor x at checkpoint k (a heap buffer) and its size. */
+static unsigned char *tensor_bytes(const cks_fx_spec *s, const cks_fx_tensor *x, int k,
+                                   cks_fx_st_tensor *st)
+{
+    int64_t numel = 1;
+    for (int d = 0; d < x->ndim; d++)
+        numel *= x->shape[d];
+    cks_dtype dt = x->fill == CKS_FX_RANDOM ? s->model.dtype : x->dtype;
+    size_t es = cks_dtype_size(dt);
+    unsigned char *raw = calloc((size_t)numel ? (size_t)numel : 1, es);
+    double *v = malloc(((size_t)numel ? (size_t)numel : 1) * sizeof *v);
+    if (!raw || !v) {
+        free(raw);
+        free(v);
+        return NULL;
+    }
+    if (x->fill == CKS_FX_RANDOM) {
+        cks_fx_tensor_values(s, x->name, numel, k, v);
+        store(dt, v, numel, raw);
+    } else if (x->fill == CKS_FX_TRIL) { /* [1, 1, P, P] of bool */
+        int64_t p = x->shape[x->ndim - 1];
+        for (int64_t i = 0; i < numel; i++)
+            raw[i] = (i % p) <= (i / p) % p;
+    } else {
+        int64_t nf = x->ndim ? x->shape[0] : 1;
+        for (int64_t i = 0; i < numel; i++)
+            v[i] = x->fill == CKS_FX_CONST ? x->value : pow(10000.0, -(double)i / (double)nf);
+        store(dt, v, numel, raw);
+    }
+    free(v);
+    *st = (cks_fx_st_tensor){x->name, dt, x->ndim, {0}, raw, (size_t)numel * es};
+    for (int d = 0; d < x->ndim; d++)
+        st->shape[d] = x->shape[d];
+    return raw;
+}
+
+/* One weight file (a shard or the single file) of the tensors sh, sh+shards, ... */
+static int build_shard(const cks_fx_spec *s, int k, const cks_fx_tensor *ts, int nt, int sh,
+                       int shards, json_t *wm, ckpt_files *cf)
+{
+    static cks_fx_st_tensor st[1024];
+    const char *ext = s->bin ? "bin" : "safetensors", *stem = s->bin ? "pytorch_model" : "model";
+    char fname[64], archive[64];
+    int m = 0, rc = 0;
+    for (int i = sh; i < nt && rc == 0; i += shards)
+        if (!tensor_bytes(s, &ts[i], k, &st[m++]))
+            rc = -1;
+    if (shards == 1)
+        snprintf(fname, sizeof fname, "%s.%s", stem, ext);
+    else
+        snprintf(fname, sizeof fname, "%s-%05d-of-%05d.%s", stem, sh + 1, shards, ext);
+    snprintf(archive, sizeof archive, "%.*s", (int)(strlen(fname) - strlen(ext) - 1), fname);
+    for (int i = 0; i < m; i++)
+        json_object_set_new(wm, st[i].name, json_string(fname));
+    size_t size = 0;
+    unsigned char *buf = NULL;
+    if (rc == 0)
+        buf = s->bin ? cks_fx_torch_bin(st, m, archive, &size) : cks_fx_safetensors(st, m, &size);
+    for (int i = 0; i < m; i++)
+        free((void *)st[i].data);
+    return rc == 0 ? push_file(cf, fname, buf, size) : -1;
+}
+
 static int build_ckpt(const cks_fx_spec *s, int k, ckpt_files *cf)
 {
-    cks_fx_tensor ts[1024];
+    static cks_fx_tensor ts[1024];
     int nt = cks_fx_tensors(&s->model, ts, 1024), shards = s->shards < 1 ? 1 : s->shards;
     if (nt > 1024)
         return -1;
     char *cfg = cks_fx_config_json(&s->model);
     if (push_file(cf, "config.json", cfg, cfg ? strlen(cfg) : 0) != 0)
         return -1;
-    size_t es = cks_dtype_size(s->model.dtype);
     json_t *wm = json_object();
     int rc = 0;
-    for (int sh = 0; sh < shards && rc == 0; sh++) {
-        cks_fx_st_tensor st[1024];
-        int m = 0;
-        for (int i = sh; i < nt; i += shards) {
-            int64_t numel = ts[i].shape[0] * (ts[i].ndim == 2 ? ts[i].shape[1] : 1);
-            double *v = malloc((size_t)numel * sizeof *v);
-            unsigned char *raw = malloc((size_t)numel * es);
-            cks_fx_tensor_values(s, ts[i].name, numel, k, v);
-            store(s->model.dtype, v, numel, raw);
-            free(v);
-            st[m] = (cks_fx_st_tensor){ts[i].name, s->model.dtype,
-                                       ts[i].ndim, {ts[i].shape[0], ts[i].shape[1]},
-                                       raw,        (size_t)numel * es};
-            m++;
-        }
-        char fname[64];
-        if (shards == 1)
-            snprintf(fname, sizeof fname, "model.safetensors");
-        else
-            snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", sh + 1, shards);
-        for (int i = 0; i < m; i++)
-            json_object_set_new(wm, st[i].name, json_string(fname));
-        size_t size;
-        unsigned char *buf = cks_fx_safetensors(st, m, &size);
-        for (int i = 0; i < m; i++)
-            free((void *)st[i].data);
-        rc = push_file(cf, fname, buf, size);
-    }
+    for (int sh = 0; sh < shards && rc == 0; sh++)
+        rc = build_shard(s, k, ts, nt, sh, shards, wm, cf);
     if (rc == 0 && shards > 1) {
         json_t *ix = json_pack("{s:{s:i}, s:o}", "metadata", "total_size", 0, "weight_map", wm);
         wm = NULL;
         char *txt = json_dumps(ix, JSON_INDENT(2) | JSON_SORT_KEYS);
         json_decref(ix);
-        rc = push_file(cf, "model.safetensors.index.json", txt, txt ? strlen(txt) : 0);
+        rc = push_file(cf, s->bin ? "pytorch_model.bin.index.json" : "model.safetensors.index.json",
+                       txt, txt ? strlen(txt) : 0);
     }
     json_decref(wm);
     return rc;

@@ -1,5 +1,8 @@
-/* Fixture generator: tiny LLaMA-shaped checkpoint sources in every layout ckptscope
- * reads, deterministic from a seed. Used by the tests and by the `cks-fixture` tool.
+/* Fixture generator: tiny checkpoint sources of every model family (DESIGN §2: llama,
+ * mistral, qwen2, gpt_neox, olmo, olmo2, with Hugging Face's tensor names and config.json
+ * fields written out here, not taken from ckptscope's family table) in every layout
+ * ckptscope reads (git, hub cache, folder; safetensors or torch.save .bin, sharded or
+ * not), deterministic from a seed. Used by the tests and by the `cks-fixture` tool.
  *
  * Weights of checkpoint k are W_k = W_0 + t_k * D for every tensor, with W_0 and D
  * fixed pseudo-random (seeded by the seed and the tensor name) and t_k = step_k / 1000:
@@ -24,6 +27,19 @@ typedef struct {
     cks_dtype dtype; /* stored dtype of every tensor */
     double std;      /* std of W_0 for non-norm tensors; 0 means 0.02. Larger values (0.3)
                         give peaked attention and logits, which forward-pass tests need */
+    /* the family (model_type; NULL or "" is llama) and its fields; a field left at its
+       zero value is written as the family's real configs have it */
+    const char *family;
+    double rotary_pct;      /* gpt_neox: rotary_pct (cks_fx_spec_default: 0.25) */
+    int sequential;         /* gpt_neox: use_parallel_residual false */
+    int no_attention_bias;  /* gpt_neox: attention_bias false (no qkv/dense biases) */
+    int buffers;            /* gpt_neox: the buffers older Pythia files hold */
+    double clip_qkv;        /* olmo: clip_qkv (0: null) */
+    int sliding_window;     /* mistral, qwen2: sliding_window (0: null for mistral, 4096
+                               for qwen2) */
+    int use_sliding_window; /* qwen2 */
+    int max_window_layers;  /* qwen2 (0: 28) */
+    int head_dim;           /* head_dim written to config.json (0: not written) */
 } cks_fx_model;
 
 typedef struct {
@@ -32,6 +48,8 @@ typedef struct {
     int nckpt;            /* checkpoints ckpt_000 ... */
     int64_t step_every;   /* step of checkpoint k is k * step_every (default 100) */
     int shards;           /* 1: model.safetensors; >1: shards + model.safetensors.index.json */
+    int bin;              /* pytorch_model.bin (torch.save's zip format) instead of safetensors;
+                             shards: pytorch_model-0000k-of-0000n.bin + the index json */
     int lfs;              /* git: weight files stored as Git LFS pointers */
     int lfs_missing_from; /* git+lfs: LFS objects of checkpoints >= this are not written;
                              -1 (or 0 with lfs off) for none */
@@ -49,17 +67,34 @@ void cks_fx_spec_default(cks_fx_spec *s, const char *dir);
 /* Writes the whole source. Returns 0, or -1 with a message on stderr (test code). */
 int cks_fx_write(const cks_fx_spec *s);
 
+/* Reads cks-fixture's options (cks-fixture --help) into s (defaults first); OUTDIR, the
+ * one non-option argument, becomes s->dir. Returns 0, or -1 with a message on stderr.
+ * argv[0] is the program name; getopt state is reset. */
+int cks_fx_spec_from_args(cks_fx_spec *s, int argc, char **argv);
+extern const char cks_fx_usage[];
+
+/* How a tensor's values are made. */
+typedef enum {
+    CKS_FX_RANDOM = 0, /* W_0 + t D (see the top) */
+    CKS_FX_TRIL,       /* a causal mask of ones (GPT-NeoX's attention.bias buffer) */
+    CKS_FX_CONST,      /* every element `value` (attention.masked_bias) */
+    CKS_FX_INV_FREQ    /* 1 / 10000^(2i/(2n)) for i < n (rotary_emb.inv_freq) */
+} cks_fx_fill;
+
 /* Names and shapes of the model's tensors, in a fixed order. */
 typedef struct {
     char name[96];
     int ndim;
-    int64_t shape[2];
+    int64_t shape[4];
+    cks_fx_fill fill;
+    cks_dtype dtype; /* CKS_FX_RANDOM: the model's dtype; buffers their own */
+    double value;
 } cks_fx_tensor;
 /* Fills up to cap entries and returns the count. */
 int cks_fx_tensors(const cks_fx_model *m, cks_fx_tensor *out, int cap);
 
-/* Values of tensor `name` at checkpoint k as stored (after rounding to the dtype),
- * widened to f64. n must be the tensor's element count. */
+/* Values of the random tensor `name` at checkpoint k as stored (after rounding to the
+ * dtype), widened to f64. n must be the tensor's element count. */
 void cks_fx_tensor_values(const cks_fx_spec *s, const char *name, int64_t n, int k, double *out);
 
 /* Writes config.json text for the model into a new heap string. */
@@ -76,6 +111,10 @@ typedef struct {
 } cks_fx_st_tensor;
 /* Returns a heap buffer (free it) and its size; NULL on failure. */
 unsigned char *cks_fx_safetensors(const cks_fx_st_tensor *t, int n, size_t *size);
+/* The same tensors as a torch.save .bin (zip, pickled OrderedDict) whose entries live
+ * under archive/ (torch uses the file's stem). */
+unsigned char *cks_fx_torch_bin(const cks_fx_st_tensor *t, int n, const char *archive,
+                                size_t *size);
 
 /* ---- git helpers ---- */
 typedef struct {
