@@ -19,6 +19,7 @@ SUDO=""
 # the arm64 packages; a root made from another list is made again
 pkgs=libc6-dev,libgit2-dev,libhdf5-dev,libgsl-dev,libopenblas-dev,liblapacke-dev,libdnnl-dev
 pkgs=$pkgs,ocl-icd-opencl-dev,libjansson-dev,libcmocka-dev,libcurl4-openssl-dev,libpcre2-dev
+pkgs=$pkgs,zlib1g-dev,libzstd-dev
 if [ "$(cat "$root/.cks-root-complete" 2>/dev/null)" != "$pkgs" ]; then
   $SUDO rm -rf "$root"
   $SUDO mmdebstrap --variant=extract --arch=arm64 \
