@@ -182,6 +182,8 @@ static int read_ids(const json_t *j, const char *display, cks_config *c)
                                &c->bos_token_id);
     if (err && err != CKS_ENOTFOUND)
         return err;
+    if (c->bos_token_id > hi)
+        c->bos_token_id = -1; /* only the family's default can be past a small vocabulary */
     err = cks_json_get_int(j, "eos_token_id", 0, hi, 1, -1, display, &c->eos_token_id);
     if (err == CKS_EFORMAT && json_is_array(json_object_get(j, "eos_token_id"))) {
         c->eos_token_id = -1; /* a list of eos ids; we need none of them */
