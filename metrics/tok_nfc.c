@@ -1,7 +1,7 @@
 /* NFC normalization (Unicode Standard Annex #15): canonical decomposition, canonical
  * ordering of combining marks, canonical composition, with Hangul by arithmetic (Unicode
  * §3.12). Text is copied as it is up to the last normalization boundary before a character
- * that may change (the "safe" bit of tok_nfc_tables.c); only the stretch from there to the
+ * that may change (the "safe" bit of tok_nfc_props.c); only the stretch from there to the
  * next boundary goes through the three steps, so ASCII and most text cost one table
  * look-up per character. */
 #include "error.h"

@@ -19,7 +19,7 @@
  * ByteLevel, as GPT-2, GPT-NeoX, OLMo 2, Qwen2 and Llama 3 files have. Split patterns are
  * matched with PCRE2 (UTF, Unicode properties, JIT), \s and \S read as Unicode's
  * White_Space as tokenizers' Oniguruma does; NFC uses Unicode 9.0 data, as tokenizers'
- * unicode-normalization-alignments crate (tok_nfc_tables.c). added_tokens are split out
+ * unicode-normalization-alignments crate (tables in tok_nfc_*.c). added_tokens are split out
  * of the text first (normalized=false ones on the raw text, normalized=true ones on the
  * normalized text, leftmost-longest), as tokenizers' AddedVocabulary does. Added tokens
  * with lstrip/rstrip/single_word, dropout, continuing_subword_prefix, end_of_word_suffix,
