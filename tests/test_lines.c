@@ -28,14 +28,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static const char *put(const char *name, const void *data, size_t len)
-{
-    static char path[4200];
-    snprintf(path, sizeof path, "%s/%s", tmp, name);
-    cks_write_file(path, data, len);
-    return path;
-}
-
 /* gzip (RFC 1952) of data by zlib's deflate, level 9. */
 static unsigned char *gz(const void *data, size_t n, size_t *out)
 {
@@ -107,28 +99,28 @@ static void test_lines__plain_gzip_zstd_give_the_same_lines(void **state)
 {
     size_t len = sizeof sample - 1, ng, nz, nc;
     unsigned char *g = gz(sample, len, &ng), *z = zst(sample, len, &nz);
-    expect_lines(put("s.txt", sample, len), sample, len, CKS_COMP_NONE);
-    expect_lines(put("s.gz", g, ng), sample, len, CKS_COMP_GZIP);
-    expect_lines(put("s.zst", z, nz), sample, len, CKS_COMP_ZSTD);
+    expect_lines(cks_put_file(tmp, "s.txt", sample, len), sample, len, CKS_COMP_NONE);
+    expect_lines(cks_put_file(tmp, "s.gz", g, ng), sample, len, CKS_COMP_GZIP);
+    expect_lines(cks_put_file(tmp, "s.zst", z, nz), sample, len, CKS_COMP_ZSTD);
     /* names do not matter: the first bytes do */
-    expect_lines(put("s.txt.weird", z, nz), sample, len, CKS_COMP_ZSTD);
+    expect_lines(cks_put_file(tmp, "s.txt.weird", z, nz), sample, len, CKS_COMP_ZSTD);
     /* gzip members and zstd frames follow one another (pigz, bgzip, zstd of parts) */
     size_t split = 20, n1, n2;
     unsigned char *g1 = gz(sample, split, &n1), *g2 = gz(sample + split, len - split, &n2);
     unsigned char *c = concat(g1, n1, g2, n2, &nc);
-    expect_lines(put("m.gz", c, nc), sample, len, CKS_COMP_GZIP);
+    expect_lines(cks_put_file(tmp, "m.gz", c, nc), sample, len, CKS_COMP_GZIP);
     free(c);
     free(g1);
     free(g2);
     unsigned char *z1 = zst(sample, split, &n1), *z2 = zst(sample + split, len - split, &n2);
     c = concat(z1, n1, z2, n2, &nc);
-    expect_lines(put("m.zst", c, nc), sample, len, CKS_COMP_ZSTD);
+    expect_lines(cks_put_file(tmp, "m.zst", c, nc), sample, len, CKS_COMP_ZSTD);
     free(c);
     /* a skippable frame (magic 0x184D2A5?) before the data */
     static const unsigned char skip[] = {0x53, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 'a', 'b', 'c'};
     c = concat(skip, sizeof skip, z1, n1, &nc);
     unsigned char *c2 = concat(c, nc, z2, n2, &nc);
-    expect_lines(put("skip.zst", c2, nc), sample, len, CKS_COMP_ZSTD);
+    expect_lines(cks_put_file(tmp, "skip.zst", c2, nc), sample, len, CKS_COMP_ZSTD);
     free(c);
     free(c2);
     free(z1);
@@ -136,12 +128,12 @@ static void test_lines__plain_gzip_zstd_give_the_same_lines(void **state)
     free(g);
     free(z);
     /* empty files and a file of one newline */
-    expect_lines(put("empty", "", 0), "", 0, CKS_COMP_NONE);
+    expect_lines(cks_put_file(tmp, "empty", "", 0), "", 0, CKS_COMP_NONE);
     g = gz("", 0, &ng);
-    expect_lines(put("empty.gz", g, ng), "", 0, CKS_COMP_GZIP);
+    expect_lines(cks_put_file(tmp, "empty.gz", g, ng), "", 0, CKS_COMP_GZIP);
     free(g);
     z = zst("\n", 1, &nz);
-    expect_lines(put("nl.zst", z, nz), "\n", 1, CKS_COMP_ZSTD);
+    expect_lines(cks_put_file(tmp, "nl.zst", z, nz), "\n", 1, CKS_COMP_ZSTD);
     free(z);
 }
 
@@ -161,8 +153,8 @@ static void test_lines__lines_across_chunks(void **state)
             text[at++] = '\n';
     }
     unsigned char *g = gz(text, len, &ng), *z = zst(text, len, &nz);
-    expect_lines(put("big.gz", g, ng), text, len, CKS_COMP_GZIP);
-    expect_lines(put("big.zst", z, nz), text, len, CKS_COMP_ZSTD);
+    expect_lines(cks_put_file(tmp, "big.gz", g, ng), text, len, CKS_COMP_GZIP);
+    expect_lines(cks_put_file(tmp, "big.zst", z, nz), text, len, CKS_COMP_ZSTD);
     free(g);
     free(z);
     free(text);
@@ -240,14 +232,14 @@ static void test_lines__truncated_files_are_refused(void **state)
         text[i] = (char)(i % 61 == 60 ? '\n' : 'A' + (i * i) % 53 % 26);
     size_t ng, nz;
     unsigned char *g = gz(text, sizeof text, &ng), *z = zst(text, sizeof text, &nz);
-    assert_int_equal(read_all(put("ok.gz", g, ng), NULL), 0);
-    assert_int_equal(read_all(put("ok.zst", z, nz), NULL), 0);
+    assert_int_equal(read_all(cks_put_file(tmp, "ok.gz", g, ng), NULL), 0);
+    assert_int_equal(read_all(cks_put_file(tmp, "ok.zst", z, nz), NULL), 0);
     /* every cut of the compressed file, from just past the magic to one byte short */
     for (size_t cut = 2; cut < ng; cut++)
-        expect_refused(put("cut.gz", g, cut), NULL, CKS_EFORMAT,
+        expect_refused(cks_put_file(tmp, "cut.gz", g, cut), NULL, CKS_EFORMAT,
                        stop_line(g, cut, 0, want, sizeof want));
     for (size_t cut = 4; cut < nz; cut++)
-        expect_refused(put("cut.zst", z, cut), NULL, CKS_EFORMAT,
+        expect_refused(cks_put_file(tmp, "cut.zst", z, cut), NULL, CKS_EFORMAT,
                        stop_line(z, cut, 1, want, sizeof want));
     free(g);
     free(z);
@@ -262,17 +254,18 @@ static void test_lines__corrupt_and_trailing_data_are_refused(void **state)
     unsigned char *c = concat(g, ng, "", 0, &n);
     c[ng - 6] ^= 0x40; /* inside the CRC-32 of the trailer */
     /* found after the three lines came out: it is in line 4 (after the last) */
-    expect_refused(put("crc.gz", c, n), NULL, CKS_EFORMAT, "line 4: corrupt gzip");
+    expect_refused(cks_put_file(tmp, "crc.gz", c, n), NULL, CKS_EFORMAT, "line 4: corrupt gzip");
     free(c);
     c = concat(g, ng, "garbage", 7, &n);
-    expect_refused(put("trail.gz", c, n), NULL, CKS_EFORMAT, "line 4: 7 bytes after the end");
+    expect_refused(cks_put_file(tmp, "trail.gz", c, n), NULL, CKS_EFORMAT,
+                   "line 4: 7 bytes after the end");
     free(c);
     c = concat(z, nz, "garbage!", 8, &n);
-    expect_refused(put("trail.zst", c, n), NULL, CKS_EFORMAT, "line 4: corrupt zstd");
+    expect_refused(cks_put_file(tmp, "trail.zst", c, n), NULL, CKS_EFORMAT, "line 4: corrupt zstd");
     free(c);
     c = concat(z, nz, "", 0, &n);
     c[5] = 0xff; /* the frame header descriptor's reserved bit */
-    expect_refused(put("hdr.zst", c, n), NULL, CKS_EFORMAT, "line 1: corrupt zstd");
+    expect_refused(cks_put_file(tmp, "hdr.zst", c, n), NULL, CKS_EFORMAT, "line 1: corrupt zstd");
     free(c);
     free(g);
     free(z);
@@ -289,7 +282,7 @@ static void test_lines__corrupt_and_trailing_data_are_refused(void **state)
     assert_int_equal(ZSTD_compressStream2(cc, &ob, &none, ZSTD_e_end), 0);
     size_t nb = ob.pos;
     ZSTD_freeCCtx(cc);
-    expect_refused(put("window.zst", big, nb), NULL, CKS_EUNSUPPORTED, "window");
+    expect_refused(cks_put_file(tmp, "window.zst", big, nb), NULL, CKS_EUNSUPPORTED, "window");
 }
 
 static void test_lines__limits(void **state)
@@ -301,35 +294,38 @@ static void test_lines__limits(void **state)
     cks_lines_limits lim = {.max_line = 100};
     size_t ng, nz;
     unsigned char *g = gz(line, 101, &ng), *z;
-    assert_int_equal(read_all(put("l100", line, 101), &lim), 0);
-    assert_int_equal(read_all(put("l100.gz", g, ng), &lim), 0);
+    assert_int_equal(read_all(cks_put_file(tmp, "l100", line, 101), &lim), 0);
+    assert_int_equal(read_all(cks_put_file(tmp, "l100.gz", g, ng), &lim), 0);
     free(g);
     lim.max_line = 99;
-    expect_refused(put("l100", line, 101), &lim, CKS_ELIMIT, "line 1 is longer than 99");
+    expect_refused(cks_put_file(tmp, "l100", line, 101), &lim, CKS_ELIMIT,
+                   "line 1 is longer than 99");
     g = gz(line, 101, &ng);
-    expect_refused(put("l100.gz", g, ng), &lim, CKS_ELIMIT, "line 1 is longer than 99");
+    expect_refused(cks_put_file(tmp, "l100.gz", g, ng), &lim, CKS_ELIMIT,
+                   "line 1 is longer than 99");
     free(g);
     /* total output */
     size_t big = 3u << 20;
     char *zeros = calloc(1, big);
     z = zst(zeros, big, &nz);
     cks_lines_limits total = {.max_bytes = big};
-    assert_int_equal(read_all(put("z.zst", z, nz), &total), 0);
+    assert_int_equal(read_all(cks_put_file(tmp, "z.zst", z, nz), &total), 0);
     total.max_bytes = big - 1;
-    expect_refused(put("z.zst", z, nz), &total, CKS_ELIMIT, "more than 3145727 bytes");
+    expect_refused(cks_put_file(tmp, "z.zst", z, nz), &total, CKS_ELIMIT,
+                   "more than 3145727 bytes");
     /* a bomb: 3 MiB from a few hundred bytes; the ratio applies past ratio_free */
     cks_lines_limits bomb = {.ratio_free = 1 << 20};
-    expect_refused(put("z.zst", z, nz), &bomb, CKS_ELIMIT, "decompression bomb");
+    expect_refused(cks_put_file(tmp, "z.zst", z, nz), &bomb, CKS_ELIMIT, "decompression bomb");
     bomb.max_ratio = 100000; /* allowed when the ratio is */
-    assert_int_equal(read_all(put("z.zst", z, nz), &bomb), 0);
+    assert_int_equal(read_all(cks_put_file(tmp, "z.zst", z, nz), &bomb), 0);
     bomb.max_ratio = 0;
     bomb.ratio_free = big; /* and below ratio_free */
-    assert_int_equal(read_all(put("z.zst", z, nz), &bomb), 0);
+    assert_int_equal(read_all(cks_put_file(tmp, "z.zst", z, nz), &bomb), 0);
     free(z);
     g = gz(zeros, big, &ng);
     bomb.ratio_free = 1 << 20;
     bomb.max_ratio = 500; /* gzip reaches about 1000:1 on zeros */
-    expect_refused(put("z.gz", g, ng), &bomb, CKS_ELIMIT, "decompression bomb");
+    expect_refused(cks_put_file(tmp, "z.gz", g, ng), &bomb, CKS_ELIMIT, "decompression bomb");
     free(g);
     free(zeros);
 }
@@ -340,21 +336,22 @@ static void test_lines__whole_file_buffers(void **state)
     size_t ng;
     unsigned char *g = gz(text, strlen(text), &ng);
     cks_zbuf b;
-    assert_int_equal(cks_zbuf_read(&b, put("doc.txt", text, strlen(text)), 100, NULL), 0);
+    assert_int_equal(cks_zbuf_read(&b, cks_put_file(tmp, "doc.txt", text, strlen(text)), 100, NULL),
+                     0);
     assert_int_equal(b.comp, CKS_COMP_NONE);
     assert_int_equal(b.size, strlen(text));
     assert_memory_equal(b.data, text, b.size);
     cks_zbuf_release(&b);
-    assert_int_equal(cks_zbuf_read(&b, put("doc.gz", g, ng), 100, NULL), 0);
+    assert_int_equal(cks_zbuf_read(&b, cks_put_file(tmp, "doc.gz", g, ng), 100, NULL), 0);
     assert_int_equal(b.comp, CKS_COMP_GZIP);
     assert_int_equal(b.size, strlen(text));
     assert_memory_equal(b.data, text, b.size);
     cks_zbuf_release(&b);
-    const char *p = put("doc.gz", g, ng);
+    const char *p = cks_put_file(tmp, "doc.gz", g, ng);
     cks_expect_error(cks_zbuf_read(&b, p, 10, NULL), CKS_ELIMIT, p, "more than 10 bytes");
-    p = put("doc.txt", text, strlen(text));
+    p = cks_put_file(tmp, "doc.txt", text, strlen(text));
     cks_expect_error(cks_zbuf_read(&b, p, 10, NULL), CKS_ELIMIT, p, "more than the 10");
-    p = put("doc.gz", g, ng - 1);
+    p = cks_put_file(tmp, "doc.gz", g, ng - 1);
     /* the text all came out (the cut is in the trailer): the stream ends in line 2 */
     cks_expect_error(cks_zbuf_read(&b, p, 100, NULL), CKS_EFORMAT, p, "line 2: truncated gzip");
     free(g);

@@ -29,14 +29,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static const char *put(const char *name, const void *data, size_t len)
-{
-    static char path[4200];
-    snprintf(path, sizeof path, "%s/%s", tmp, name);
-    cks_write_file(path, data, len);
-    return path;
-}
-
 /* A JSONL file of sequences: line i (1-based) has len[i-1] ids, id j of line i is
  * (i * 100 + j) % 997. Returns the text (free it). */
 static char *jsonl(const int *len, int n)
@@ -78,8 +70,8 @@ static void test_memo__reads_keeps_and_skips(void **state)
     unsigned char *g = gz(text, &ng);
     const char *files[2];
     char p0[4200], p1[4200];
-    snprintf(p0, sizeof p0, "%s", put("train.jsonl", text, strlen(text)));
-    snprintf(p1, sizeof p1, "%s", put("train.jsonl.gz", g, ng));
+    snprintf(p0, sizeof p0, "%s", cks_put_file(tmp, "train.jsonl", text, strlen(text)));
+    snprintf(p1, sizeof p1, "%s", cks_put_file(tmp, "train.jsonl.gz", g, ng));
     files[0] = p0;
     files[1] = p1;
     for (int f = 0; f < 2; f++) {
@@ -147,7 +139,7 @@ static void test_memo__samples_follow_gsl_ran_choose(void **state)
         n++;
     }
     char *text = jsonl(len, n);
-    const char *p = put("sample.jsonl", text, strlen(text));
+    const char *p = cks_put_file(tmp, "sample.jsonl", text, strlen(text));
     char *refp = cks_test_data("fstats/refs.json");
     size_t rlen;
     unsigned char *rtext = cks_read_test_file(refp, &rlen);
@@ -186,7 +178,7 @@ static void expect_refused(const char *name, const char *text, int code, const c
 {
     char path[4200];
     cks_trainset t;
-    snprintf(path, sizeof path, "%s", put(name, text, strlen(text)));
+    snprintf(path, sizeof path, "%s", cks_put_file(tmp, name, text, strlen(text)));
     cks_expect_error(cks_memo_load(&t, path, 2, 2, 0, 1), code, path, needle);
     cks_expect_error(cks_memo_load(&t, path, 2, 2, 1, 1), code, path, needle);
 }
@@ -206,7 +198,7 @@ static void test_memo__refusals_name_file_and_line(void **state)
     snprintf(p, sizeof p, "%s/none.jsonl", tmp);
     cks_trainset t;
     cks_expect_error(cks_memo_load(&t, p, 32, 32, 0, 1), CKS_ENOTFOUND, "none.jsonl", NULL);
-    const char *ok = put("ok.jsonl", "{\"token_ids\": [1, 2]}\n", 22);
+    const char *ok = cks_put_file(tmp, "ok.jsonl", "{\"token_ids\": [1, 2]}\n", 22);
     cks_expect_error(cks_memo_load(&t, ok, 0, 32, 0, 1), CKS_EINVAL, "prompt 0", NULL);
     cks_expect_error(cks_memo_load(&t, ok, 32, 0, 0, 1), CKS_EINVAL, "continuation 0", NULL);
     /* short sequences are counted, not refused; an empty file has none */
@@ -223,7 +215,7 @@ static void test_memo__refusals_name_file_and_line(void **state)
     assert_int_equal(s.skipped, 1);
     assert_true(isnan(s.token_match) && isnan(s.full_match) && isnan(s.prefix_match));
     cks_trainset_release(&t);
-    assert_int_equal(cks_memo_load(&t, put("empty.jsonl", "", 0), 32, 32, 0, 1), 0);
+    assert_int_equal(cks_memo_load(&t, cks_put_file(tmp, "empty.jsonl", "", 0), 32, 32, 0, 1), 0);
     assert_int_equal(t.n + t.skipped, 0);
     cks_trainset_release(&t);
 }
@@ -237,7 +229,8 @@ static void test_memo__scores(void **state)
                        "{\"token_ids\": [7]}\n"
                        "{\"token_ids\": [7, 7, 1, 1, 1, 1]}\n";
     cks_trainset t;
-    assert_int_equal(cks_memo_load(&t, put("s.jsonl", text, strlen(text)), 2, 4, 0, 1), 0);
+    assert_int_equal(
+        cks_memo_load(&t, cks_put_file(tmp, "s.jsonl", text, strlen(text)), 2, 4, 0, 1), 0);
     assert_int_equal(t.n, 3);
     const int32_t gen[12] = {1, 2, 3, 4, /* all */ 5, 0, 7, 8, /* 3 of 4, prefix 1 */
                              0, 0, 1, 1 /* 2 of 4, prefix 0 */};

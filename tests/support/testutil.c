@@ -68,6 +68,14 @@ void cks_write_file(const char *path, const void *data, size_t len)
     assert_int_equal(fclose(f), 0);
 }
 
+const char *cks_put_file(const char *dir, const char *name, const void *data, size_t len)
+{
+    static char path[4200];
+    assert_true(snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path);
+    cks_write_file(path, data, len);
+    return path;
+}
+
 static int skipped; /* cks_skip calls outside CI in this program */
 
 int cks_skip_note(const char *fmt, ...)

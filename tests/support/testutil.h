@@ -47,6 +47,10 @@ unsigned char *cks_read_test_file(const char *path, size_t *len);
 /* Writes bytes to a file; fails the test on error. */
 void cks_write_file(const char *path, const void *data, size_t len);
 
+/* Writes bytes to DIR/NAME and returns that path (static storage: valid until the next
+ * call); fails the test on error. */
+const char *cks_put_file(const char *dir, const char *name, const void *data, size_t len);
+
 /* Fails unless rc == code and the last error message (error.h) contains want1 and want2
  * (either may be NULL); then clears the error. For the refusal paths of the limit tests. */
 void cks_expect_error(int rc, int code, const char *want1, const char *want2);
