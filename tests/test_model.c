@@ -66,7 +66,9 @@ static void check_logits(json_t *c)
     lfx_close(&f);
 }
 
-static void test_model__logits_match_pytorch_every_family(void **state)
+/* Runs check on every golden case that has reference logits: at least 10 of them (each
+ * family; LLaMA in F32, BF16, F16 and tied). */
+static void each_logits_case(void (*check)(json_t *c))
 {
     json_t *g = golden_load(), *c;
     size_t i;
@@ -74,12 +76,17 @@ static void test_model__logits_match_pytorch_every_family(void **state)
     json_array_foreach(json_object_get(g, "cases"), i, c)
     {
         if (json_is_object(json_object_get(c, "logits"))) {
-            check_logits(c);
+            check(c);
             n++;
         }
     }
-    assert_true(n >= 10); /* each family; LLaMA in F32, BF16, F16 and tied */
+    assert_true(n >= 10);
     json_decref(g);
+}
+
+static void test_model__logits_match_pytorch_every_family(void **state)
+{
+    each_logits_case(check_logits);
 }
 
 /* Mean over the sequence of -log_softmax(row r)[ids[r+1]]: the sequence's next-token
@@ -156,18 +163,7 @@ static void check_logits_bf16(json_t *c)
 
 static void test_model__bf16_every_family(void **state)
 {
-    json_t *g = golden_load(), *c;
-    size_t i;
-    int n = 0;
-    json_array_foreach(json_object_get(g, "cases"), i, c)
-    {
-        if (json_is_object(json_object_get(c, "logits"))) {
-            check_logits_bf16(c);
-            n++;
-        }
-    }
-    assert_true(n >= 10);
-    json_decref(g);
+    each_logits_case(check_logits_bf16);
 }
 
 /* ---- binding rejections ---- */
