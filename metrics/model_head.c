@@ -4,8 +4,8 @@
 #include "checked.h"
 #include "error.h"
 #include "model.h"
+#include "model_score.h"
 #include "model_ops.h"
-#include "vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -24,47 +24,9 @@ int cks_model_head_logits(cks_model_state *s, float *x, int64_t n, float *out)
     return cks_model_linear(&s->mm, &s->head, x, c->dim, n, NULL, out, c->vocab, 0, s->nthreads);
 }
 
-/* Folds one block of logits columns [v0, v0+nb) into each row's running logsumexp
- * (online: m' = max(m, block max), sum' = sum·exp(m - m') + Σ exp(l - m')) and picks the
- * target's logit when it lies in the block. */
-static void lse_fold(cks_model_state *s, const int32_t *targets, int64_t n, int64_t v0, int64_t nb)
-{
-#pragma omp parallel for num_threads(s->nthreads) schedule(static)
-    for (int64_t r = 0; r < n; r++) {
-        const float *row = s->logits + r * nb;
-        float bm = cks_vmax(row, nb), m = s->lse_max[r] > bm ? s->lse_max[r] : bm;
-        double scale = exp((double)s->lse_max[r] - (double)m); /* 0 for the first block */
-        s->lse_sum[r] = s->lse_sum[r] * scale + cks_vsumexp(row, nb, m);
-        s->lse_max[r] = m;
-        if (targets[r] >= v0 && targets[r] < v0 + nb)
-            s->lse_target[r] = row[targets[r] - v0];
-    }
-}
-
 int cks_model_head_nll(cks_model_state *s, float *x, const int32_t *targets, int64_t n, float *nll)
 {
-    const cks_model_config *c = &s->cfg;
-    int err;
-    final_norm(s, x, n);
-    for (int64_t r = 0; r < n; r++) {
-        s->lse_max[r] = -INFINITY;
-        s->lse_sum[r] = 0;
-        s->lse_target[r] = NAN;
-    }
-    /* logits in column blocks that stay in cache, each folded into an online logsumexp;
-       the rows enter the products once (bf16: rounded once) */
-    if ((err = cks_mm_input(&s->mm, x, c->dim, n, c->dim, s->nthreads)) != 0)
-        return err;
-    for (int64_t v0 = 0; v0 < c->vocab; v0 += s->vblock) {
-        int64_t nb = c->vocab - v0 < s->vblock ? c->vocab - v0 : s->vblock;
-        if ((err = cks_mm_product(&s->mm, &s->head, v0, nb, 0.0f, s->logits, nb, s->nthreads)) != 0)
-            return err;
-        lse_fold(s, targets, n, v0, nb);
-    }
-    /* -log_softmax(logits)[t] = logsumexp(logits) - logits[t] */
-    for (int64_t r = 0; r < n; r++)
-        nll[r] = (float)((double)s->lse_max[r] + log(s->lse_sum[r]) - (double)s->lse_target[r]);
-    return 0;
+    return cks_model_head_score(s, x, targets, n, nll, NULL, NULL);
 }
 
 int cks_model_logits(const cks_model_weights *w, const int32_t *ids, int64_t n, int nthreads,

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "model_family.h"
 #include "model.h"
+#include "model_score.h"
 #include "rowstore.h"
 
 #include <math.h>
@@ -53,7 +54,9 @@ void cks_ppl_result_release(cks_ppl_result *r)
     if (!r)
         return;
     free(r->token_nll);
+    free(r->doc_tokens);
     r->token_nll = NULL;
+    r->doc_tokens = NULL;
 }
 
 /* s[p] of a document t of n tokens, s = [BOS] + t or t. */
@@ -63,9 +66,10 @@ static inline int32_t s_at(const int32_t *t, int bos, int32_t bos_id, int64_t p)
 }
 
 /* Walks the windows of one document of |s| = S tokens (the protocol of ppl.h); with
- * out != NULL writes them from out[0], returns the count. */
+ * out != NULL writes them from out[0], with scored != NULL adds the scored positions to
+ * it; returns the count. */
 static int64_t doc_windows(int64_t S, int64_t ctx, int64_t stride, pwin *out, int32_t set,
-                           int64_t doc)
+                           int64_t doc, int64_t *scored)
 {
     int64_t count = 0, done = 1;
     if (S <= 0)
@@ -75,6 +79,8 @@ static int64_t doc_windows(int64_t S, int64_t ctx, int64_t stride, pwin *out, in
         int64_t lo = done > b + 1 ? done : b + 1;
         int64_t rows = e - 1 - b, nscore = e - lo;
         if (rows > 0 && nscore > 0) {
+            if (scored)
+                *scored += nscore;
             if (out)
                 out[count] = (pwin){
                     .b = b, .doc = doc, .n = (int32_t)rows, .nscore = (int32_t)nscore, .set = set};
@@ -85,6 +91,18 @@ static int64_t doc_windows(int64_t S, int64_t ctx, int64_t stride, pwin *out, in
             break;
     }
     return count;
+}
+
+int64_t cks_ppl_positions(const cks_docset *sets, size_t nsets, const cks_ppl_options *o)
+{
+    int64_t total = 0;
+    for (size_t s = 0; s < nsets; s++)
+        for (int64_t d = 0; d < sets[s].ndocs; d++) {
+            int64_t n;
+            cks_docset_doc(&sets[s], d, &n);
+            doc_windows(n + (o->bos ? 1 : 0), o->ctx, o->stride, NULL, 0, 0, &total);
+        }
+    return total;
 }
 
 static void plan_release(plan *p)
@@ -103,7 +121,7 @@ static int plan_build(plan *p, const cks_docset *sets, size_t nsets, const cks_p
         for (int64_t d = 0; d < sets[s].ndocs; d++) {
             int64_t n;
             cks_docset_doc(&sets[s], d, &n);
-            nwin += doc_windows(n + (o->bos ? 1 : 0), o->ctx, o->stride, NULL, 0, 0);
+            nwin += doc_windows(n + (o->bos ? 1 : 0), o->ctx, o->stride, NULL, 0, 0, NULL);
         }
     if (!(p->win = calloc((size_t)(nwin ? nwin : 1), sizeof *p->win)) ||
         !(p->batch = calloc((size_t)(nwin ? nwin : 1), sizeof *p->batch))) {
@@ -114,7 +132,8 @@ static int plan_build(plan *p, const cks_docset *sets, size_t nsets, const cks_p
         for (int64_t d = 0; d < sets[s].ndocs; d++) {
             int64_t n;
             cks_docset_doc(&sets[s], d, &n);
-            k += doc_windows(n + (o->bos ? 1 : 0), o->ctx, o->stride, p->win + k, (int32_t)s, d);
+            k += doc_windows(n + (o->bos ? 1 : 0), o->ctx, o->stride, p->win + k, (int32_t)s, d,
+                             NULL);
         }
     p->nwin = nwin;
     for (int64_t i = 0; i < nwin; i++) {
@@ -203,6 +222,9 @@ typedef struct {
     float *hx;            /* (head_rows, dim) gathered scored rows */
     float *hnll;          /* (head_rows) */
     float **hdst;         /* (head_rows) where each loss goes */
+    int32_t *harg;        /* (head_rows) argmaxes */
+    int32_t *hset;        /* (head_rows) the set of each row */
+    int64_t npos;         /* scored positions done (the sink's numbering) */
     cks_model_window *lw; /* (windows of the largest batch) */
     int64_t dim;
     double t_widen;
@@ -211,6 +233,8 @@ typedef struct {
 static void ctx_release(ctx *c)
 {
     free(c->lw);
+    free(c->hset);
+    free(c->harg);
     free(c->hdst);
     free(c->hnll);
     free(c->hx);
@@ -300,13 +324,27 @@ static int run_layers(ctx *c)
     return 0;
 }
 
-static int flush_head(ctx *c, int64_t k)
+/* Hands a logits block of the gathered rows to the options' sink, numbered. */
+static int head_block(void *arg, int64_t n, int64_t col0, int64_t nb, const float *logits,
+                      int64_t ld)
 {
-    int err = cks_model_head_nll(c->st, c->hx, c->ids, k, c->hnll);
+    ctx *c = arg;
+    const cks_ppl_sink *sk = c->o->sink;
+    return sk->block(sk->ctx, c->npos, n, c->ids, col0, nb, logits, ld);
+}
+
+static int flush_head(ctx *c, int64_t k, cks_ppl_result *out)
+{
+    cks_head_sink hs = {head_block, c};
+    int err =
+        cks_model_head_score(c->st, c->hx, c->ids, k, c->hnll, c->harg, c->o->sink ? &hs : NULL);
     if (err)
         return err;
-    for (int64_t j = 0; j < k; j++)
+    for (int64_t j = 0; j < k; j++) {
         *c->hdst[j] = c->hnll[j];
+        out[c->hset[j]].top1 += c->harg[j] == c->ids[j];
+    }
+    c->npos += k;
     return 0;
 }
 
@@ -329,15 +367,16 @@ static int run_head(ctx *c, cks_ppl_result *out)
                    (size_t)c->dim * sizeof *c->hx);
             c->ids[k] = s_at(t, c->o->bos, c->o->bos_id, w->b + r + 1);
             c->hdst[k] = out[w->set].token_nll + next[w->set]++;
+            c->hset[k] = w->set;
             if (++k == c->st->head_rows) {
-                err = flush_head(c, k);
+                err = flush_head(c, k, out);
                 k = 0;
             }
         }
         cks_rowstore_release(c->rs, w->row, w->n);
     }
     if (!err && k)
-        err = flush_head(c, k);
+        err = flush_head(c, k, out);
     free(next);
     return err;
 }
@@ -388,8 +427,10 @@ static int ctx_alloc(ctx *c)
     c->hx = malloc((size_t)hr * (size_t)c->dim * sizeof *c->hx);
     c->hnll = malloc((size_t)hr * sizeof *c->hnll);
     c->hdst = malloc((size_t)hr * sizeof *c->hdst);
+    c->harg = malloc((size_t)hr * sizeof *c->harg);
+    c->hset = malloc((size_t)hr * sizeof *c->hset);
     c->lw = malloc((size_t)(maxcount ? maxcount : 1) * sizeof *c->lw);
-    if (!c->ids || !c->hx || !c->hnll || !c->hdst || !c->lw)
+    if (!c->ids || !c->hx || !c->hnll || !c->hdst || !c->harg || !c->hset || !c->lw)
         return cks_error_set(CKS_ENOMEM, "out of memory");
     return 0;
 }
@@ -399,10 +440,16 @@ static int results_new(cks_ppl_result *out, const plan *p, const cks_docset *set
     for (size_t s = 0; s < nsets; s++) {
         memset(&out[s], 0, sizeof out[s]);
         out[s].bytes = sets[s].bytes;
+        out[s].ndocs = sets[s].ndocs;
+        if (!(out[s].doc_tokens =
+                  calloc((size_t)(sets[s].ndocs ? sets[s].ndocs : 1), sizeof *out[s].doc_tokens)))
+            return cks_error_set(CKS_ENOMEM, "out of memory for %lld documents",
+                                 (long long)sets[s].ndocs);
     }
     for (int64_t i = 0; i < p->nwin; i++) {
         out[p->win[i].set].tokens += p->win[i].nscore;
         out[p->win[i].set].rows += p->win[i].n;
+        out[p->win[i].set].doc_tokens[p->win[i].doc] += p->win[i].nscore;
     }
     for (size_t s = 0; s < nsets; s++) {
         if (out[s].tokens == 0)
@@ -428,6 +475,7 @@ static void results_finish(cks_ppl_result *out, size_t nsets)
         r->nll = sum / (double)r->tokens;
         r->ppl = exp(r->nll);
         r->bpb = r->bytes > 0 ? sum / (M_LN2 * (double)r->bytes) : NAN;
+        r->top1_acc = (double)r->top1 / (double)r->tokens;
     }
 }
 

@@ -29,6 +29,20 @@
 
 #define CKS_PPL_BATCH_ROWS 4096 /* rows per layer batch (raised to the longest window) */
 
+/* A consumer of the lm_head's logits (e.g. klpass.h): block(ctx, pos0, n, targets, col0,
+ * nb, logits, ld) receives columns [col0, col0 + nb) of the logits of scored positions
+ * [pos0, pos0 + n), numbered over all sets in scoring order (sets, documents, positions:
+ * set s's positions follow those of sets 0..s-1), row i at logits + i·ld, targets[i] its
+ * true next token. For each group of positions the calls start at col0 = 0 and cover
+ * the vocabulary in increasing order; groups come in increasing pos0. The logits are the
+ * ones the losses are computed from, bit for bit. A non-zero return (message set) stops
+ * the evaluation with that code. */
+typedef struct {
+    int (*block)(void *ctx, int64_t pos0, int64_t n, const int32_t *targets, int64_t col0,
+                 int64_t nb, const float *logits, int64_t ld);
+    void *ctx;
+} cks_ppl_sink;
+
 typedef struct {
     int64_t ctx;             /* window length, >= 2 */
     int64_t stride;          /* 1 <= stride <= ctx */
@@ -45,18 +59,23 @@ typedef struct {
        may be NULL */
     void (*progress)(void *ctx, int64_t i, int64_t nlayers);
     void *progress_ctx;
+    const cks_ppl_sink *sink; /* NULL: none */
 } cks_ppl_options;
 
 /* Results of one set; token_nll is owned (cks_ppl_result_release). */
 typedef struct {
-    int64_t tokens;   /* scored tokens */
-    int64_t rows;     /* window tokens run through the model for this set */
-    int64_t bytes;    /* UTF-8 bytes, -1 for token inputs */
-    double nll_sum;   /* natural log */
-    double nll;       /* nll_sum / tokens */
-    double ppl;       /* exp(nll) */
-    double bpb;       /* nll_sum / (ln 2 · bytes); NaN for token inputs */
-    float *token_nll; /* [tokens], in scoring order (documents, then positions) */
+    int64_t tokens;      /* scored tokens */
+    int64_t rows;        /* window tokens run through the model for this set */
+    int64_t bytes;       /* UTF-8 bytes, -1 for token inputs */
+    double nll_sum;      /* natural log */
+    double nll;          /* nll_sum / tokens */
+    double ppl;          /* exp(nll) */
+    double bpb;          /* nll_sum / (ln 2 · bytes); NaN for token inputs */
+    float *token_nll;    /* [tokens], in scoring order (documents, then positions) */
+    int64_t top1;        /* positions whose argmax (ties: the lowest id) is the target */
+    double top1_acc;     /* top1 / tokens */
+    int64_t ndocs;       /* documents of the set */
+    int64_t *doc_tokens; /* [ndocs] scored positions of each document (owned) */
 } cks_ppl_result;
 
 typedef struct {
@@ -88,5 +107,9 @@ int cks_ppl_evaluate(cks_ppl_result *out, const cks_weights *cw, const cks_confi
                      const char *display, const cks_docset *sets, size_t nsets,
                      const cks_ppl_options *o, cks_ppl_stats *stats);
 void cks_ppl_result_release(cks_ppl_result *r);
+
+/* The scored positions of all sets together (the size of a sink's numbering), for options
+ * that cks_ppl_evaluate would accept. */
+int64_t cks_ppl_positions(const cks_docset *sets, size_t nsets, const cks_ppl_options *o);
 
 #endif
