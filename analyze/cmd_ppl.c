@@ -6,6 +6,8 @@
 #include "error.h"
 #include "evalset.h"
 #include "json.h"
+#include "klcompat.h"
+#include "klpass.h"
 #include "model.h"
 #include "ppl.h"
 #include "spec.h"
@@ -23,7 +25,7 @@ static const char usage_text[] =
     "usage: ckptscope ppl SOURCE@REF (--text FILE... | --tokens FILE...) [--ctx N]\n"
     "                     [--stride N] [--bos | --no-bos] [--force] [--threads N]\n"
     "                     [--precision f32|bf16] [--token-format jsonl|u16|u32]\n"
-    "                     [--split-by-meta] [--quiet]\n"
+    "                     [--split-by-meta] [--vs SOURCE@REF] [--quiet]\n"
     "                     [--json]\n"
     "\n"
     "Held-out perplexity of one checkpoint, computed by ckptscope's own forward pass\n"
@@ -36,7 +38,8 @@ static const char usage_text[] =
     "first bytes). Windows of --ctx tokens advance by --stride; each token\n"
     "is scored once, with the context its window gives (Hugging Face's strided method);\n"
     "windows never cross documents. Reports per set: scored tokens, bytes of text, nll\n"
-    "(mean negative log-likelihood, nats), ppl = exp(nll), bpb (bits per UTF-8 byte).\n"
+    "(mean negative log-likelihood, nats), ppl = exp(nll), bpb (bits per UTF-8 byte),\n"
+    "top1_acc (fraction of tokens that are the model's most likely next token).\n"
     "\n"
     "  --text FILE...        UTF-8 text, tokenised by the built-in tokenizer: a plain text\n"
     "                        file, or JSONL with a \"text\" string per line (the Pile,\n"
@@ -47,6 +50,15 @@ static const char usage_text[] =
     "  --split-by-meta       one set per subset of a JSONL file, named FILE:SUBSET after\n"
     "                        each line's meta.pile_set_name (or meta.redpajama_set_name),\n"
     "                        as Pile perplexity is reported\n"
+    "  --vs SOURCE@REF       also compare with that checkpoint (the base c, whichever is\n"
+    "                        earlier) over the same positions and windows: kl = mean\n"
+    "                        KL(P_c || P_this) in nats, its p50/p90/p99 and max over\n"
+    "                        positions, top1_agree (same argmax), forgot (c's argmax was\n"
+    "                        the token, this one's is not), learned (the reverse), dnll =\n"
+    "                        mean nll_this - nll_c with its 95% block-bootstrap interval\n"
+    "                        dnll_lo, dnll_hi (DESIGN 3). Both need the same vocabulary\n"
+    "                        and tokenizer. c's logits are kept between the two passes:\n"
+    "                        4 x vocab bytes per scored token, in $TMPDIR past 2 GiB\n"
     "  --ctx N               window length (default: max_position_embeddings)\n"
     "  --stride N            window step, 1 <= N <= ctx (default: ctx/2)\n"
     "  --bos, --no-bos       start each document with BOS or not (default: add_bos_token\n"
@@ -71,7 +83,7 @@ static const char usage_text[] =
     "unlinked scratch file in $TMPDIR when they pass 2 GiB.\n";
 
 typedef struct {
-    const char *spec;
+    const char *spec, *vs;
     const char *files[MAX_SETS];
     int nfiles;
     int text; /* 1 for --text, 0 for --tokens */
@@ -118,6 +130,11 @@ static int parse_args(int argc, char **argv, options *o)
                                 strcmp(a, "--ctx") == 0 ? &o->ctx : &o->stride)
                       ? CLI_USAGE
                       : 0;
+        } else if (strcmp(a, "--vs") == 0) {
+            i++;
+            if (!v || v[0] == '-')
+                err = cli_usage_error("ppl", "--vs needs SOURCE@REF");
+            o->vs = v;
         } else if (strcmp(a, "--threads") == 0) {
             i++;
             err = cli_parse_threads("ppl", v, &o->threads) ? CLI_USAGE : 0;
@@ -176,43 +193,166 @@ static json_t *count_or_null(int64_t v)
     return v >= 0 ? json_integer(v) : json_null();
 }
 
-static int emit_json(const cks_ckpt *c, const cks_ppl_options *po, const cks_docset *sets,
-                     const cks_ppl_result *r, int n)
+static json_t *ckpt_json(const cks_ckpt *c)
 {
     const cks_ckpt_info *ci = cks_ckpt_info_of(c);
+    return json_pack("{s:s, s:I, s:o}", "name", ci->name, "step", (json_int_t)ci->step, "commit",
+                     ci->commit ? json_string(ci->commit) : json_null());
+}
+
+/* The comparison with --vs (DESIGN §8 "vs"). */
+static json_t *vs_json(const cks_ckpt *base, const cks_klsummary *k)
+{
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "checkpoint",
+                     ckpt_json(base), "kl", cks_json_number(k->kl), "kl_p50",
+                     cks_json_number(k->kl_p50), "kl_p90", cks_json_number(k->kl_p90), "kl_p99",
+                     cks_json_number(k->kl_p99), "kl_max", cks_json_number(k->kl_max), "top1_agree",
+                     cks_json_number(k->top1_agree), "forgot", cks_json_number(k->forgot),
+                     "learned", cks_json_number(k->learned), "dnll", cks_json_number(k->dnll),
+                     "dnll_lo", cks_json_number(k->dnll_lo), "dnll_hi",
+                     cks_json_number(k->dnll_hi));
+}
+
+/* What one run computed: the sets' results and, with --vs, the base and the summaries. */
+typedef struct {
+    const cks_ckpt *c, *base;
+    const cks_ppl_options *po;
+    const cks_docset *sets;
+    const cks_ppl_result *r;
+    const cks_klsummary *vs; /* [n] or NULL */
+    int n;
+} report;
+
+static int emit_json(const report *rp)
+{
     json_t *arr = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(
-            arr, json_pack("{s:s, s:I, s:o, s:o, s:o, s:o}", "name", sets[i].name, "tokens",
-                           (json_int_t)r[i].tokens, "bytes", count_or_null(r[i].bytes), "nll",
-                           cks_json_number(r[i].nll), "ppl", cks_json_number(r[i].ppl), "bpb",
-                           cks_json_number(r[i].bpb)));
-    json_t *doc = json_pack("{s:{s:s, s:I, s:o}, s:I, s:I, s:s, s:o}", "checkpoint", "name",
-                            ci->name, "step", (json_int_t)ci->step, "commit",
-                            ci->commit ? json_string(ci->commit) : json_null(), "ctx",
-                            (json_int_t)po->ctx, "stride", (json_int_t)po->stride, "precision",
-                            cks_precision_name(po->precision), "sets", arr);
+    for (int i = 0; i < rp->n; i++) {
+        const cks_ppl_result *r = &rp->r[i];
+        json_t *set =
+            json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:o}", "name", rp->sets[i].name, "tokens",
+                      (json_int_t)r->tokens, "bytes", count_or_null(r->bytes), "nll",
+                      cks_json_number(r->nll), "ppl", cks_json_number(r->ppl), "bpb",
+                      cks_json_number(r->bpb), "top1_acc", cks_json_number(r->top1_acc));
+        if (rp->vs)
+            json_object_set_new(set, "vs", vs_json(rp->base, &rp->vs[i]));
+        json_array_append_new(arr, set);
+    }
+    json_t *doc = json_pack("{s:o, s:I, s:I, s:s, s:o}", "checkpoint", ckpt_json(rp->c), "ctx",
+                            (json_int_t)rp->po->ctx, "stride", (json_int_t)rp->po->stride,
+                            "precision", cks_precision_name(rp->po->precision), "sets", arr);
     return cli_json_print(doc) == 0 ? 0 : CLI_USAGE;
 }
 
-static void print_table(const cks_ckpt *c, const cks_ppl_options *po, const cks_docset *sets,
-                        const cks_ppl_result *r, int n)
+static void print_vs(const report *rp)
 {
-    const cks_ckpt_info *ci = cks_ckpt_info_of(c);
+    const cks_ckpt_info *bi = cks_ckpt_info_of(rp->base);
+    printf("\nagainst %s (step %lld), the base c: KL(P_c || P_this) in nats over the same "
+           "positions\n",
+           bi->name, (long long)bi->step);
+    printf("%-24s %10s %10s %10s %10s %10s %8s %8s %8s %10s %22s\n", "SET", "KL", "KL_P50",
+           "KL_P90", "KL_P99", "KL_MAX", "AGREE", "FORGOT", "LEARNED", "DNLL", "DNLL 95% INTERVAL");
+    for (int i = 0; i < rp->n; i++) {
+        const cks_klsummary *k = &rp->vs[i];
+        printf("%-24s %10.6f %10.6f %10.6f %10.6f %10.6f %8.4f %8.4f %8.4f %10.6f "
+               "[%9.6f, %9.6f]\n",
+               rp->sets[i].name, k->kl, k->kl_p50, k->kl_p90, k->kl_p99, k->kl_max, k->top1_agree,
+               k->forgot, k->learned, k->dnll, k->dnll_lo, k->dnll_hi);
+    }
+}
+
+static void print_table(const report *rp)
+{
+    const cks_ckpt_info *ci = cks_ckpt_info_of(rp->c);
+    const cks_ppl_options *po = rp->po;
     printf("checkpoint %s (step %lld%s%.12s), ctx %lld, stride %lld, BOS %s, precision %s\n",
            ci->name, (long long)ci->step, ci->commit ? ", commit " : "",
            ci->commit ? ci->commit : "", (long long)po->ctx, (long long)po->stride,
            po->bos ? "on" : "off", cks_precision_name(po->precision));
-    printf("%-24s %10s %12s %10s %12s %8s\n", "SET", "TOKENS", "BYTES", "NLL", "PPL", "BPB");
-    for (int i = 0; i < n; i++) {
+    printf("%-24s %10s %12s %10s %12s %8s %8s\n", "SET", "TOKENS", "BYTES", "NLL", "PPL", "BPB",
+           "TOP1");
+    for (int i = 0; i < rp->n; i++) {
+        const cks_ppl_result *r = &rp->r[i];
         char bytes[32] = "-", bpb[32] = "-";
-        if (r[i].bytes >= 0)
-            snprintf(bytes, sizeof bytes, "%lld", (long long)r[i].bytes);
-        if (!isnan(r[i].bpb))
-            snprintf(bpb, sizeof bpb, "%.4f", r[i].bpb);
-        printf("%-24s %10lld %12s %10.5f %12.4f %8s\n", sets[i].name, (long long)r[i].tokens, bytes,
-               r[i].nll, r[i].ppl, bpb);
+        if (r->bytes >= 0)
+            snprintf(bytes, sizeof bytes, "%lld", (long long)r->bytes);
+        if (!isnan(r->bpb))
+            snprintf(bpb, sizeof bpb, "%.4f", r->bpb);
+        printf("%-24s %10lld %12s %10.5f %12.4f %8s %8.4f\n", rp->sets[i].name,
+               (long long)r->tokens, bytes, r->nll, r->ppl, bpb, r->top1_acc);
     }
+    if (rp->vs)
+        print_vs(rp);
+}
+
+/* The --vs checkpoint, opened and checked against this one before any work. */
+typedef struct {
+    cks_source *s;
+    cks_ckpt *c;
+    cks_weights *w;
+    cks_config cfg;
+    char disp[512];
+} vsckpt;
+
+static void vs_release(vsckpt *v)
+{
+    cks_weights_free(v->w);
+    cks_ckpt_free(v->c);
+    cks_source_free(v->s);
+}
+
+static int vs_open(vsckpt *v, const char *spec, const cks_ckpt *c, const cks_config *cfg,
+                   const char *disp)
+{
+    cks_model_config mc;
+    int err;
+    if ((err = spec_open_fetched(spec, &v->s, &v->c)) != 0 ||
+        (err = cks_ckpt_config(v->c, &v->cfg)) != 0)
+        return err;
+    snprintf(v->disp, sizeof v->disp, "%s@%s", cks_source_path(v->s), cks_ckpt_info_of(v->c)->name);
+    if ((err = cks_model_config_from(&mc, &v->cfg, v->disp)) != 0 ||
+        (err = cks_kl_check_compatible(v->c, &v->cfg, v->disp, c, cfg, disp)) != 0)
+        return err;
+    return cks_weights_open(&v->w, v->c);
+}
+
+/* The two passes of --vs: the base's logits kept, then this checkpoint's compared with
+ * them; one summary per set into vs[n]. */
+static int run_vs(vsckpt *v, const cks_weights *w, const cks_config *cfg, const char *disp,
+                  const cks_docsets *sets, const cks_ppl_options *po, cks_ppl_result *res,
+                  cks_klsummary *vs)
+{
+    cks_ppl_result bres[MAX_SETS];
+    cks_ppl_options bo = *po, to = *po;
+    cks_klkeep *keep = NULL;
+    cks_klpass *kb = NULL, *kt = NULL;
+    int64_t npos = cks_ppl_positions(sets->v, sets->n, po);
+    cks_ppl_sink sb, st;
+    int err;
+    memset(bres, 0, sizeof bres);
+    if ((err = cks_klkeep_new(&keep, npos, cfg->vocab_size, 0, po->tmpdir)) != 0 ||
+        (err = cks_klpass_new(&kb, npos, cfg->vocab_size, keep, NULL, 0, po->nthreads)) != 0 ||
+        (err = cks_klpass_new(&kt, npos, cfg->vocab_size, NULL, &keep, 1, po->nthreads)) != 0)
+        goto done;
+    sb = cks_klpass_sink(kb);
+    st = cks_klpass_sink(kt);
+    bo.sink = &sb;
+    to.sink = &st;
+    if ((err = cks_ppl_evaluate(bres, v->w, &v->cfg, v->disp, sets->v, sets->n, &bo, NULL)) != 0 ||
+        (err = cks_weights_check(v->w)) != 0 ||
+        (err = cks_ppl_evaluate(res, w, cfg, disp, sets->v, sets->n, &to, NULL)) != 0)
+        goto done;
+    int64_t pos0 = 0;
+    for (size_t i = 0; i < sets->n && !err; i++) {
+        err = cks_klpass_summary(kt, 0, pos0, &res[i], &vs[i]);
+        pos0 += res[i].tokens;
+    }
+done:
+    for (size_t i = 0; i < sets->n; i++)
+        cks_ppl_result_release(&bres[i]);
+    cks_klpass_free(kt);
+    cks_klpass_free(kb);
+    cks_klkeep_free(keep);
+    return err;
 }
 
 int cmd_ppl(int argc, char **argv)
@@ -225,18 +365,22 @@ int cmd_ppl(int argc, char **argv)
     cks_config cfg;
     cks_docsets sets = {0};
     cks_ppl_result res[MAX_SETS];
+    cks_klsummary vs[MAX_SETS];
     cks_ppl_options po;
+    vsckpt v;
     cli_progress prog;
     int nsets = 0, err, status = parse_args(argc, argv, &o);
     if (status)
         return status < 0 ? cli_finish("ppl", 0) : status;
     memset(res, 0, sizeof res);
+    memset(&v, 0, sizeof v);
     char disp[512];
     cks_model_config mc;
     if ((err = spec_open_fetched(o.spec, &s, &c)) != 0 || (err = cks_ckpt_config(c, &cfg)) != 0)
         goto fail;
     snprintf(disp, sizeof disp, "%s@%s", cks_source_path(s), cks_ckpt_info_of(c)->name);
-    if ((err = cks_model_config_from(&mc, &cfg, disp)) != 0) /* refused before any work */
+    if ((err = cks_model_config_from(&mc, &cfg, disp)) != 0 || /* refused before any work */
+        (o.vs && (err = vs_open(&v, o.vs, c, &cfg, disp)) != 0))
         goto fail;
     cks_ppl_options_default(&po, &cfg);
     if (o.ctx)
@@ -272,16 +416,17 @@ int cmd_ppl(int argc, char **argv)
     cli_progress_init(&prog, o.quiet);
     po.progress = progress_cb;
     po.progress_ctx = &prog;
-    err = cks_ppl_evaluate(res, w, &cfg, disp, sets.v, sets.n, &po, NULL);
+    if (o.vs)
+        err = run_vs(&v, w, &cfg, disp, &sets, &po, res, vs);
+    else
+        err = cks_ppl_evaluate(res, w, &cfg, disp, sets.v, sets.n, &po, NULL);
     cli_progress_done(&prog);
     if (!err)
         err = cks_weights_check(w); /* a weight file that changed under us */
     if (err)
         goto fail;
-    if (o.json)
-        status = emit_json(c, &po, sets.v, res, nsets);
-    else
-        print_table(c, &po, sets.v, res, nsets);
+    report rp = {c, v.c, &po, sets.v, res, o.vs ? vs : NULL, nsets};
+    status = o.json ? emit_json(&rp) : (print_table(&rp), 0);
     goto done;
 fail:
     status = cli_fail("ppl", err);
@@ -289,6 +434,7 @@ done:
     for (int i = 0; i < nsets; i++)
         cks_ppl_result_release(&res[i]);
     cks_docsets_release(&sets);
+    vs_release(&v);
     cks_weights_free(w);
     cks_tokenizer_free(tok);
     cks_ckpt_free(c);
