@@ -59,6 +59,8 @@ static const cks_eval_metric_info builtin[] = {
     {"bpb", L, 0, "bits/byte",
      "summed NLL / (ln 2 * UTF-8 bytes of the set's text); NaN for token inputs"},
     {"tokens", CKS_DIR_UNKNOWN, 0, "tokens", "scored tokens"},
+    {"top1_acc", H, 1, "fraction",
+     "fraction of scored tokens that are the most likely next token (ties: the lowest id)"},
 };
 
 #undef H

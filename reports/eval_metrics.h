@@ -31,7 +31,7 @@ typedef struct {
  * NULL when the name is not known. The entry is static. */
 const cks_eval_metric_info *cks_eval_metric_lookup(const char *metric);
 
-/* The built-in perplexity series (nll, ppl, bpb, tokens) in the order scan writes them:
+/* The built-in perplexity series (nll, ppl, bpb, tokens, top1_acc) in the order scan writes them:
  * the one table of their units and descriptions. The entries are static. */
 const cks_eval_metric_info *cks_ppl_metrics(size_t *count);
 /* The entry of a built-in perplexity series name; NULL otherwise. */

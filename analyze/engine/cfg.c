@@ -26,6 +26,15 @@ static int choose(cks_scan_cfg *c, const char *list)
     int err = cks_families_parse(list, c->fam, &c->nfam, c->canon, sizeof c->canon);
     if (err)
         return err;
+    for (size_t f = 0; f < c->nfam; f++) {
+        int found = !c->fam[f]->requires;
+        for (size_t g = 0; g < c->nfam && !found; g++)
+            found = strcmp(c->fam[g]->option, c->fam[f]->requires) == 0;
+        if (!found)
+            return cks_error_set(CKS_EINVAL,
+                                 "the %s family extends the %s family: add %s to --metrics",
+                                 c->fam[f]->option, c->fam[f]->requires, c->fam[f]->requires);
+    }
     c->nvals = 0;
     c->uses_prev = c->uses_ref = 0;
     for (size_t f = 0; f < c->nfam; f++) {

@@ -369,7 +369,8 @@ static int checkpoint_families(cks_engine *e, const views *vw, cks_values *v)
             continue;
         if (interrupted(e))
             return cks_error_set(CKS_EINTR, "interrupted");
-        cks_family_ckpt in = {c->o, c->h, display, e->sel->n, {0}, {0}, {0}, &carry};
+        cks_family_ckpt in = {c->o, c->h, display, e->sel->n, {0},
+                              {0},  {0},  &carry,  c->fam,    c->nfam};
         const slot *s[3] = {vw->cur, vw->prev, vw->ref};
         cks_family_view *dst[3] = {&in.cur, &in.prev, &in.ref};
         for (int k = 0; k < 3; k++)

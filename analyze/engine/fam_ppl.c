@@ -8,8 +8,8 @@
 #include "error.h"
 #include "eval_metrics.h"
 #include "evalset.h"
+#include "fam_ppl.h"
 #include "family.h"
-#include "ppl.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -60,9 +60,9 @@ static int prepare(const cks_scan_options *o, char **value)
     return *value ? 0 : cks_error_set(CKS_ENOMEM, "out of memory");
 }
 
-/* Options for this checkpoint: the scan's protocol, else the checkpoint's defaults. */
-static int options_for(const cks_family_ckpt *in, const cks_config *cfg, const cks_tokenizer *tok,
-                       cks_ppl_options *po)
+/* Options for checkpoint ck: the scan's protocol, else the checkpoint's defaults. */
+static int options_for(const cks_family_ckpt *in, const cks_ckpt *ck, const char *display,
+                       const cks_config *cfg, const cks_tokenizer *tok, cks_ppl_options *po)
 {
     const cks_scan_options *o = in->o;
     cks_ppl_options_default(po, cfg);
@@ -76,14 +76,11 @@ static int options_for(const cks_family_ckpt *in, const cks_config *cfg, const c
                              (long long)po->stride, (long long)po->ctx);
     if (po->ctx > cfg->max_position_embeddings)
         return cks_error_set(CKS_EINVAL, "%s: ctx %lld is larger than max_position_embeddings %lld",
-                             in->display, (long long)po->ctx,
-                             (long long)cfg->max_position_embeddings);
-    return cks_evalset_bos(in->cur.ckpt, cfg, tok, o->bos, &po->bos, &po->bos_id);
+                             display, (long long)po->ctx, (long long)cfg->max_position_embeddings);
+    return cks_evalset_bos(ck, cfg, tok, o->bos, &po->bos, &po->bos_id);
 }
 
-/* The values of a set (NaN when res is NULL) as items; its per-token losses go to the
- * items. */
-static int emit(const char *file, cks_ppl_result *res, cks_items *out)
+int cks_fam_ppl_emit(const char *file, cks_ppl_result *res, cks_items *out)
 {
     size_t count;
     const cks_eval_metric_info *m = cks_ppl_metrics(&count);
@@ -94,7 +91,7 @@ static int emit(const char *file, cks_ppl_result *res, cks_items *out)
     if (!esc)
         return cks_error_set(CKS_ENOMEM, "out of memory");
     const double v[] = {res ? res->nll : NAN, res ? res->ppl : NAN, res ? res->bpb : NAN,
-                        res ? (double)res->tokens : NAN};
+                        res ? (double)res->tokens : NAN, res ? res->top1_acc : NAN};
     for (size_t k = 0; k < count && k < sizeof v / sizeof v[0] && !err; k++) {
         snprintf(path, sizeof path, "/eval/%s/%s", esc, m[k].name);
         err = cks_items_series(out, path, v[k], m[k].what, m[k].unit);
@@ -109,22 +106,42 @@ static int emit(const char *file, cks_ppl_result *res, cks_items *out)
     return err;
 }
 
-static int evaluate(const cks_family_ckpt *in, cks_ppl_result *res, cks_docset *sets)
+int cks_fam_ppl_setup(const cks_family_ckpt *in, const cks_ckpt *ck, const char *display,
+                      cks_config *cfg, cks_ppl_options *po, cks_docset *sets)
 {
     const cks_scan_options *o = in->o;
     cks_tokenizer *tok = NULL;
-    cks_ppl_options po;
-    cks_config cfg;
     int err, text = 0;
     for (size_t i = 0; i < o->neval; i++)
         text |= !cks_evalset_is_tokens(o->evals[i]);
-    if ((err = cks_ckpt_config(in->cur.ckpt, &cfg)) == 0 &&
-        (!text || ((err = cks_tokenizer_load_ckpt(&tok, in->cur.ckpt)) == 0 &&
-                   (err = cks_evalset_check_vocab(tok, &cfg, in->display)) == 0)) &&
-        (err = options_for(in, &cfg, tok, &po)) == 0 &&
-        (err = cks_evalset_load(sets, o->evals, o->neval, 0, 0, tok)) == 0)
-        err = cks_ppl_evaluate(res, in->cur.w, &cfg, in->display, sets, o->neval, &po, NULL);
+    if ((err = cks_ckpt_config(ck, cfg)) == 0 &&
+        (!text || ((err = cks_tokenizer_load_ckpt(&tok, ck)) == 0 &&
+                   (err = cks_evalset_check_vocab(tok, cfg, display)) == 0)) &&
+        (err = options_for(in, ck, display, cfg, tok, po)) == 0)
+        err = cks_evalset_load(sets, o->evals, o->neval, 0, 0, tok);
     cks_tokenizer_free(tok);
+    return err;
+}
+
+void cks_fam_ppl_progress(const cks_family_ckpt *in, const char *what)
+{
+    if (in->h->progress) {
+        cks_scan_progress p = {.pos = in->cur.pos,
+                               .nsel = in->nsel,
+                               .name = cks_ckpt_info_of(in->cur.ckpt)->name,
+                               .what = what,
+                               .frac = -1};
+        in->h->progress(in->h->ctx, &p);
+    }
+}
+
+static int evaluate(const cks_family_ckpt *in, cks_ppl_result *res, cks_docset *sets)
+{
+    cks_ppl_options po;
+    cks_config cfg;
+    int err = cks_fam_ppl_setup(in, in->cur.ckpt, in->display, &cfg, &po, sets);
+    if (!err)
+        err = cks_ppl_evaluate(res, in->cur.w, &cfg, in->display, sets, in->o->neval, &po, NULL);
     return err;
 }
 
@@ -135,21 +152,16 @@ static int checkpoint(const cks_family_ckpt *in, cks_items *out)
     cks_ppl_result res[CKS_MAX_EVAL_SETS];
     memset(sets, 0, sizeof sets);
     memset(res, 0, sizeof res);
-    if (in->h->progress) {
-        cks_scan_progress p = {.pos = in->cur.pos,
-                               .nsel = in->nsel,
-                               .name = cks_ckpt_info_of(in->cur.ckpt)->name,
-                               .what = "perplexity",
-                               .frac = -1};
-        in->h->progress(in->h->ctx, &p);
-    }
+    if (cks_family_enabled(in, "kl"))
+        return 0; /* the kl family runs this forward pass and writes its values too */
+    cks_fam_ppl_progress(in, "perplexity");
     int err = evaluate(in, res, sets), e2 = 0;
     char msg[1024] = "";
     if (err)
         snprintf(msg, sizeof msg, "%s", cks_error_last());
     for (size_t i = 0; i < o->neval; i++) {
         if (!e2)
-            e2 = emit(o->evals[i], err ? NULL : &res[i], out);
+            e2 = cks_fam_ppl_emit(o->evals[i], err ? NULL : &res[i], out);
         cks_ppl_result_release(&res[i]);
         cks_docset_release(&sets[i]);
     }

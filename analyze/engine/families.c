@@ -8,7 +8,7 @@
 
 static const cks_family *const table[] = {
     &cks_family_norms,     &cks_family_spectral, &cks_family_drift_prev,
-    &cks_family_drift_ref, &cks_family_ppl,
+    &cks_family_drift_ref, &cks_family_ppl,      &cks_family_kl,
 };
 #define NFAMILIES (sizeof table / sizeof table[0])
 _Static_assert(NFAMILIES <= CKS_MAX_FAMILIES, "CKS_MAX_FAMILIES");
@@ -31,6 +31,14 @@ static void option_names(char *buf, size_t cap, int all)
         k += (size_t)snprintf(buf + k, k < cap ? cap - k : 0, "%s%s", k ? "," : "",
                               table[i]->option);
     }
+}
+
+int cks_family_enabled(const cks_family_ckpt *in, const char *option)
+{
+    for (size_t f = 0; f < in->nfam; f++)
+        if (strcmp(in->fam[f]->option, option) == 0)
+            return 1;
+    return 0;
 }
 
 const char *cks_families_default(void)

@@ -55,6 +55,8 @@ typedef struct {
     size_t nsel;
     cks_family_view cur, prev, ref;
     void **carry; /* set *carry to keep something for the current checkpoint */
+    const struct cks_family *const *fam; /* the enabled families (table order) */
+    size_t nfam;
 } cks_family_ckpt;
 
 typedef struct cks_family {
@@ -79,6 +81,9 @@ typedef struct cks_family {
     int (*given)(const cks_scan_options *o);
     const char *attr;
     int (*prepare)(const cks_scan_options *o, char **value);
+    /* the option of a family that must be enabled too (whose work this one extends), or
+       NULL */
+    const char *requires;
 } cks_family;
 
 #define CKS_MAX_FAMILIES 16
@@ -96,7 +101,11 @@ const char *cks_families_default(void);
 int cks_families_parse(const char *list, const cks_family **out, size_t *n, char *canon,
                        size_t cap);
 
+/* 1 when the family named option is enabled in the task in. */
+int cks_family_enabled(const cks_family_ckpt *in, const char *option);
+
 extern const cks_family cks_family_norms, cks_family_spectral, cks_family_drift_prev,
     cks_family_drift_ref, cks_family_ppl;
+extern const cks_family cks_family_kl;
 
 #endif
