@@ -331,9 +331,10 @@ def load_model(ckpt):
 # ---------------------------------------------------------------- perplexity
 
 
-def strided_nll(cfg, sd, seq, ctx, stride):
-    """Per-token NLLs of one document by the strided method (transformers docs)."""
-    losses, prev_end = [], 0
+def strided_logits(cfg, sd, seq, ctx, stride):
+    """The strided method (transformers docs) on one document: for each window, the
+    float64 logits rows of its scored positions and their targets, in scoring order."""
+    prev_end = 0
     for begin in range(0, len(seq), stride):
         end = min(begin + ctx, len(seq))
         trg_len = end - prev_end
@@ -343,11 +344,18 @@ def strided_nll(cfg, sd, seq, ctx, stride):
         shift_labels = labels[1:]  # tokens < n predict n
         keep = shift_labels != -100
         if keep.any():
-            nll = F.cross_entropy(logits[:-1][keep], shift_labels[keep], reduction="none")
-            losses.extend(float(x) for x in nll)
+            yield logits[:-1][keep], shift_labels[keep]
         prev_end = end
         if end == len(seq):
             break
+
+
+def strided_nll(cfg, sd, seq, ctx, stride):
+    """Per-token NLLs of one document by the strided method (transformers docs)."""
+    losses = []
+    for logits, targets in strided_logits(cfg, sd, seq, ctx, stride):
+        nll = F.cross_entropy(logits, targets, reduction="none")
+        losses.extend(float(x) for x in nll)
     return losses
 
 
