@@ -26,6 +26,8 @@ struct cks_engine {
     slot slots[SLOTS];
     unsigned long clock;
     cks_ahead *ahead; /* NULL: the source does not fetch */
+    size_t last[2];   /* the last task's checkpoint and reference: a probe of the next one
+                         does not unmap them, so their carries reach the next task */
 };
 
 static double now(void)
@@ -75,6 +77,7 @@ int cks_engine_new(cks_engine **out, const cks_scan_cfg *cfg, const cks_selectio
     e->sel = sel;
     for (int i = 0; i < SLOTS; i++)
         e->slots[i].pos = CKS_PLAN_NONE;
+    e->last[0] = e->last[1] = CKS_PLAN_NONE;
     int err = cks_ahead_new(&e->ahead, cfg, sel);
     if (err) {
         free(e);
@@ -219,7 +222,7 @@ static int listed(const cks_engine *e, size_t pos)
 
 void cks_engine_probe(cks_engine *e, size_t pos, cks_avail *out, char *msg, size_t cap)
 {
-    const size_t keep[3] = {pos, CKS_PLAN_NONE, CKS_PLAN_NONE};
+    const size_t keep[3] = {pos, e->last[0], e->last[1]};
     slot *s = NULL;
     int err = e->ahead ? listed(e, pos) : slot_get(e, pos, keep, &s);
     *out = e->ahead && !err ? CKS_AVAIL_OPENS : verdict(e, pos, err, s, 0, msg, cap);
@@ -228,7 +231,7 @@ void cks_engine_probe(cks_engine *e, size_t pos, cks_avail *out, char *msg, size
 
 void cks_engine_verify(cks_engine *e, size_t pos, cks_avail *out, char *msg, size_t cap)
 {
-    const size_t keep[3] = {pos, CKS_PLAN_NONE, CKS_PLAN_NONE};
+    const size_t keep[3] = {pos, e->last[0], e->last[1]};
     slot *s = NULL;
     int err = slot_get(e, pos, keep, &s);
     if (!err)
@@ -479,6 +482,8 @@ int cks_engine_compute(cks_engine *e, const cks_task *t, cks_outcome *out)
     memset(&vw, 0, sizeof vw);
     out->task = *t;
     out->rank = -1;
+    e->last[0] = t->pos;
+    e->last[1] = t->ref;
     const cks_ckpt_info *ci = cks_selection_info(e->sel, t->pos);
     vw.name = ci->name;
     vw.step = ci->step;

@@ -3,8 +3,9 @@ single-process scan: the run files are equal dataset by dataset (h5py, ignoring
 analysed_at) for P = 1, 2, 3, with incomplete, failed and late-appearing tensors; a
 checkpoint a worker cannot read is recorded failed and the others complete; a job killed
 on rank 0 or on a worker, or interrupted, leaves a file that --resume under MPI
-completes; and --resume after a re-uploaded checkpoint re-analyses what the serial
---resume does.
+completes; --resume after a re-uploaded checkpoint re-analyses what the serial
+--resume does; and the kl family, whose ranks recompute the bases they did not evaluate,
+gives the serial file.
 usage: test_mpi.py CKPTSCOPE CKS_FIXTURE MPIEXEC [TEST...]"""
 import os
 import re
@@ -164,10 +165,29 @@ def test_setup_errors():
         assert S.names(f) == []
 
 
+def test_kl_family_same_file():
+    """The kl family under MPI: a rank's first checkpoint has no kept logits of its previous
+    one (or of the reference) and recomputes them from the weights; the file is the
+    serial scan's."""
+    src = tmp("kl5")
+    S.fixture(src, "--layout", "folder", "--checkpoints", 5, "--std", "0.3", "--step-every", 400)
+    toks = tmp("kl-set.jsonl")
+    with open(toks, "w") as f:
+        for n in (30, 7, 50):
+            f.write('{"token_ids": [%s]}\n' % ", ".join(str((i * 37 + n) % 64) for i in range(n)))
+    extra = ["--metrics", "ppl,kl", "--eval", toks, "--ctx", "16"]
+    ref = single(src, "kl5-single.h5", *extra)
+    for n in (2, 3):
+        out = tmp("kl5-mpi%d.h5" % n)
+        mpi(n, ["scan", src, "-o", out, "--quiet"] + ARGS + extra, check=0)
+        S.same_file(out, ref)
+
+
 if __name__ == "__main__":
     try:
         S.main([test_same_file_1_2_3_ranks, test_failing_rank, test_resume_after_kills,
-                test_interrupted_job, test_resume_replans_like_serial, test_setup_errors])
+                test_interrupted_job, test_resume_replans_like_serial, test_setup_errors,
+                test_kl_family_same_file])
     finally:
         if not os.environ.get("CKS_KEEP_TMP"):
             shutil.rmtree(TMP, ignore_errors=True)
