@@ -8,6 +8,7 @@ skipped and counted, a --samples/--seed sample of the demo's recorded training s
 per-token match must equal the reference's, except in a sequence whose generation had a
 top-1 logit margin under 1e-4 in float64 (float32 rounding may pick either there; the
 reference records each sequence's smallest margin); 1 and 2 threads give the same output.
+The scan family memorization gives the same numbers in /memo/<set>/ (uint8 full rows).
 Then every refusal: ids past the vocabulary (file and line), lines without token_ids,
 truncated .gz and .zst, bad options; exit 2 with one line on stderr and nothing on stdout.
 
@@ -195,6 +196,53 @@ def test_short_sequences_counted():
               "no sequence: null means, no rows: %s" % s)
 
 
+def test_scan_family():
+    """scan --train-data on the two demo checkpoints: /memo/<set>/ rows as PyTorch's."""
+    import h5py
+    import numpy as np
+    demo = [c for c in GOLDEN["cases"] if c["source"] == "demo"]
+    files, want = [], {}
+    for case in demo:
+        built = data_files(case)[0]
+        files.append(built)
+        want[(case["ckpt"], os.path.basename(built).split(".")[0])] = case["sets"][0]
+        want[(case["ckpt"], "ckpt_1920")] = case["sets"][1]
+    train = os.path.join(SRC, demo[0]["sets"][1]["file"])
+    out = os.path.join(TMP, "memo.h5")
+    args = ["scan", DEMO, "-o", out, "--branches", "ckpt_*9[2]*", "--metrics", "memorization",
+            "--samples", "24", "--seed", "7", "--quiet", "--threads", "2"]
+    for f in files + [train]:
+        args += ["--train-data", f]
+    if ck(*args).returncode != 0:
+        return
+    with h5py.File(out, "r") as f:
+        names = [n.decode() for n in f["checkpoints"]["name"]]
+        check(sorted(names) == ["ckpt_0192", "ckpt_1920"], "scanned %s" % names)
+        attr = json.loads(f.attrs["memorization"])
+        check(attr["samples"] == 24 and attr["seed"] == 7 and attr["prompt"] == 32,
+              "memorization attribute %s" % attr)
+        for (ckpt, name), w in want.items():
+            row = names.index(ckpt)
+            r = w["result"]
+            full = f["memo/%s/full" % name][row]
+            check(full.dtype == np.uint8, "uint8 flags")
+            if min(r["margin"]) < TIE_MARGIN and list(full) != [int(all(m)) for m in r["match"]]:
+                continue  # a near tie (test_matches_pytorch counts them)
+            check(list(full) == [int(all(m)) for m in r["match"]],
+                  "%s %s: full %s" % (ckpt, name, list(full)))
+            for m in ("token_match", "full_match", "prefix_match", "sequences"):
+                got = float(f["memo/%s/%s" % (name, m)][row])
+                check(close(got, r[m], atol=1e-12), "%s %s: %s %s, PyTorch %s" % (ckpt, name, m,
+                                                                                  got, r[m]))
+    # the inputs are the file's: a resumed scan with another sample is refused
+    p = ck(*[a if a != "7" else "8" for a in args], "--resume", rc=2)
+    check("memorization" in p.stderr, "resume with another --seed refused: %s" % p.stderr)
+    p = ck("scan", DEMO, "-o", os.path.join(TMP, "x.h5"), "--metrics", "memorization", rc=2)
+    check("--train-data" in p.stderr, "memorization without --train-data: %s" % p.stderr)
+    p = ck("scan", DEMO, "-o", os.path.join(TMP, "x.h5"), "--samples", "3", rc=2)
+    check("--train-data" in p.stderr, "--samples without --train-data: %s" % p.stderr)
+
+
 def main():
     shutil.rmtree(TMP, ignore_errors=True)
     os.makedirs(TMP)
@@ -204,7 +252,7 @@ def main():
         fx = [c for c in GOLDEN["cases"] if c["source"] == "fixture"][0]
         subprocess.run([FX, GQA] + fx["fixture"], check=True)
         for t in (test_matches_pytorch, test_text_output_and_help, test_refusals,
-                  test_short_sequences_counted):
+                  test_short_sequences_counted, test_scan_family):
             print(t.__name__)
             t()
     finally:

@@ -97,6 +97,6 @@ int cks_families_parse(const char *list, const cks_family **out, size_t *n, char
                        size_t cap);
 
 extern const cks_family cks_family_norms, cks_family_spectral, cks_family_drift_prev,
-    cks_family_drift_ref, cks_family_ppl;
+    cks_family_drift_ref, cks_family_ppl, cks_family_memo;
 
 #endif
