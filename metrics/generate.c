@@ -183,6 +183,10 @@ static int gctx_alloc(gctx *g, int64_t n)
         return cks_error_set(CKS_ENOMEM, "a key/value cache of %lld positions is too large",
                              (long long)g->cap);
     g->batch = (int64_t)(max / (per ? per : 1));
+    /* the prompts' residual stream (k · dim floats a sequence) within the same bound */
+    int64_t by_x = (int64_t)(max / ((size_t)(k * c->dim) * sizeof(float)));
+    if (by_x < g->batch)
+        g->batch = by_x;
     if (g->batch < 1)
         g->batch = 1;
     if (g->batch > n)

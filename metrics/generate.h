@@ -16,7 +16,8 @@
  *
  * Memory: the cache of one batch is 2 · layers · kvd · (k + l) · batch floats, bounded by
  * cache_max (default CKS_GENERATE_CACHE_MAX, 256 MiB; at least one sequence per batch):
- * batch = min(n, cache_max / (8 · layers · kvd · (k + l))). Peak memory is one layer's
+ * batch = min(n, cache_max / (8 · layers · kvd · (k + l)), cache_max / (4 · k · dim)) (the
+ * second: the prompts' residual stream within the same bound). Peak memory is one layer's
  * weights (or the lm_head) plus the cache and activations of one batch, whatever n is;
  * only the n · l generated ids grow with n. */
 #ifndef CKS_GENERATE_H
