@@ -217,6 +217,7 @@ int main(int argc, char **argv)
         return 1;
     }
     bench_machine();
+    fflush(stdout);
     printf("stories110M shape (dim 768, 12 layers, vocab 32000, bf16 weights, f32 arithmetic), "
            "prompt %lld + "
            "continuation %lld, %d threads, cache bound %zu MiB\n",
@@ -241,6 +242,9 @@ int main(int argc, char **argv)
                    ppl ? "ppl" : "memorize", (long long)o.samples[i], r.seconds,
                    (double)r.rows / r.seconds, gen, batch, batches, r.maxrss_kb / 1024.0, r.load[0],
                    r.load[1]);
+            if (!ppl)
+                printf("           prefill %.2f s, decode steps %.2f s, lm_head %.2f s\n",
+                       r.gst.t_prefill, r.gst.t_decode, r.gst.t_head);
             fflush(stdout);
         }
     }
