@@ -36,9 +36,11 @@ typedef struct {
     int bos;             /* --bos 1, --no-bos 0, -1: tokenizer_config.json */
     int evict;           /* --evict: delete downloaded blobs no longer needed (hf://) */
     int no_prefetch;     /* fetch a checkpoint only when its task runs (benchmarks) */
-    int precision;       /* ppl and memorization arithmetic (DESIGN §5): a cks_precision
-                            of metrics/bf16.h, 0 (f32) by default */
-    const char *const *trains; /* --train-data FILE... (the memorization family) */
+    int precision;       /* ppl arithmetic (DESIGN §5): a cks_precision of metrics/bf16.h,
+                            0 (f32) by default */
+
+    /* the memorization family (its arithmetic is precision too) */
+    const char *const *trains; /* --train-data FILE... */
     size_t ntrain;
     int64_t samples; /* --samples N of each training file (0: all) */
     int64_t seed;    /* --seed S of the sample (default 1) */
