@@ -10,6 +10,7 @@
 int cmd_list(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
+int cmd_memorize(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_scan(int argc, char **argv);

@@ -30,6 +30,7 @@ static const char usage_text[] =
     "                      [--shard I/N [--extend RUN.h5]] [--eval FILE]...\n"
     "                      [--ctx N] [--stride N] [--bos | --no-bos]\n"
     "                      [--precision f32|bf16]\n"
+    "                      [--train-data FILE]... [--samples N] [--seed S]\n"
     "\n"
     "Analyse the checkpoints of SOURCE in step order and write their time series to the\n"
     "HDF5 run file RUN.h5: one row per checkpoint, one column per tensor. SOURCE may be\n"
@@ -38,9 +39,10 @@ static const char usage_text[] =
     "\n"
     "  -o, --output RUN.h5  the run file (required); it must not exist, unless --resume\n"
     "  --metrics LIST       comma-separated metric families (default: every one built\n"
-    "                       in, here '%s', and ppl when --eval is\n"
-    "                       given); a resumed scan keeps the file's families. 'kl'\n"
-    "                       (with ppl, never by default) adds per set the change of the\n"
+    "                       in, here '%s', ppl when --eval is given,\n"
+    "                       memorization when --train-data is); a resumed scan keeps\n"
+    "                       the file's families. 'kl' (with ppl, never by default)\n"
+    "                       adds per set the change of the\n"
     "                       next-token distributions against the previous checkpoint\n"
     "                       and the reference: kl_B, kl_B_p50/p90/p99/max, top1_agree_B,\n"
     "                       forgot_B, learned_B, dnll_B, dnll_B_lo/hi (B = prev, ref)\n"
@@ -56,10 +58,20 @@ static const char usage_text[] =
     "  --bos, --no-bos      start documents with BOS (default: add_bos_token of\n"
     "                       tokenizer_config.json, else the family's: on for llama and\n"
     "                       mistral, off for the others); see 'ckptscope ppl --help'\n"
-    "  --precision P        the ppl family's arithmetic: f32 (default) or bf16, the weight\n"
+    "  --precision P        the ppl and memorization arithmetic: f32 (default) or bf16, the "
+    "weight\n"
     "                       products' operands rounded to bfloat16 (see 'ckptscope ppl\n"
     "                       --help'); recorded in the run file, which a resumed scan must\n"
     "                       match\n"
+    "  --train-data FILE    training sequences for the memorization family (repeat for\n"
+    "                       more): JSONL with a \"token_ids\" array per line, plain, gzip\n"
+    "                       or zstd; each checkpoint continues the first 32 ids of each\n"
+    "                       greedily for 32 tokens (see 'ckptscope memorize --help');\n"
+    "                       written to /memo/<set>/ (token_match, full_match,\n"
+    "                       prefix_match, sequences, full)\n"
+    "  --samples N, --seed S  score N sequences of each --train-data file, the same ones\n"
+    "                       for every checkpoint (gsl_ran_choose seeded S, default 1;\n"
+    "                       default: all)\n"
     "  --branches GLOB      checkpoints to scan (default 'ckpt_*')\n"
     "  --every K            only every K-th checkpoint in step order, from the first\n"
     "  --ref REF            drift reference (default: the first complete checkpoint); a\n"
@@ -272,6 +284,8 @@ static int parse_shard(const char *arg, int64_t *i, int64_t *n)
 }
 
 /* One option (getopt's c and optarg) into o; evals holds the --eval files. */
+static const char *trains[CKS_SCAN_MAX_EVAL]; /* --train-data files */
+
 static int parse_one(int c, const char *arg, cks_scan_options *o, const char **evals, int *quiet)
 {
     cks_precision prec;
@@ -307,6 +321,17 @@ static int parse_one(int c, const char *arg, cks_scan_options *o, const char **e
             return cli_usage_error("scan", "more than %d --eval files", CKS_SCAN_MAX_EVAL);
         evals[o->neval++] = arg;
         return 0;
+    case 'D':
+        if (o->ntrain == CKS_SCAN_MAX_EVAL)
+            return cli_usage_error("scan", "more than %d --train-data files", CKS_SCAN_MAX_EVAL);
+        trains[o->ntrain++] = arg;
+        return 0;
+    case 'n':
+        return cli_parse_int("scan", "--samples", arg, 1, (int64_t)1 << 40, &o->samples) ? CLI_USAGE
+                                                                                         : 0;
+    case 'd':
+        return cli_parse_int("scan", "--seed", arg, 0, (int64_t)UINT32_MAX, &o->seed) ? CLI_USAGE
+                                                                                      : 0;
     case 'C':
     case 'S':
         return cli_parse_int("scan", c == 'C' ? "--ctx" : "--stride", arg, 1, CKS_MAX_POSITIONS,
@@ -355,6 +380,9 @@ static int parse_args(int argc, char **argv, cks_scan_options *o, const char **e
                                          {"bos", no_argument, NULL, 'B'},
                                          {"no-bos", no_argument, NULL, 'N'},
                                          {"precision", required_argument, NULL, 'P'},
+                                         {"train-data", required_argument, NULL, 'D'},
+                                         {"samples", required_argument, NULL, 'n'},
+                                         {"seed", required_argument, NULL, 'd'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c, err;
@@ -362,6 +390,8 @@ static int parse_args(int argc, char **argv, cks_scan_options *o, const char **e
     o->bos = -1;
     o->threads = cli_default_threads();
     o->evals = evals;
+    o->trains = trains;
+    o->seed = 1;
     optind = 0;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1)
         if ((err = parse_one(c, optarg, o, evals, quiet)) != 0)
@@ -373,9 +403,12 @@ static int parse_args(int argc, char **argv, cks_scan_options *o, const char **e
     if (o->extend && !o->nshards)
         return cli_usage_error("scan", "--extend goes with --shard I/N (alone, --resume extends a "
                                        "run)");
-    if (o->precision != CKS_PRECISION_F32 && !o->neval)
-        return cli_usage_error("scan", "--precision is the ppl family's arithmetic: it needs "
-                                       "--eval FILE");
+    if (o->precision != CKS_PRECISION_F32 && !o->neval && !o->ntrain)
+        return cli_usage_error("scan", "--precision is the ppl and memorization arithmetic: it "
+                                       "needs --eval FILE or --train-data FILE");
+    if ((o->samples || o->seed != 1) && !o->ntrain)
+        return cli_usage_error("scan", "--samples and --seed choose --train-data sequences: give "
+                                       "--train-data FILE");
     if (o->ctx && o->stride && o->stride > o->ctx)
         return cli_usage_error("scan", "--stride %lld is larger than --ctx %lld",
                                (long long)o->stride, (long long)o->ctx);

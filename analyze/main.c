@@ -16,6 +16,7 @@ static const struct {
     {"list", cmd_list, "list the checkpoints of a source"},
     {"inspect", cmd_inspect, "per-tensor statistics of one checkpoint"},
     {"ppl", cmd_ppl, "held-out perplexity of one checkpoint (built-in forward pass)"},
+    {"memorize", cmd_memorize, "memorisation of training sequences by one checkpoint"},
     {"tokenize", cmd_tokenize, "token ids and pieces of a text (built-in tokenizer)"},
     {"diff", cmd_diff, "drift of every tensor between two checkpoints"},
     {"scan", cmd_scan, "analyse every checkpoint into an HDF5 run file"},

@@ -59,3 +59,50 @@ int cks_attention(const cks_attn_shape *sh, const float *qkv, int64_t ldqkv, flo
     /* messages are thread-local: set it again on the calling thread */
     return err ? cks_error_set(err, "out of memory in the attention products") : 0;
 }
+
+/* One (sequence, head) of a decode step: the query against keys 0..nk-1 of its cache.
+ * One query row: plain loops (float32 sums, as the GEMM's), not a GEMM call per head,
+ * whose fixed cost would dominate products this small. */
+static void attend_cached(const cks_attn_shape *sh, const float *q, const float *K, const float *V,
+                          int64_t nk, float *O, float *sc)
+{
+    const int64_t hd = sh->head_dim, kvd = sh->n_kv_heads * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t j = 0; j < nk; j++) {
+        const float *k = K + j * kvd;
+        float d = 0;
+#pragma omp simd reduction(+ : d)
+        for (int64_t i = 0; i < hd; i++)
+            d += q[i] * k[i];
+        sc[j] = scale * d;
+    }
+    cks_vsoftmax(sc, nk);
+    for (int64_t i = 0; i < hd; i++)
+        O[i] = 0;
+    for (int64_t j = 0; j < nk; j++) {
+        const float *v = V + j * kvd, p = sc[j];
+#pragma omp simd
+        for (int64_t i = 0; i < hd; i++)
+            O[i] += p * v[i];
+    }
+}
+
+int cks_attention_cached(const cks_attn_shape *sh, const float *qkv, int64_t ldqkv, float *out,
+                         int64_t ldo, int64_t nseq, int64_t pos, const float *kc, const float *vc,
+                         int64_t cap, float *scores)
+{
+    const int64_t hd = sh->head_dim, kvd = sh->n_kv_heads * hd,
+                  group = sh->n_heads / sh->n_kv_heads;
+    const int64_t ntask = nseq * sh->n_heads;
+#pragma omp parallel num_threads(sh->nthreads)
+    {
+        float *sc = scores + (size_t)omp_get_thread_num() * (size_t)(sh->qblock * sh->max_win);
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < ntask; t++) {
+            int64_t r = t / sh->n_heads, h = t % sh->n_heads, kvh = h / group;
+            const float *K = kc + r * cap * kvd + kvh * hd, *V = vc + r * cap * kvd + kvh * hd;
+            attend_cached(sh, qkv + r * ldqkv + h * hd, K, V, pos + 1, out + r * ldo + h * hd, sc);
+        }
+    }
+    return 0;
+}

@@ -198,6 +198,28 @@ void cks_model_load_layer(cks_model_state *s, const cks_model_weights *w, int64_
 int cks_model_layer_forward(cks_model_state *s, float *x, const cks_model_window *win,
                             int64_t nwin);
 
+/* A key/value cache of one layer for a batch of sequences (generation): k and v (nseq,
+ * cap, kvd) floats, sequence i's position p at (i·cap + p)·kvd; the keys after RMSNorm
+ * (OLMo 2), clipping and RoPE, as attention sees them. */
+typedef struct {
+    float *k, *v;
+    int64_t cap; /* positions per sequence */
+} cks_model_kv;
+
+/* After cks_model_layer_forward over windows win[0..nwin) (each a sequence from position
+ * 0), copies their keys and values into kv as sequences seq0, seq0 + 1, ... */
+void cks_model_kv_store(const cks_model_state *s, const cks_model_window *win, int64_t nwin,
+                        int64_t seq0, const cks_model_kv *kv);
+
+/* One token per sequence: runs the loaded layer over x (nseq, dim), row i the token of
+ * sequence i at position pos, attending to positions 0..pos-1 of kv (filled by
+ * cks_model_kv_store and earlier steps) and itself; its key and value go to kv at pos.
+ * Needs nseq <= max_rows and pos < max_win (RoPE tables) and pos < kv->cap. The same
+ * arithmetic as cks_model_layer_forward row by row (the products are other GEMM calls:
+ * results agree to float rounding). Returns 0, CKS_EINVAL or CKS_ENOMEM. */
+int cks_model_layer_decode(cks_model_state *s, float *x, int64_t nseq, int64_t pos,
+                           const cks_model_kv *kv);
+
 /* Widens the final norm and the lm_head into the state (replaces the loaded layer). */
 void cks_model_load_head(cks_model_state *s, const cks_model_weights *w);
 

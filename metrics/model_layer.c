@@ -11,6 +11,7 @@
 #include "vmath.h"
 
 #include <omp.h>
+#include <string.h>
 
 /* x[r] += o[r] for rows r < rows. */
 static void add_rows(float *x, const float *o, int64_t rows, int64_t dim, int nthreads)
@@ -84,37 +85,32 @@ static int qkv(cks_model_state *s, const float *in, int64_t rows)
     return 0;
 }
 
-int cks_model_layer_forward(cks_model_state *s, float *x, const cks_model_window *win, int64_t nwin)
+/* The layer's input side up to attention: positions already in s->pos; the attention
+ * input (normalised x or x) into q, k, v of s->qkv. */
+static int layer_in(cks_model_state *s, float *x, int64_t rows)
 {
     const cks_model_config *c = &s->cfg;
     const cks_model_layer *L = &s->layer;
     const cks_model_family_steps *st = &c->steps;
-    const int64_t D = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    const int64_t ld = qd + 2 * kvd;
-    int64_t rows = 0;
-    int err;
-    for (int64_t w = 0; w < nwin; w++) {
-        for (int64_t i = 0; i < win[w].n; i++)
-            s->pos[win[w].row + i] = (int32_t)i;
-        if (win[w].row + win[w].n > rows)
-            rows = win[w].row + win[w].n;
-    }
-    /* attention */
+    const int64_t D = c->dim;
     const float *a = x;
     if (st->attn_in) {
         cks_model_norm(st->attn_in, s->xb, D, x, D, L->attn_norm, L->attn_norm_b, rows, D, c->eps,
                        s->nthreads);
         a = s->xb;
     }
-    if ((err = qkv(s, a, rows)) != 0)
-        return err;
-    cks_attn_shape sh = {c->n_heads, c->n_kv_heads, c->head_dim,
-                         s->qblock,  s->max_win,    s->nthreads};
-    double t0 = omp_get_wtime();
-    err = cks_attention(&sh, s->qkv, ld, s->att, qd, win, nwin, s->scores);
-    s->t_attention += omp_get_wtime() - t0;
-    if (err)
-        return err;
+    return qkv(s, a, rows);
+}
+
+/* The layer's output side from the attention output s->att: the output projection, the
+ * residuals and the MLP, into x. */
+static int layer_out(cks_model_state *s, float *x, int64_t rows)
+{
+    const cks_model_config *c = &s->cfg;
+    const cks_model_layer *L = &s->layer;
+    const cks_model_family_steps *st = &c->steps;
+    const int64_t D = c->dim, qd = c->n_heads * c->head_dim;
+    int err;
     /* GPT-NeoX's parallel residual: the MLP reads the layer's input, x before the
        attention output is added */
     if (c->parallel)
@@ -139,4 +135,79 @@ int cks_model_layer_forward(cks_model_state *s, float *x, const cks_model_window
         m = s->xb;
     }
     return mlp(s, m, x, rows);
+}
+
+int cks_model_layer_forward(cks_model_state *s, float *x, const cks_model_window *win, int64_t nwin)
+{
+    const cks_model_config *c = &s->cfg;
+    const int64_t qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    const int64_t ld = qd + 2 * kvd;
+    int64_t rows = 0;
+    int err;
+    for (int64_t w = 0; w < nwin; w++) {
+        for (int64_t i = 0; i < win[w].n; i++)
+            s->pos[win[w].row + i] = (int32_t)i;
+        if (win[w].row + win[w].n > rows)
+            rows = win[w].row + win[w].n;
+    }
+    if ((err = layer_in(s, x, rows)) != 0)
+        return err;
+    cks_attn_shape sh = {c->n_heads, c->n_kv_heads, c->head_dim,
+                         s->qblock,  s->max_win,    s->nthreads};
+    double t0 = omp_get_wtime();
+    err = cks_attention(&sh, s->qkv, ld, s->att, qd, win, nwin, s->scores);
+    s->t_attention += omp_get_wtime() - t0;
+    if (err)
+        return err;
+    return layer_out(s, x, rows);
+}
+
+int cks_model_layer_decode(cks_model_state *s, float *x, int64_t nseq, int64_t pos,
+                           const cks_model_kv *kv)
+{
+    const cks_model_config *c = &s->cfg;
+    const int64_t qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    const int64_t ld = qd + 2 * kvd;
+    int err;
+    if (nseq > s->max_rows || pos >= s->max_win || pos >= kv->cap)
+        return cks_error_set(CKS_EINVAL,
+                             "decode of %lld sequences at position %lld: the state "
+                             "holds %lld rows and %lld positions",
+                             (long long)nseq, (long long)pos, (long long)s->max_rows,
+                             (long long)s->max_win);
+    for (int64_t r = 0; r < nseq; r++)
+        s->pos[r] = (int32_t)pos;
+    if ((err = layer_in(s, x, nseq)) != 0)
+        return err;
+    /* this position's k and v join each sequence's cache */
+    for (int64_t r = 0; r < nseq; r++) {
+        float *dk = kv->k + (r * kv->cap + pos) * kvd, *dv = kv->v + (r * kv->cap + pos) * kvd;
+        memcpy(dk, s->qkv + r * ld + qd, (size_t)kvd * sizeof *dk);
+        memcpy(dv, s->qkv + r * ld + qd + kvd, (size_t)kvd * sizeof *dv);
+    }
+    cks_attn_shape sh = {c->n_heads, c->n_kv_heads, c->head_dim,
+                         s->qblock,  s->max_win,    s->nthreads};
+    double t0 = omp_get_wtime();
+    err = cks_attention_cached(&sh, s->qkv, ld, s->att, qd, nseq, pos, kv->k, kv->v, kv->cap,
+                               s->scores);
+    s->t_attention += omp_get_wtime() - t0;
+    if (err)
+        return err;
+    return layer_out(s, x, nseq);
+}
+
+void cks_model_kv_store(const cks_model_state *s, const cks_model_window *win, int64_t nwin,
+                        int64_t seq0, const cks_model_kv *kv)
+{
+    const cks_model_config *c = &s->cfg;
+    const int64_t qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    const int64_t ld = qd + 2 * kvd;
+    for (int64_t w = 0; w < nwin; w++)
+        for (int64_t i = 0; i < win[w].n && i < kv->cap; i++) {
+            const float *src = s->qkv + (win[w].row + i) * ld;
+            float *dk = kv->k + ((seq0 + w) * kv->cap + i) * kvd;
+            float *dv = kv->v + ((seq0 + w) * kv->cap + i) * kvd;
+            memcpy(dk, src + qd, (size_t)kvd * sizeof *dk);
+            memcpy(dv, src + qd + kvd, (size_t)kvd * sizeof *dv);
+        }
 }

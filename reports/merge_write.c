@@ -144,7 +144,8 @@ static int copy_attrs(cks_store *s, cks_store *out, const char *obj)
 
 typedef struct {
     const char *path;
-    const char *axis; /* NULL: tensor matrix; "": series; else the f32 second axis */
+    const char *axis; /* NULL: tensor matrix; "": series; else the second axis */
+    int u8;           /* a uint8 row dataset (else f32) */
     char *description, *unit;
 } target;
 
@@ -169,6 +170,12 @@ static int copy_rows(cks_merge_plan *m, cks_store *out, const size_t *out_row, c
                                       t->unit);
         } else if (!*t->axis) {
             err = cks_store_write_series(out, t->path, out_row[pos], x[0], t->description, t->unit);
+        } else if (t->u8) {
+            uint8_t *f = buf;
+            for (size_t k = 0; k < c; k++)
+                f[k] = (uint8_t)x[k]; /* stored as uint8: exact */
+            err = cks_store_write_row_u8(out, t->path, out_row[pos], f, c, t->axis, t->description,
+                                         t->unit);
         } else {
             float *f = buf;
             for (size_t k = 0; k < c; k++)
@@ -197,6 +204,7 @@ static int target_init(cks_merge_plan *m, const char *path, size_t holder, targe
     else
         return cks_error_set(CKS_EFORMAT, "%s: %s has axes '%.100s': not a row-indexed dataset",
                              m->in[holder].path, path, *axes);
+    t->u8 = cks_store_is_u8(s, path);
     if ((err = cks_store_get_attr(s, path, "description", &t->description)) == CKS_ENOTFOUND)
         err = 0;
     if (!err && (err = cks_store_get_attr(s, path, "unit", &t->unit)) == CKS_ENOTFOUND)

@@ -176,6 +176,14 @@ int cks_store_write_row(cks_store *s, const char *path, size_t row, const double
  * longer row than before widens the dataset (earlier rows: NaN). */
 int cks_store_write_row_f32(cks_store *s, const char *path, size_t row, const float *v, size_t n,
                             const char *axis, const char *description, const char *unit);
+/* Row of an [N, K] uint8 dataset (flags: /memo/<set>/full) whose second axis is named
+ * axis; cells never written (other rows, or past a shorter row) hold CKS_STORE_U8_NONE.
+ * Read back as doubles by cks_store_read_matrix and its kin. */
+#define CKS_STORE_U8_NONE 255
+int cks_store_write_row_u8(cks_store *s, const char *path, size_t row, const uint8_t *v, size_t n,
+                           const char *axis, const char *description, const char *unit);
+/* 1 when path is a uint8 (integer) dataset, else 0. */
+int cks_store_is_u8(cks_store *s, const char *path);
 /* Element row of an [N] float64 series (/eval/<set>/ppl, /evals/<task>/acc): created on
  * first use with NaN in every other row. */
 int cks_store_write_series(cks_store *s, const char *path, size_t row, double v,

@@ -152,8 +152,12 @@ int cks_store_clear_row(cks_store *s, size_t row)
                 nan = p;
                 cap = dims[1];
             }
+            hid_t ty = H5Dget_type(d); /* uint8 rows: CKS_STORE_U8_NONE, read as 255 */
+            double none = ty >= 0 && H5Tget_class(ty) == H5T_INTEGER ? CKS_STORE_U8_NONE : NAN;
+            if (ty >= 0)
+                H5Tclose(ty);
             for (size_t k = 0; k < dims[1]; k++)
-                nan[k] = NAN;
+                nan[k] = none;
             count[0] = 1;
             count[1] = dims[1];
             fs = H5Dget_space(d);
@@ -213,9 +217,9 @@ int cks_store_exists(cks_store *s, const char *path)
     }
 }
 
-/* Opens a row-indexed dataset, creating it (rows = N, cols = cols, NaN fill) when
- * missing. rank 1 for series. An existing dataset must be a float dataset of that rank
- * with the same axes. */
+/* Opens a row-indexed dataset, creating it (rows = N, cols = cols, NaN fill; uint8:
+ * CKS_STORE_U8_NONE) when missing. rank 1 for series. An existing dataset must be of
+ * ftype's class (float or integer), of that rank and with the same axes. */
 static int open_or_create(cks_store *s, const char *path, hid_t ftype, int rank, size_t cols,
                           const char *axes, const char *description, const char *unit, hid_t *out)
 {
@@ -230,12 +234,13 @@ static int open_or_create(cks_store *s, const char *path, hid_t ftype, int rank,
             return cks_store_h5err(CKS_EFORMAT, "%s: %s is not a dataset", s->path, path);
         t = H5Dget_type(d);
         err = cks_store_attr_read(d, "axes", 256, s->path, &have);
-        if (err || t < 0 || H5Tget_class(t) != H5T_FLOAT || dataset_dims(d, &r, dims) != 0 ||
-            r != rank || strcmp(have, axes) != 0)
+        if (err || t < 0 || H5Tget_class(t) != H5Tget_class(ftype) ||
+            dataset_dims(d, &r, dims) != 0 || r != rank || strcmp(have, axes) != 0)
             err = cks_error_set(CKS_EFORMAT,
-                                "%s: %s exists but is not a float %dD dataset with "
+                                "%s: %s exists but is not a %s %dD dataset with "
                                 "axes '%s'",
-                                s->path, path, rank, axes);
+                                s->path, path, H5Tget_class(ftype) == H5T_FLOAT ? "float" : "uint8",
+                                rank, axes);
         free(have);
         if (t >= 0)
             H5Tclose(t);
@@ -253,11 +258,15 @@ static int open_or_create(cks_store *s, const char *path, hid_t ftype, int rank,
     hsize_t dims[2] = {n, cols}, maxdims[2] = {H5S_UNLIMITED, H5S_UNLIMITED};
     hsize_t chunk[2] = {rank == 1 ? CKS_STORE_SERIES_CHUNK : 1, cols ? cols : 1};
     double fill = NAN;
+    unsigned char none = CKS_STORE_U8_NONE;
     hid_t sp = H5Screate_simple(rank, dims, maxdims), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     H5Pset_chunk(dcpl, rank, chunk);
-    H5Pset_fill_value(dcpl, H5T_NATIVE_DOUBLE, &fill);
+    if (H5Tget_class(ftype) == H5T_INTEGER)
+        H5Pset_fill_value(dcpl, H5T_NATIVE_UCHAR, &none);
+    else
+        H5Pset_fill_value(dcpl, H5T_NATIVE_DOUBLE, &fill);
     d = H5Dcreate2(s->fid, path, ftype, sp, lcpl, dcpl, H5P_DEFAULT);
     H5Pclose(lcpl);
     H5Pclose(dcpl);
@@ -350,6 +359,37 @@ int cks_store_write_row_f32(cks_store *s, const char *path, size_t row, const fl
     return cks_store_fail(s, cks_store_close_written(s, d, path, err));
 }
 
+int cks_store_write_row_u8(cks_store *s, const char *path, size_t row, const uint8_t *v, size_t n,
+                           const char *axis, const char *description, const char *unit)
+{
+    char axes[256];
+    hid_t d = H5I_INVALID_HID;
+    int err = cks_store_need_tx(s, "writing values");
+    if (err || (err = check_row(s, path, row)))
+        return err;
+    if (!axis || !*axis || strcmp(axis, "tensor") == 0 || strlen(axis) > 200 || n == 0)
+        return cks_error_set(CKS_EINVAL, "%s: %s: bad second axis or empty row", s->path, path);
+    snprintf(axes, sizeof axes, "%s,%s", AXES_SERIES, axis);
+    if ((err = open_or_create(s, path, H5T_STD_U8LE, 2, n, axes, description, unit, &d)) != 0)
+        return err;
+    err = write_at(s, path, d, 2, row, v, H5T_NATIVE_UCHAR, n);
+    return cks_store_fail(s, cks_store_close_written(s, d, path, err));
+}
+
+int cks_store_is_u8(cks_store *s, const char *path)
+{
+    if (!cks_store_exists(s, path))
+        return 0;
+    hid_t d = H5Dopen2(s->fid, path, H5P_DEFAULT), t = d >= 0 ? H5Dget_type(d) : -1;
+    int yes = t >= 0 && H5Tget_class(t) == H5T_INTEGER;
+    if (t >= 0)
+        H5Tclose(t);
+    if (d >= 0)
+        H5Dclose(d);
+    H5Eclear2(H5E_DEFAULT);
+    return yes;
+}
+
 int cks_store_write_series(cks_store *s, const char *path, size_t row, double v,
                            const char *description, const char *unit)
 {
@@ -373,7 +413,8 @@ static int open_float(cks_store *s, const char *path, hid_t *d, hsize_t dims[2])
         return cks_error_set(CKS_ENOTFOUND, "%s: no dataset %s", s->path, path);
     hid_t t = H5I_INVALID_HID;
     *d = H5Dopen2(s->fid, path, H5P_DEFAULT);
-    if (*d < 0 || (t = H5Dget_type(*d)) < 0 || H5Tget_class(t) != H5T_FLOAT ||
+    if (*d < 0 || (t = H5Dget_type(*d)) < 0 ||
+        (H5Tget_class(t) != H5T_FLOAT && H5Tget_class(t) != H5T_INTEGER) ||
         dataset_dims(*d, &rank, dims) != 0) {
         if (t >= 0)
             H5Tclose(t);

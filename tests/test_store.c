@@ -238,6 +238,51 @@ static void test_store__unwritten_is_nan(void **state)
     cks_tmpdir_remove(dir);
 }
 
+/* uint8 rows (/memo/<set>/full): written and read back as numbers, 255 where no value
+ * (other rows, past a shorter row, a row replaced), and refused as a float row. */
+static void test_store__u8_rows(void **state)
+{
+    char *dir = cks_tmpdir_new("store"), *path = path_in(dir, "RUN.h5");
+    cks_store *s = two_by_two(path);
+    size_t rows, cols, row;
+    double *m;
+    const uint8_t f3[3] = {1, 0, 1}, f4[4] = {0, 1, 1, 0};
+    assert_int_equal(cks_store_begin(s), 0);
+    assert_int_equal(cks_store_write_row_u8(s, "/memo/t/full", 1, f3, 3, "sequence", "flags", NULL),
+                     0);
+    assert_int_equal(cks_store_write_row_f32(s, "/memo/t/full", 1, (const float[]){1}, 1,
+                                             "sequence", NULL, NULL),
+                     CKS_EFORMAT);
+    assert_int_equal(cks_store_commit(s), 0);
+    assert_int_equal(cks_store_is_u8(s, "/memo/t/full"), 1);
+    assert_int_equal(cks_store_is_u8(s, "/norms/fro"), 0);
+    assert_int_equal(cks_store_begin(s), 0);
+    assert_int_equal(cks_store_put_checkpoint(s, "c", 200, "", "complete", &row), 0);
+    assert_int_equal(cks_store_write_row_u8(s, "/memo/t/full", row, f4, 4, "sequence", NULL, NULL),
+                     0);
+    assert_int_equal(cks_store_commit(s), 0);
+    assert_int_equal(cks_store_read_matrix(s, "/memo/t/full", &m, &rows, &cols), 0);
+    assert_int_equal(rows, 3);
+    assert_int_equal(cols, 4);
+    const double want[12] = {255, 255, 255, 255, 1, 0, 1, 255, 0, 1, 1, 0};
+    for (int i = 0; i < 12; i++)
+        assert_close(m[i], want[i], 0, 0);
+    free(m);
+    /* checkpoint b again: its row goes back to no value */
+    assert_int_equal(cks_store_begin(s), 0);
+    assert_int_equal(cks_store_put_checkpoint(s, "b", 100, "beef", "complete", &row), 0);
+    assert_int_equal(row, 1);
+    assert_int_equal(cks_store_commit(s), 0);
+    double r[4];
+    assert_int_equal(cks_store_read_row(s, "/memo/t/full", 1, r, 4), 0);
+    for (int i = 0; i < 4; i++)
+        assert_close(r[i], 255, 0, 0);
+    cks_store_free(s);
+    free(path);
+    assert_no_open_hdf5();
+    cks_tmpdir_remove(dir);
+}
+
 static void test_store__replace_row_resets(void **state)
 {
     char *dir = cks_tmpdir_new("store"), *path = path_in(dir, "RUN.h5");
@@ -723,6 +768,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store__round_trip),
         cmocka_unit_test(test_store__unwritten_is_nan),
+        cmocka_unit_test(test_store__u8_rows),
         cmocka_unit_test(test_store__replace_row_resets),
         cmocka_unit_test(test_store__abort_leaves_file_unchanged),
         cmocka_unit_test(test_store__writes_need_transaction),

@@ -38,6 +38,12 @@ typedef struct {
     int no_prefetch;     /* fetch a checkpoint only when its task runs (benchmarks) */
     int precision;       /* ppl arithmetic (DESIGN §5): a cks_precision of metrics/bf16.h,
                             0 (f32) by default */
+
+    /* the memorization family (its arithmetic is precision too) */
+    const char *const *trains; /* --train-data FILE... */
+    size_t ntrain;
+    int64_t samples; /* --samples N of each training file (0: all) */
+    int64_t seed;    /* --seed S of the sample (default 1) */
 } cks_scan_options;
 
 typedef enum { CKS_SCAN_COMPLETE = 0, CKS_SCAN_INCOMPLETE, CKS_SCAN_FAILED } cks_scan_status;

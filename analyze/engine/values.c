@@ -15,6 +15,7 @@ static void item_release(cks_item *x)
     free(x->unit);
     free(x->axis);
     free(x->row);
+    free(x->flags);
 }
 
 static char *dup_or_null(const char *s, int *oom)
@@ -26,11 +27,12 @@ static char *dup_or_null(const char *s, int *oom)
 }
 
 static int push(cks_items *it, const char *path, const char *description, const char *unit,
-                const char *axis, double v, float *row, size_t n)
+                const char *axis, double v, float *row, uint8_t *flags, size_t n)
 {
     int oom = 0;
     if (cks_grow(&it->v, &it->cap, it->n, sizeof *it->v, 16) != 0) {
         free(row);
+        free(flags);
         return CKS_ENOMEM;
     }
     cks_item *x = &it->v[it->n];
@@ -41,6 +43,7 @@ static int push(cks_items *it, const char *path, const char *description, const 
     x->axis = dup_or_null(axis, &oom);
     x->value = v;
     x->row = row;
+    x->flags = flags;
     x->n = n;
     if (oom) {
         item_release(x);
@@ -53,7 +56,7 @@ static int push(cks_items *it, const char *path, const char *description, const 
 int cks_items_series(cks_items *it, const char *path, double v, const char *description,
                      const char *unit)
 {
-    return push(it, path, description, unit, NULL, v, NULL, 0);
+    return push(it, path, description, unit, NULL, v, NULL, NULL, 0);
 }
 
 int cks_items_row(cks_items *it, const char *path, float *row, size_t n, const char *axis,
@@ -61,7 +64,15 @@ int cks_items_row(cks_items *it, const char *path, float *row, size_t n, const c
 {
     if (!row && !(row = malloc(1)))
         return cks_error_set(CKS_ENOMEM, "out of memory");
-    return push(it, path, description, unit, axis ? axis : "value", NAN, row, n);
+    return push(it, path, description, unit, axis ? axis : "value", NAN, row, NULL, n);
+}
+
+int cks_items_row_u8(cks_items *it, const char *path, uint8_t *flags, size_t n, const char *axis,
+                     const char *description, const char *unit)
+{
+    if (!flags && !(flags = malloc(1)))
+        return cks_error_set(CKS_ENOMEM, "out of memory");
+    return push(it, path, description, unit, axis ? axis : "value", NAN, NULL, flags, n);
 }
 
 void cks_items_release(cks_items *it)
@@ -79,7 +90,10 @@ int cks_items_write(const cks_items *it, cks_store *s, size_t row)
         const cks_item *x = &it->v[i];
         err = x->row ? cks_store_write_row_f32(s, x->path, row, x->row, x->n, x->axis,
                                                x->description, x->unit)
-                     : cks_store_write_series(s, x->path, row, x->value, x->description, x->unit);
+              : x->flags
+                  ? cks_store_write_row_u8(s, x->path, row, x->flags, x->n, x->axis, x->description,
+                                           x->unit)
+                  : cks_store_write_series(s, x->path, row, x->value, x->description, x->unit);
     }
     return err;
 }

@@ -3,8 +3,9 @@
  * ref, action, own; f64 bytes, seconds; str message, other; then for a complete outcome:
  * u64 n, nvals; per column str name, str kind, i64 layer, rows, cols; f64 vals[nvals*n];
  * u8 has_top[n]; f32 top[K] per column that has it; u64 item count; per item str path,
- * description, unit, axis (u64 1 + str, or u64 0 when absent), u64 row length or
- * UINT64_MAX for a series value, then f64 value or f32 row. */
+ * description, unit, axis (u64 1 + str, or u64 0 when absent), u64 row length (with
+ * bit 63 set for a uint8 row) or UINT64_MAX for a series value, then f64 value, f32 row
+ * or u8 row. */
 #include "wire.h"
 #include "error.h"
 
@@ -15,6 +16,7 @@
 
 #define MAX_MESSAGE INT_MAX
 #define SERIES      UINT64_MAX
+#define U8_ROW      ((uint64_t)1 << 63)
 
 static void put(cks_wbuf *b, const void *v, size_t n)
 {
@@ -83,9 +85,11 @@ static void pack_values(const cks_values *v, cks_wbuf *b)
         put_str(b, x->description);
         put_opt(b, x->unit);
         put_opt(b, x->axis);
-        put_u64(b, x->row ? x->n : SERIES);
+        put_u64(b, x->row ? x->n : x->flags ? x->n | U8_ROW : SERIES);
         if (x->row)
             put(b, x->row, x->n * sizeof *x->row);
+        else if (x->flags)
+            put(b, x->flags, x->n);
         else
             put(b, &x->value, sizeof x->value);
     }
@@ -176,6 +180,20 @@ static int unpack_items(rbuf *b, cks_items *it, char *scratch, size_t cap)
             double v;
             get(b, &v, sizeof v);
             if (b->bad || cks_items_series(it, path, v, desc, unit) != 0)
+                return -1;
+            continue;
+        }
+        if (k & U8_ROW) {
+            uint8_t *flags;
+            k &= ~U8_ROW;
+            if (k > b->len - b->at || !axis || !(flags = malloc(k ? k : 1)))
+                return -1;
+            get(b, flags, (size_t)k);
+            if (b->bad) {
+                free(flags);
+                return -1;
+            }
+            if (cks_items_row_u8(it, path, flags, (size_t)k, axis, desc, unit) != 0)
                 return -1;
             continue;
         }

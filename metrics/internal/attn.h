@@ -25,4 +25,12 @@ typedef struct {
 int cks_attention(const cks_attn_shape *sh, const float *qkv, int64_t ldqkv, float *out,
                   int64_t ldo, const cks_model_window *win, int64_t nwin, float *scores);
 
+/* One decode step of nseq sequences, one query row each at position pos (row r of qkv:
+ * sequence r): each head's query against keys 0..pos of the sequence's cache, kc and vc
+ * (nseq, cap, n_kv_heads*hd), which already hold position pos. scores: as above
+ * (max_win >= pos + 1). Returns 0. */
+int cks_attention_cached(const cks_attn_shape *sh, const float *qkv, int64_t ldqkv, float *out,
+                         int64_t ldo, int64_t nseq, int64_t pos, const float *kc, const float *vc,
+                         int64_t cap, float *scores);
+
 #endif

@@ -17,6 +17,7 @@ import tempfile
 import time
 
 import h5py
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scan_support as S  # noqa: E402
@@ -63,6 +64,21 @@ def test_same_file_1_2_3_ranks():
             if n > 1:
                 assert re.search(r"ckpt_001 \(step 1\): complete, 21 tensors, .* on rank [12]", err), err
             S.same_file(out, ref)
+
+
+def test_memorization_same_file():
+    """The memorization family (uint8 /memo/<set>/full rows on the wire) from 3 ranks."""
+    src = S.lfs_gap_source(tmp("lfs7"))
+    train = tmp("train.jsonl")
+    rs = np.random.RandomState(5)
+    with open(train, "w") as f:
+        for i in range(22):
+            f.write('{"token_ids": [%s]}\n' % ", ".join(map(str, rs.randint(0, 256, 70))))
+    memo = ["--metrics", "norms,memorization", "--train-data", train, "--samples", "12"]
+    ref = single(src, "memo-single.h5", *memo)
+    out = tmp("memo-mpi3.h5")
+    mpi(3, ["scan", src, "-o", out] + ARGS + memo, check=0)
+    S.same_file(out, ref)
 
 
 def test_failing_rank():
@@ -185,9 +201,9 @@ def test_kl_family_same_file():
 
 if __name__ == "__main__":
     try:
-        S.main([test_same_file_1_2_3_ranks, test_failing_rank, test_resume_after_kills,
-                test_interrupted_job, test_resume_replans_like_serial, test_setup_errors,
-                test_kl_family_same_file])
+        S.main([test_same_file_1_2_3_ranks, test_memorization_same_file, test_failing_rank,
+                test_resume_after_kills, test_interrupted_job, test_resume_replans_like_serial,
+                test_setup_errors, test_kl_family_same_file])
     finally:
         if not os.environ.get("CKS_KEEP_TMP"):
             shutil.rmtree(TMP, ignore_errors=True)

@@ -82,12 +82,39 @@ def test_parts_equal_single_scan():
     # the incomplete ckpt_002 (shard 2): a neighbour found by its files
     with h5py.File(tmp("lfs-0-of-3.h5"), "r") as f:
         assert S.names(f)[1] == "ckpt_003" and f["part/prev"][1] == 1
+    # the memorization family: the same sample of training sequences in every part, its
+    # uint8 /memo/<set>/full rows (255 in the incomplete checkpoints' rows) merged as such
+    train = memo_train_data(tmp("train.jsonl"))
+    single = tmp("memo-single.h5")
+    memo = ["--metrics", "norms,memorization", "--train-data", train, "--samples", "12",
+            "--seed", "3"]
+    scan(src, single, *memo)
+    with h5py.File(single, "r") as f:
+        full = f["memo/train/full"]
+        assert full.dtype == np.uint8 and full.shape == (7, 12), (full.dtype, full.shape)
+        assert (full[2] == 255).all() and (full[0] <= 1).all(), full[...]
+        assert f["memo/train/sequences"][0] == 12 and np.isnan(f["memo/train/sequences"][2])
+    for n in (2, 3):
+        out = tmp("memo-merged-%d.h5" % n)
+        merge(shards(src, "memo", n, *memo), out)
+        S.same_file(out, single)
     # --every and --ref select and refer the same way in every part
     single = tmp("every-single.h5")
     scan(src, single, "--every", "2", "--ref", "ckpt_004")
     out = tmp("every-merged.h5")
     merge(shards(src, "every", 2, "--every", "2", "--ref", "ckpt_004"), out)
     S.same_file(out, single)
+
+
+def memo_train_data(path):
+    """20 random sequences of 70 ids below the fixture's vocabulary of 256, and 2 short."""
+    if not os.path.exists(path):
+        rs = np.random.RandomState(5)
+        with open(path, "w") as f:
+            for i in range(22):
+                n = 70 if i not in (4, 9) else 40
+                f.write('{"token_ids": [%s]}\n' % ", ".join(map(str, rs.randint(0, 256, n))))
+    return path
 
 
 def test_failed_and_new_tensors():

@@ -105,7 +105,7 @@ int cks_families_parse(const char *list, const cks_family **out, size_t *n, char
 int cks_family_enabled(const cks_family_ckpt *in, const char *option);
 
 extern const cks_family cks_family_norms, cks_family_spectral, cks_family_drift_prev,
-    cks_family_drift_ref, cks_family_ppl;
+    cks_family_drift_ref, cks_family_ppl, cks_family_memo;
 extern const cks_family cks_family_kl;
 
 #endif

@@ -1,8 +1,8 @@
 /* The values of one analysed checkpoint before they are written: a table of per-tensor
  * values (one column per tensor, in its checkpoint's order; one row per metric of every
  * per-tensor family), the largest eigenvalues of each matrix, and the items that
- * per-checkpoint families emit (a value of a series or a float32 row, each with its
- * dataset path, description and unit). Private to the engine. */
+ * per-checkpoint families emit (a value of a series, a float32 row or a uint8 row, each
+ * with its dataset path, description and unit). Private to the engine. */
 #ifndef CKS_ENGINE_VALUES_H
 #define CKS_ENGINE_VALUES_H
 
@@ -10,14 +10,16 @@
 #include "tensor.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define CKS_SPECTRA_K 256 /* largest eigenvalues kept per matrix in /spectra/<tensor> */
 
 typedef struct {
     char *path;                      /* "/eval/<set>/nll" */
     char *description, *unit, *axis; /* unit, axis NULL when none; axis only for rows */
-    double value;                    /* a series value (row NULL) */
+    double value;                    /* a series value (row and flags NULL) */
     float *row;                      /* or a row of n floats */
+    uint8_t *flags;                  /* or a row of n uint8 flags (row NULL) */
     size_t n;
 } cks_item;
 
@@ -31,6 +33,9 @@ int cks_items_series(cks_items *it, const char *path, double v, const char *desc
                      const char *unit);
 int cks_items_row(cks_items *it, const char *path, float *row, size_t n, const char *axis,
                   const char *description, const char *unit);
+/* Appends a row of n uint8 flags (adopted as rows are), written as a uint8 dataset. */
+int cks_items_row_u8(cks_items *it, const char *path, uint8_t *flags, size_t n, const char *axis,
+                     const char *description, const char *unit);
 void cks_items_release(cks_items *it);
 /* Writes every item at row of s (a transaction is open). */
 int cks_items_write(const cks_items *it, cks_store *s, size_t row);
