@@ -61,7 +61,7 @@ def main():
     tampered = os.path.join(TMP, "tampered")
     os.makedirs(tampered)
     moved = {"norms/fro/model.layers.2.mlp.down_proj.weight": 1 + 2e-6,  # twice its tolerance
-             "eval/jargon_heldout/nll": 1 + 3e-5}
+             "eval/jargon_heldout/nll": 1 + 3e-6}  # three times rel:1e-6
     for ck in ckpts:
         base = json.load(open(os.path.join(base_dir, ck + ".json")))
         for m in base["metrics"]:
