@@ -7,7 +7,9 @@ ckpt_NNNN of a git repository packed into examples/demo.bundle, writes held-out 
 example log.c) and the PyTorch reference losses of every checkpoint under the exact
 protocol of DESIGN §5 into examples/reference_losses.json, and the training sequences each
 checkpoint interval consumed, in LLM360's data release format (JSONL "token_ids"), into
-examples/train_data/ beside a held-out control file (TRAIN_DATA_README below).
+examples/train_data/ beside the 8 duplicated sequences every batch repeats (DUPLICATES, so
+that the model memorises them as models memorise repeated text) and a held-out control
+file (TRAIN_DATA_README below).
 
   /usr/bin/python3 tools/train_tiny.py              # remake examples/ (a few minutes)
   /usr/bin/python3 tools/train_tiny.py --check      # remake in a temp dir, compare with examples/
