@@ -153,6 +153,17 @@ static int tolerance_band(const cks_gate_point *a, const cks_gate_point *r, int 
     return 0;
 }
 
+static void sample_counts(const cks_gate_point *a, const cks_gate_point *r, const char *a_name,
+                          const char *r_name, cks_gate_result *out)
+{
+    if (isfinite(a->n) && isfinite(r->n) && a->n != r->n) {
+        if (out->severity < CKS_SEV_WARNING)
+            out->severity = CKS_SEV_WARNING;
+        note(out, "sample counts differ (%.0f at %s, %.0f at %s): not the same evaluation", a->n,
+             a_name, r->n, r_name);
+    }
+}
+
 void cks_gate_compare(const cks_gate_point *a, const cks_gate_point *r, cks_direction dir,
                       int binomial, const cks_tolerance *tol, const char *a_name,
                       const char *r_name, cks_gate_result *out)
@@ -161,6 +172,7 @@ void cks_gate_compare(const cks_gate_point *a, const cks_gate_point *r, cks_dire
     memset(out, 0, sizeof *out);
     out->delta = a->value - r->value;
     out->sigma = out->z = out->worse_tol = out->better_tol = NAN;
+    out->lo = out->hi = NAN;
     if (isnan(a->value) || isnan(r->value)) {
         out->severity = CKS_SEV_WARNING;
         note(out, "no value at %s%s%s (NaN): cannot compare", isnan(a->value) ? a_name : r_name,
@@ -209,10 +221,84 @@ void cks_gate_compare(const cks_gate_point *a, const cks_gate_point *r, cks_dire
         out->severity =
             g > better && dir != CKS_DIR_EQUAL ? CKS_SEV_IMPROVEMENT : CKS_SEV_UNCHANGED;
     }
-    if (isfinite(a->n) && isfinite(r->n) && a->n != r->n) {
-        if (out->severity < CKS_SEV_WARNING)
-            out->severity = CKS_SEV_WARNING;
-        note(out, "sample counts differ (%.0f at %s, %.0f at %s): not the same evaluation", a->n,
-             a_name, r->n, r_name);
+    sample_counts(a, r, a_name, r_name, out);
+}
+
+#define Z95 1.959963984540054 /* the 0.975 quantile of the standard normal */
+
+/* The margin t of the first term that applies, and the interval as that term reads it;
+ * 0 when none applies. */
+static int interval_margin(const cks_gate_point *r, const cks_tolerance *tol, double d, double *lo,
+                           double *hi, double *t, char *rule, size_t cap)
+{
+    for (int i = 0; i < tol->n; i++) {
+        double x = tol->t[i].x;
+        switch (tol->t[i].kind) {
+        case CKS_TOL_ABS:
+            *t = x;
+            break;
+        case CKS_TOL_REL:
+            if (r->value == 0 || !isfinite(r->value))
+                continue;
+            *t = x * fabs(r->value);
+            break;
+        case CKS_TOL_SE: /* K standard errors: the 95 % interval's halves times K / z */
+            *lo = d - (d - *lo) * x / Z95;
+            *hi = d + (*hi - d) * x / Z95;
+            *t = 0;
+            break;
+        }
+        snprintf(rule, cap, "bootstrap+%s:%.10g", kind_names[tol->t[i].kind], x);
+        return 1;
     }
+    return 0;
+}
+
+void cks_gate_compare_interval(const cks_gate_point *a, const cks_gate_point *r, double lo,
+                               double hi, cks_direction dir, const cks_tolerance *tol,
+                               const char *a_name, const char *r_name, cks_gate_result *out)
+{
+    double d = a->value - r->value, t = NAN;
+    if (isnan(lo) || isnan(hi) || !isfinite(d) || dir == CKS_DIR_UNKNOWN ||
+        !interval_margin(r, tol, d, &lo, &hi, &t, out->rule, sizeof out->rule)) {
+        cks_gate_compare(a, r, dir, 0, tol, a_name, r_name, out);
+        return;
+    }
+    char rule[48];
+    memcpy(rule, out->rule, sizeof rule);
+    memset(out, 0, sizeof *out);
+    memcpy(out->rule, rule, sizeof rule);
+    out->delta = d;
+    out->sigma = out->z = NAN;
+    out->worse_tol = out->better_tol = t;
+    out->interval = 1;
+    out->lo = lo;
+    out->hi = hi;
+    /* the interval in the worse direction: [wlo, whi], worse > 0 */
+    double wlo = dir == CKS_DIR_HIGHER ? -hi : lo, whi = dir == CKS_DIR_HIGHER ? -lo : hi;
+    double g = dir == CKS_DIR_HIGHER ? -d : d;
+    if (dir == CKS_DIR_EQUAL) {
+        if (lo > t || hi < -t) {
+            out->severity = CKS_SEV_REGRESSION;
+            note(out,
+                 "changed by %.6g; its 95%% interval [%.6g, %.6g] lies beyond the tolerance "
+                 "%.6g (%s)",
+                 d, lo, hi, t, out->rule);
+        }
+    } else if (wlo > t) {
+        out->severity = CKS_SEV_REGRESSION;
+        note(out,
+             "worse by %.6g; its 95%% interval [%.6g, %.6g] lies wholly beyond the tolerance "
+             "%.6g (%s)",
+             g, lo, hi, t, out->rule);
+    } else if (whi < -t) {
+        out->severity = CKS_SEV_IMPROVEMENT;
+    } else if (g > 0) {
+        out->severity = CKS_SEV_WARNING;
+        note(out,
+             "worse by %.6g, but its 95%% interval [%.6g, %.6g] reaches within the tolerance "
+             "%.6g (%s): a drop within noise",
+             g, lo, hi, t, out->rule);
+    }
+    sample_counts(a, r, a_name, r_name, out);
 }

@@ -78,6 +78,8 @@ typedef struct {
     double better_tol;        /* how far it must get better to be an improvement */
     char rule[48];            /* the term that decided: "se:2", "rel:0.01", "wilson:2", "" */
     char note[CKS_GATE_NOTE]; /* why, for warnings and regressions; "" otherwise */
+    int interval;             /* 1: decided on the interval [lo, hi] of the change */
+    double lo, hi;            /* that interval (as scaled for se:K); NaN otherwise */
 } cks_gate_result;
 
 /* Judges a against reference r (names used in notes). binomial marks a proportion whose
@@ -85,6 +87,22 @@ typedef struct {
 void cks_gate_compare(const cks_gate_point *a, const cks_gate_point *r, cks_direction dir,
                       int binomial, const cks_tolerance *tol, const char *a_name,
                       const char *r_name, cks_gate_result *out);
+
+/* Judges a against r when the change a - r comes with a 95 % interval [lo, hi] of its
+ * own (DESIGN §3's block bootstrap of the paired per-token differences, dnll_prev_lo/hi):
+ * the tolerance's first term that applies gives a margin t (abs:X: X; rel:X: X |r|) or,
+ * for se:K, a margin of 0 with the interval's halves scaled by K / 1.959964 (se:2 is
+ * about the 95 % interval itself). With the change g measured in the worse direction:
+ *   regression   the whole interval lies worse than the margin (lower is better: lo > t)
+ *   improvement  the whole interval lies better than the margin (hi < -t)
+ *   warning      the change is worse but the interval reaches within the margin (a drop
+ *                within noise), or it cannot be judged (as cks_gate_compare)
+ *   unchanged    otherwise
+ * "equal" scores: a regression when the interval lies wholly beyond the margin either
+ * way. A NaN bound falls back to cks_gate_compare. */
+void cks_gate_compare_interval(const cks_gate_point *a, const cks_gate_point *r, double lo,
+                               double hi, cks_direction dir, const cks_tolerance *tol,
+                               const char *a_name, const char *r_name, cks_gate_result *out);
 
 /* Wilson score interval of a proportion p of n trials at z (Wilson 1927): centre
  * (p + z^2/2n)/(1 + z^2/n), half-width z/(1 + z^2/n) * sqrt(p(1-p)/n + z^2/4n^2). */

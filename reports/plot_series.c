@@ -10,13 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    char *name;  /* key entry */
-    double *y;   /* v->n values in step order */
-    double *err; /* standard errors or NULL */
-} series;
+typedef cks_plot_series series;
 
-static void series_release(series *s, size_t n)
+void cks_plot_series_release(series *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(s[i].name);
@@ -25,7 +21,7 @@ static void series_release(series *s, size_t n)
     }
 }
 
-static int any_finite(const double *v, size_t n)
+int cks_plot_any_finite(const double *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (isfinite(v[i]))
@@ -35,7 +31,7 @@ static int any_finite(const double *v, size_t n)
 
 /* 1 when path is a float series with one value per checkpoint. Anything else under /eval
  * or /evals (a group, a [N, tokens] matrix such as token_nll) is not drawn as a line. */
-static int is_series(cks_plot_ctx *c, const char *path)
+int cks_plot_is_series(cks_plot_ctx *c, const char *path)
 {
     size_t rows, cols;
     if (!cks_store_exists(c->v->store, path))
@@ -48,7 +44,7 @@ static int is_series(cks_plot_ctx *c, const char *path)
 }
 
 /* "/<a>/<b>/<c>" (NULL parts end it) as a new string. */
-static char *path3(const char *a, const char *b, const char *c)
+char *cks_plot_path3(const char *a, const char *b, const char *c)
 {
     size_t n = strlen(a) + strlen(b) + (c ? strlen(c) : 0) + 4;
     char *p = malloc(n);
@@ -59,8 +55,8 @@ static char *path3(const char *a, const char *b, const char *c)
 
 /* Draws the lines (and bands, when a series has errors) of s[0..n) into the current
  * script and finishes the plot. ylog: logarithmic y axis. */
-static int draw_lines(cks_plot_ctx *c, const series *s, size_t n, int ylog, const char *family,
-                      const char *title)
+int cks_plot_draw_lines(cks_plot_ctx *c, const series *s, size_t n, int ylog, const char *family,
+                        const char *title)
 {
     cks_buf *b = &c->s;
     const cks_runview *v = c->v;
@@ -98,12 +94,12 @@ static int draw_lines(cks_plot_ctx *c, const series *s, size_t n, int ylog, cons
 }
 
 /* Every series' finite values, for the log-scale decision. */
-static int wants_log(const series *s, size_t n, size_t len, double ratio)
+int cks_plot_series_want_log(const series *s, size_t n, size_t len, double ratio)
 {
     int ok = 1, any = 0;
     for (size_t i = 0; i < n && ok; i++) {
-        ok = cks_plot_wants_log(s[i].y, len, 1.0) || !any_finite(s[i].y, len);
-        any |= any_finite(s[i].y, len);
+        ok = cks_plot_wants_log(s[i].y, len, 1.0) || !cks_plot_any_finite(s[i].y, len);
+        any |= cks_plot_any_finite(s[i].y, len);
     }
     if (!ok || !any)
         return 0;
@@ -126,16 +122,17 @@ static int eval_metric(cks_plot_ctx *c, char **sets, size_t nsets, const char *m
     int err = 0;
     snprintf(title, sizeof title, "held-out %s against step, per eval set", what);
     for (size_t i = 0; i < nsets && !err; i++) {
-        char *path = path3("eval", sets[i], metric);
+        char *path = cks_plot_path3("eval", sets[i], metric);
         double *y = NULL;
         size_t cols;
         if (!path)
             return cks_error_set(CKS_ENOMEM, "out of memory");
-        if (!is_series(c, path)) {
+        if (!cks_plot_is_series(c, path)) {
             free(path);
             continue;
         }
-        if ((err = cks_runview_read(c->v, path, 1, &y, &cols)) == 0 && any_finite(y, c->v->n)) {
+        if ((err = cks_runview_read(c->v, path, 1, &y, &cols)) == 0 &&
+            cks_plot_any_finite(y, c->v->n)) {
             if (n == CKS_PLOT_MAX_LINES) {
                 more++;
                 free(y);
@@ -159,9 +156,10 @@ static int eval_metric(cks_plot_ctx *c, char **sets, size_t nsets, const char *m
                            "set label 1 '%zu more sets not drawn' at graph 0.01, "
                            "graph 0.97 tc rgb '#777777'\n",
                            more);
-        err = draw_lines(c, s, n, wants_log(s, n, c->v->n, 10), "eval", title);
+        err = cks_plot_draw_lines(c, s, n, cks_plot_series_want_log(s, n, c->v->n, 10), "eval",
+                                  title);
     }
-    series_release(s, n);
+    cks_plot_series_release(s, n);
     free(first);
     return err;
 }
@@ -199,7 +197,7 @@ static int ends_with(const char *s, const char *suffix)
  * `evals import` keeps beside the scores, is not a score. */
 static int task_series(cks_plot_ctx *c, const char *task, series *s, char **paths, size_t *n)
 {
-    char *group = path3("evals", task, NULL), **names = NULL;
+    char *group = cks_plot_path3("evals", task, NULL), **names = NULL;
     size_t nn = 0;
     if (!group)
         return cks_error_set(CKS_ENOMEM, "out of memory");
@@ -208,7 +206,7 @@ static int task_series(cks_plot_ctx *c, const char *task, series *s, char **path
     for (size_t i = 0; i < nn && !err && *n < CKS_PLOT_MAX_LINES; i++) {
         if (ends_with(names[i], "_stderr") || strcmp(names[i], "n_samples") == 0)
             continue;
-        char *path = path3("evals", task, names[i]), *epath = NULL;
+        char *path = cks_plot_path3("evals", task, names[i]), *epath = NULL;
         double *y = NULL, *e = NULL;
         size_t cols;
         size_t elen = path ? strlen(path) + 8 : 0;
@@ -218,12 +216,12 @@ static int task_series(cks_plot_ctx *c, const char *task, series *s, char **path
             break;
         }
         snprintf(epath, elen, "%s_stderr", path);
-        if (is_series(c, path)) {
+        if (cks_plot_is_series(c, path)) {
             err = cks_runview_read(c->v, path, 1, &y, &cols);
-            if (!err && is_series(c, epath))
+            if (!err && cks_plot_is_series(c, epath))
                 err = cks_runview_read(c->v, epath, 1, &e, &cols);
         }
-        if (!err && y && any_finite(y, c->v->n)) {
+        if (!err && y && cks_plot_any_finite(y, c->v->n)) {
             paths[*n] = path;
             s[(*n)++] = (series){strdup(names[i]), y, e};
             path = NULL;
@@ -268,7 +266,8 @@ static int task_plot(cks_plot_ctx *c, const char *task, const series *all, char 
     cks_plot_label(&c->s, cks_buf_text(&label));
     cks_buf_puts(&c->s, "\n");
     cks_buf_release(&label);
-    return draw_lines(c, s, k, wants_log(s, k, c->v->n, 10), "evals", title);
+    return cks_plot_draw_lines(c, s, k, cks_plot_series_want_log(s, k, c->v->n, 10), "evals",
+                               title);
 }
 
 static int task_plots(cks_plot_ctx *c, const char *task, const char *title)
@@ -295,7 +294,7 @@ static int task_plots(cks_plot_ctx *c, const char *task, const char *title)
         free(paths[i]);
     for (size_t i = 0; i < nu; i++)
         free(units[i]);
-    series_release(s, n);
+    cks_plot_series_release(s, n);
     return err;
 }
 
@@ -347,7 +346,7 @@ static int median_plot(cks_plot_ctx *c, const cks_plot_metric *m, const char *ti
         }
         for (size_t i = 0; y && i < v->n; i++)
             y[i] = cks_runview_median(vals + i * cols, idx, nk, scratch);
-        if (y && any_finite(y, v->n)) {
+        if (y && cks_plot_any_finite(y, v->n)) {
             char name[64];
             snprintf(name, sizeof name, "%s (%zu)", cks_kind_name((cks_kind)k), nk);
             s[n++] = (series){strdup(name), y, NULL};
@@ -364,9 +363,10 @@ static int median_plot(cks_plot_ctx *c, const cks_plot_metric *m, const char *ti
         cks_plot_axis_label(c, "y", m->path, m->label);
         cks_plot_description(c, m->path);
         cks_buf_puts(&c->s, "set key title 'kind (tensors)'\n");
-        err = draw_lines(c, s, n, wants_log(s, n, v->n, 30), "median", title);
+        err =
+            cks_plot_draw_lines(c, s, n, cks_plot_series_want_log(s, n, v->n, 30), "median", title);
     }
-    series_release(s, n);
+    cks_plot_series_release(s, n);
     free(idx);
     free(scratch);
     free(vals);

@@ -67,8 +67,9 @@ static const struct {
     const char *name;
     unsigned bit;
 } families[] = {
-    {"eval", CKS_PLOT_EVAL},     {"evals", CKS_PLOT_EVALS}, {"heatmap", CKS_PLOT_HEATMAP},
-    {"median", CKS_PLOT_MEDIAN}, {"esd", CKS_PLOT_ESD},     {"alpha", CKS_PLOT_ALPHA},
+    {"eval", CKS_PLOT_EVAL},     {"evals", CKS_PLOT_EVALS},       {"heatmap", CKS_PLOT_HEATMAP},
+    {"median", CKS_PLOT_MEDIAN}, {"esd", CKS_PLOT_ESD},           {"alpha", CKS_PLOT_ALPHA},
+    {"kl", CKS_PLOT_KL},         {"memorization", CKS_PLOT_MEMO},
 };
 #define NFAMILIES (sizeof families / sizeof families[0])
 
@@ -83,7 +84,7 @@ int cks_plot_families_parse(const char *list, unsigned *out)
         if (i == NFAMILIES || len == 0)
             return cks_error_set(CKS_EINVAL,
                                  "unknown plot family '%.*s' (known: eval, evals, heatmap, "
-                                 "median, esd, alpha)",
+                                 "median, esd, alpha, kl, memorization)",
                                  (int)(len > 64 ? 64 : len), p);
         bits |= families[i].bit;
         p += len;
@@ -482,6 +483,10 @@ static int draw_families(cks_plot_ctx *c, size_t at)
     int err = 0;
     if (!err && (f & CKS_PLOT_EVAL))
         err = cks_plot_eval(c);
+    if (!err && (f & CKS_PLOT_KL))
+        err = cks_plot_kl(c);
+    if (!err && (f & CKS_PLOT_MEMO))
+        err = cks_plot_memo(c);
     if (!err && (f & CKS_PLOT_EVALS))
         err = cks_plot_evals(c);
     if (!err && (f & CKS_PLOT_MEDIAN))
@@ -537,7 +542,7 @@ int cks_plots_draw(cks_runview *v, const cks_plot_opts *o, cks_plot_list *out)
     if (!err && c.drawn == 0)
         err = cks_error_set(CKS_ENOTFOUND,
                             "%s: nothing to draw: the run file holds none of /eval, /evals, "
-                            "/norms, /drift, /spectral (see %s/%s)",
+                            "/memo, /norms, /drift, /spectral (see %s/%s)",
                             v->path, o->outdir, INDEX_FILE);
 done:
     if (index && fclose(index) != 0 && !err)

@@ -13,6 +13,14 @@
  *   esd      per checkpoint (--at): the empirical spectral density of chosen matrices on
  *            log-log axes with the fitted power law and xmin marked (/spectra, /spectral)
  *   alpha    per checkpoint: the histogram of alpha over all matrices, 2..6 shaded
+ *   kl       function space against step, one line per eval set (scan --metrics kl):
+ *            the KL divergence of the next-token distributions from the previous
+ *            checkpoint's (/eval/<set>/kl_prev) and from the reference's (kl_ref), top-1
+ *            agreement with the previous checkpoint (top1_agree_prev), forgetting and
+ *            learning events (forgot_prev, learned_prev) and top-1 accuracy (top1_acc)
+ *   memorization  memorisation of training data against step, one line per training
+ *            data set (scan --metrics memorization): token_match, full_match and
+ *            prefix_match of /memo/<set>
  * Checkpoints are drawn at their steps, sorted; a value that is missing (NaN: an
  * incomplete or failed checkpoint, a metric not computed) is a gap, never a zero. Steps
  * spread unevenly (dense early, as Pythia and LLM360 save them) are drawn on a
@@ -39,7 +47,9 @@ enum {
     CKS_PLOT_MEDIAN = 1 << 3,
     CKS_PLOT_ESD = 1 << 4,
     CKS_PLOT_ALPHA = 1 << 5,
-    CKS_PLOT_ALL = (1 << 6) - 1
+    CKS_PLOT_KL = 1 << 6,
+    CKS_PLOT_MEMO = 1 << 7,
+    CKS_PLOT_ALL = (1 << 8) - 1
 };
 
 typedef struct {
@@ -62,7 +72,8 @@ typedef struct {
 
 /* One entry of the index: a drawn plot (file set) or a skipped one (reason set). */
 typedef struct {
-    char *family; /* "eval", "evals", "heatmap", "median", "esd", "alpha" */
+    char *family; /* "eval", "evals", "heatmap", "median", "esd", "alpha", "kl",
+                     "memorization" */
     char *file;   /* file name in outdir, or NULL */
     char *title;  /* what it shows, one line (names from the run file made printable) */
     char *reason; /* why it was not drawn, or NULL */

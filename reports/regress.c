@@ -81,6 +81,7 @@ static cks_gate_metric *metric_add(metric_vec *v, const char *id)
     if (!(m->id = strdup(id)))
         return NULL;
     m->at = m->prev = m->base = (cks_gate_point){NAN, NAN, NAN};
+    m->prev_lo = m->prev_hi = NAN;
     v->n++;
     return m;
 }
@@ -155,6 +156,28 @@ static int has_suffix(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* The kl family's comparisons of a set with another checkpoint (DESIGN §4): distances
+ * and differences, not scores of this checkpoint. */
+static int is_comparison(const char *nm)
+{
+    static const char *const prefix[] = {"kl_", "top1_agree_", "forgot_", "learned_", "dnll_"};
+    for (size_t i = 0; i < sizeof prefix / sizeof prefix[0]; i++)
+        if (strncmp(nm, prefix[i], strlen(prefix[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* The bootstrap interval of nll's change from the previous checkpoint, when stored. */
+static int load_interval(loader *l, cks_gate_metric *m, const char *gpath)
+{
+    char lo[CKS_GATE_MAX_ID + 16], hi[CKS_GATE_MAX_ID + 16];
+    double unused;
+    snprintf(lo, sizeof lo, "%s/dnll_prev_lo", gpath);
+    snprintf(hi, sizeof hi, "%s/dnll_prev_hi", gpath);
+    int err = series_at(l->s, lo, l->nrows, l->at, SIZE_MAX, &m->prev_lo, &unused);
+    return err ? err : series_at(l->s, hi, l->nrows, l->at, SIZE_MAX, &m->prev_hi, &unused);
+}
+
 /* Every group/name pair under group ("/evals" or "/eval"). */
 static int load_group(loader *l, const char *group, int builtin)
 {
@@ -183,7 +206,7 @@ static int load_group(loader *l, const char *group, int builtin)
                         : strcmp(nm, CKS_EVALS_NSAMPLES) == 0 || has_suffix(nm, "_stderr"))
                 continue;
             snprintf(path, sizeof path, "%s/%s", gpath, nm);
-            if (!included(l, path + 1, 1))
+            if (!included(l, path + 1, !(builtin && is_comparison(nm))))
                 continue;
             /* per-token losses and other [N, K] datasets are not scores */
             if (cks_store_shape(l->s, path, &rows, &cols) != 0 || cols != 1) {
@@ -194,6 +217,8 @@ static int load_group(loader *l, const char *group, int builtin)
             snprintf(np, sizeof np, "%s/%s", gpath, builtin ? "tokens" : CKS_EVALS_NSAMPLES);
             err = load_score(l, path, builtin ? NULL : se, np,
                              builtin ? cks_ppl_metric_lookup(nm) : cks_eval_metric_lookup(nm));
+            if (!err && builtin && strcmp(nm, "nll") == 0 && l->prev != SIZE_MAX)
+                err = load_interval(l, &l->v->m[l->v->n - 1], gpath);
         }
         cks_store_names_free(names, nnames);
         names = NULL;
@@ -451,8 +476,12 @@ static void judge(cks_gate_report *r, const cks_gate_options *o)
                 r->prev_skipped++;
             } else {
                 m->vs_prev = 1;
-                cks_gate_compare(&m->at, &m->prev, m->dir, m->binomial, &m->tol, r->at.name,
-                                 r->prev.name, &m->prev_r);
+                if (!isnan(m->prev_lo) && !isnan(m->prev_hi))
+                    cks_gate_compare_interval(&m->at, &m->prev, m->prev_lo, m->prev_hi, m->dir,
+                                              &m->tol, r->at.name, r->prev.name, &m->prev_r);
+                else
+                    cks_gate_compare(&m->at, &m->prev, m->dir, m->binomial, &m->tol, r->at.name,
+                                     r->prev.name, &m->prev_r);
                 r->count[0][m->prev_r.severity]++;
             }
         }

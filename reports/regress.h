@@ -4,8 +4,16 @@
  * Scores (metric ids are run-file paths without the leading '/'):
  *   evals/<task>/<metric>   imported lm-eval scores (evals.h); stderr from
  *                           <metric>_stderr, sample count from n_samples
- *   eval/<set>/<metric>     the built-in perplexity (nll, ppl, bpb; any other 1-D series
- *                           there except the count "tokens", which is the sample count)
+ *   eval/<set>/<metric>     the built-in perplexity (nll, ppl, bpb, top1_acc; any other
+ *                           1-D series there except the count "tokens", which is the
+ *                           sample count, and the kl family's comparisons with another
+ *                           checkpoint, kl_*, top1_agree_*, forgot_*, learned_*, dnll_*,
+ *                           which are not scores; --include may still name them)
+ * Held-out nll against the previous checkpoint is judged on the block-bootstrap 95 %
+ * interval of its change when the run file has one at the checkpoint (dnll_prev_lo and
+ * dnll_prev_hi, scan --metrics ppl,kl): cks_gate_compare_interval (gate.h). Its previous
+ * checkpoint is the same (the last complete one by step), so the interval is that of the
+ * change judged. Against a baseline, nll is judged on the tolerance alone.
  *   <path>/<tensor>         one tensor's value in an [N, T] dataset (norms/fro/lm_head.weight),
  *                           only when an --include glob names it: weights statistics are
  *                           not scores, but a reproducibility gate may pin them ("equal")
@@ -98,6 +106,10 @@ typedef struct {
     int in_run, in_baseline;
     int vs_prev, vs_base; /* which comparisons were made */
     cks_gate_result prev_r, base_r;
+    /* eval/<set>/nll with the kl family: the block-bootstrap 95 % interval of the change
+     * from the previous checkpoint (dnll_prev_lo, dnll_prev_hi at the checkpoint), NaN
+     * when absent */
+    double prev_lo, prev_hi;
 } cks_gate_metric;
 
 typedef struct {

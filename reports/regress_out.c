@@ -100,14 +100,18 @@ static const char *fmt_point(const cks_gate_point *p, char *buf, size_t cap)
     return buf;
 }
 
+/* "+0.0123 (+0.41%)", and " [95%: +0.004, +0.021]" when an interval decided. */
 static const char *fmt_change(const cks_gate_result *g, double ref, char *buf, size_t cap)
 {
+    int k;
     if (isnan(g->delta))
-        snprintf(buf, cap, "—");
+        k = snprintf(buf, cap, "—");
     else if (ref != 0 && isfinite(ref))
-        snprintf(buf, cap, "%+.4g (%+.2f%%)", g->delta, 100 * g->delta / fabs(ref));
+        k = snprintf(buf, cap, "%+.4g (%+.2f%%)", g->delta, 100 * g->delta / fabs(ref));
     else
-        snprintf(buf, cap, "%+.4g", g->delta);
+        k = snprintf(buf, cap, "%+.4g", g->delta);
+    if (g->interval && k > 0 && (size_t)k < cap)
+        snprintf(buf + k, cap - (size_t)k, " [95%%: %+.4g, %+.4g]", g->lo, g->hi);
     return buf;
 }
 
@@ -134,7 +138,7 @@ static void md_row(FILE *f, row_ref r)
 {
     const cks_gate_result *g = row_result(r);
     const cks_gate_point *ref = r.base ? &r.m->base : &r.m->prev;
-    char a[64], b[64], c[64], z[32], t[96];
+    char a[64], b[64], c[112], z[32], t[96];
     fputc('|', f);
     fputc(' ', f);
     md_text(f, r.m->id);
@@ -258,7 +262,7 @@ static void junit_case(FILE *f, row_ref r, cks_severity fail_on)
 {
     const cks_gate_result *g = row_result(r);
     const cks_gate_point *ref = r.base ? &r.m->base : &r.m->prev;
-    char a[64], b[64], c[64], t[96], detail[512];
+    char a[64], b[64], c[112], t[96], detail[576];
     snprintf(detail, sizeof detail, "%s: value %s, reference %s, change %s, z %.3g, tolerance %s",
              cks_severity_name(g->severity), fmt_point(&r.m->at, a, sizeof a),
              fmt_point(ref, b, sizeof b), fmt_change(g, ref->value, c, sizeof c), g->z,

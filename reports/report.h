@@ -1,9 +1,12 @@
 /* Reports of a run file (DESIGN §6).
  *
  * The checkpoint report: the run (source, metric families, config.json), the checkpoint
- * (name, step, commit, status), its held-out perplexities (/eval) and imported eval scores
- * (/evals, with standard errors), a table of every tensor (layer, kind, shape, norms,
- * drift against the previous checkpoint and the reference, spectral figures), and the
+ * (name, step, commit, status), its held-out perplexities (/eval), function space against
+ * the previous checkpoint and the reference (/eval/<set>/kl_prev ...: KL, its percentiles,
+ * top-1 agreement, forgetting and learning, dnll with its bootstrap interval),
+ * memorisation (/memo) and imported eval scores (/evals, with standard errors), a table
+ * of every tensor (layer, kind, shape, norms, drift against the previous checkpoint and
+ * the reference, spectral figures), and the
  * outliers: the CKS_REPORT_TOP largest drifts, tensors holding NaN or Inf, and alpha
  * outside [CKS_REPORT_ALPHA_LO, CKS_REPORT_ALPHA_HI]. As aligned text, Markdown, JSON or
  * a standalone HTML page. A value that is missing (NaN: not computed, not applicable) is
@@ -15,6 +18,7 @@
  *    "config": {...config.json...} | null,
  *    "eval": [{"set", <metric>: number|null, ...}],
  *    "evals": [{"task", "n_samples", "metrics": [{"name", "value", "stderr"}]}],
+ *    "memo": [{"set", "sequences", "token_match", "full_match", "prefix_match", ...}],
  *    "tensors": [{"name", "layer", "kind", "rows", "cols",
  *                 "norms": {...}, "drift_prev": {...}, "drift_ref": {...},
  *                 "spectral": {...}, "flags": [str...]}],
@@ -24,8 +28,10 @@
  *                 "alpha_outside": [{"name", "alpha"}]},
  *    "missing": [group...]}
  * A group object holds every metric dataset of that group in the run file ("rms",
- * "rel_fro", "alpha", ...); "missing" names the groups (norms, drift_prev, drift_ref,
- * spectral, eval, evals) the run file does not have. Flags: "largest_drift_prev",
+ * "rel_fro", "alpha", ...); an "eval" set holds every series of /eval/<set> (with the kl
+ * family kl_prev, top1_agree_prev, dnll_prev_lo, ..., top1_acc). "missing" names the
+ * groups (norms, drift_prev, drift_ref, spectral, eval, evals, memo) the run file does
+ * not have. Flags: "largest_drift_prev",
  * "largest_drift_ref", "nan", "inf", "alpha_low", "alpha_high".
  *
  * The trends page: one self-contained HTML file for the whole run: every plot of plots.h

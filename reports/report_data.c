@@ -54,6 +54,7 @@ void cks_report_release(cks_report_data *r)
     }
     series_release(r->eval, r->neval);
     series_release(r->evals, r->nevals);
+    series_release(r->memo, r->nmemo);
     free(r->source);
     free(r->created_by);
     free(r->metrics);
@@ -331,6 +332,8 @@ int cks_report_collect(cks_report_data *r, cks_runview *v, size_t at)
         err = collect_series(r, "/eval", 0, &r->eval, &r->neval);
     if (!err && (r->has_evals = cks_store_exists(v->store, "/evals")))
         err = collect_series(r, "/evals", 1, &r->evals, &r->nevals);
+    if (!err && (r->has_memo = cks_store_exists(v->store, "/memo")))
+        err = collect_series(r, "/memo", 0, &r->memo, &r->nmemo);
     if (!err) {
         r->flags = calloc(v->nt ? v->nt : 1, sizeof *r->flags);
         r->order = malloc((v->nt ? v->nt : 1) * sizeof *r->order);

@@ -154,13 +154,31 @@ int cks_report_html_body(const cks_report_data *r, cks_buf *b, const char *p)
                         "missing (-).</p>\n");
     cks_buf_printf(b, "<h3 id=\"%seval\">Evaluation</h3>\n", p);
     if (r->has_eval) {
-        cks_report_table_init(&t, 5, "lrrrr");
+        cks_report_table_init(&t, cks_report_eval_ncols(r), CKS_REPORT_EVAL_ALIGN);
         cks_report_table_eval(r, &t);
         html_table(b, &t, 1, NULL, p, NULL);
         err = err ? err : t.err;
         cks_report_table_release(&t);
     } else {
         cks_buf_puts(b, "<p class=\"muted\">No held-out perplexity in the run file (/eval).</p>\n");
+    }
+    if (cks_report_has_kl(r)) {
+        cks_buf_puts(b, "<p>Function space against the previous checkpoint (prev) and the "
+                        "reference (ref): KL of the next-token distributions in nats, the base "
+                        "first; DNLL with its 95 % block-bootstrap interval.</p>\n");
+        cks_report_table_init(&t, CKS_REPORT_KL_NCOLS, CKS_REPORT_KL_ALIGN);
+        cks_report_table_kl(r, &t);
+        html_table(b, &t, 1, NULL, p, NULL);
+        err = err ? err : t.err;
+        cks_report_table_release(&t);
+    }
+    if (r->has_memo) {
+        cks_buf_puts(b, "<p>Memorisation of training data (/memo).</p>\n");
+        cks_report_table_init(&t, CKS_REPORT_MEMO_NCOLS, CKS_REPORT_MEMO_ALIGN);
+        cks_report_table_memo(r, &t);
+        html_table(b, &t, 1, NULL, p, NULL);
+        err = err ? err : t.err;
+        cks_report_table_release(&t);
     }
     if (r->has_evals) {
         cks_report_table_init(&t, 5, "llrrr");

@@ -124,6 +124,24 @@ static json_t *eval_json(const cks_report_data *r)
     return a;
 }
 
+/* Memorisation sets: {"set", "sequences" (integer), "token_match", ...}. */
+static json_t *memo_json(const cks_report_data *r)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < r->nmemo; i++) {
+        json_t *o = json_pack("{s:o}", "set", jstr(r->memo[i].name));
+        for (size_t m = 0; m < r->memo[i].n; m++) {
+            const char *name = r->memo[i].metric[m];
+            if (strcmp(name, "set") == 0)
+                continue;
+            double x = r->memo[i].value[m];
+            jset(o, name, strcmp(name, "sequences") == 0 ? count(x) : cks_json_number(x));
+        }
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
 static json_t *evals_json(const cks_report_data *r)
 {
     json_t *a = json_array();
@@ -159,6 +177,8 @@ json_t *cks_report_json(const cks_report_data *r)
         json_array_append_new(missing, json_string("eval"));
     if (!r->has_evals)
         json_array_append_new(missing, json_string("evals"));
+    if (!r->has_memo)
+        json_array_append_new(missing, json_string("memo"));
     json_t *run = json_pack("{s:o, s:o, s:o, s:o, s:I, s:o}", "path", jstr(r->v->path), "source",
                             nonempty(r->source), "created_by", nonempty(r->created_by), "metrics",
                             nonempty(r->metrics), "checkpoints", (json_int_t)r->v->n, "ref",
@@ -167,8 +187,8 @@ json_t *cks_report_json(const cks_report_data *r)
         json_pack("{s:o, s:I, s:o, s:o, s:o, s:I}", "name", jstr(c->name), "step",
                   (json_int_t)c->step, "commit", nonempty(c->commit), "status", jstr(c->status),
                   "analysed_at", jstr(c->analysed_at), "index", (json_int_t)r->at);
-    return json_pack("{s:o, s:o, s:O, s:o, s:o, s:o, s:o, s:o}", "run", run, "checkpoint", ck,
+    return json_pack("{s:o, s:o, s:O, s:o, s:o, s:o, s:o, s:o, s:o}", "run", run, "checkpoint", ck,
                      "config", r->config ? r->config : json_null(), "eval", eval_json(r), "evals",
-                     evals_json(r), "tensors", tensors, "outliers", outliers_json(r), "missing",
-                     missing);
+                     evals_json(r), "memo", memo_json(r), "tensors", tensors, "outliers",
+                     outliers_json(r), "missing", missing);
 }

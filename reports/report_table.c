@@ -128,21 +128,111 @@ void cks_report_table_header(const cks_report_data *r, cks_report_table *t)
     cks_buf_release(&cfg);
 }
 
+/* Index of metric name in s, or -1. */
+static int series_find(const cks_report_series *s, const char *name)
+{
+    for (size_t m = 0; m < s->n; m++)
+        if (strcmp(s->metric[m], name) == 0)
+            return (int)m;
+    return -1;
+}
+
+static double series_get(const cks_report_series *s, const char *name)
+{
+    int m = series_find(s, name);
+    return m < 0 ? NAN : s->value[m];
+}
+
+size_t cks_report_eval_ncols(const cks_report_data *r)
+{
+    for (size_t i = 0; i < r->neval; i++)
+        if (series_find(&r->eval[i], "top1_acc") >= 0)
+            return 6;
+    return 5;
+}
+
 void cks_report_table_eval(const cks_report_data *r, cks_report_table *t)
 {
-    static const char *cols[] = {"nll", "ppl", "bpb", "tokens"};
-    const char *head[] = {"SET", "NLL", "PPL", "BPB", "TOKENS"};
+    static const char *cols[] = {"nll", "ppl", "bpb", "tokens", "top1_acc"};
+    const char *head[] = {"SET", "NLL", "PPL", "BPB", "TOKENS", "TOP1_ACC"};
+    size_t nc = t->ncols - 1;
     cks_report_table_add(t, head);
     for (size_t i = 0; i < r->neval; i++) {
-        char v[4][32];
-        const char *row[5] = {r->eval[i].name, v[0], v[1], v[2], v[3]};
-        for (int c = 0; c < 4; c++) {
-            double x = NAN;
-            for (size_t m = 0; m < r->eval[i].n; m++)
-                if (strcmp(r->eval[i].metric[m], cols[c]) == 0)
-                    x = r->eval[i].value[m];
-            cks_report_num(v[c], sizeof v[c], x, c == 3);
+        char v[5][32];
+        const char *row[6] = {r->eval[i].name, v[0], v[1], v[2], v[3], v[4]};
+        for (size_t c = 0; c < nc; c++)
+            cks_report_num(v[c], sizeof v[c], series_get(&r->eval[i], cols[c]), c == 3);
+        cks_report_table_add(t, row);
+    }
+}
+
+static const char *const kl_bases[] = {"prev", "ref"};
+
+int cks_report_has_kl(const cks_report_data *r)
+{
+    for (size_t i = 0; i < r->neval; i++)
+        for (int b = 0; b < 2; b++) {
+            char name[16];
+            snprintf(name, sizeof name, "kl_%s", kl_bases[b]);
+            if (series_find(&r->eval[i], name) >= 0)
+                return 1;
         }
+    return 0;
+}
+
+/* Value of <prefix><base><suffix> in s. */
+static double kl_get(const cks_report_series *s, const char *prefix, const char *base,
+                     const char *suffix)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s%s%s", prefix, base, suffix);
+    return series_get(s, name);
+}
+
+void cks_report_table_kl(const cks_report_data *r, cks_report_table *t)
+{
+    static const char *const cols[][2] = {{"kl_", ""},     {"kl_", "_p50"},  {"kl_", "_p90"},
+                                          {"kl_", "_p99"}, {"kl_", "_max"},  {"top1_agree_", ""},
+                                          {"forgot_", ""}, {"learned_", ""}, {"dnll_", ""}};
+    const char *head[CKS_REPORT_KL_NCOLS] = {"SET",    "BASE",    "KL",     "KL_P50",
+                                             "KL_P90", "KL_P99",  "KL_MAX", "TOP1_AGREE",
+                                             "FORGOT", "LEARNED", "DNLL",   "DNLL_95%"};
+    cks_report_table_add(t, head);
+    for (size_t i = 0; i < r->neval; i++)
+        for (int b = 0; b < 2; b++) {
+            const cks_report_series *s = &r->eval[i];
+            const char *base = kl_bases[b];
+            char name[16], v[10][48], lo[32], hi[32];
+            const char *row[CKS_REPORT_KL_NCOLS] = {s->name, base};
+            snprintf(name, sizeof name, "kl_%s", base);
+            if (series_find(s, name) < 0)
+                continue;
+            for (int c = 0; c < 9; c++) {
+                cks_report_num(v[c], sizeof v[c], kl_get(s, cols[c][0], base, cols[c][1]), 0);
+                row[2 + c] = v[c];
+            }
+            double l = kl_get(s, "dnll_", base, "_lo"), h = kl_get(s, "dnll_", base, "_hi");
+            cks_report_num(lo, sizeof lo, l, 0);
+            cks_report_num(hi, sizeof hi, h, 0);
+            if (isnan(l) && isnan(h))
+                snprintf(v[9], sizeof v[9], "-");
+            else
+                snprintf(v[9], sizeof v[9], "[%s, %s]", lo, hi);
+            row[11] = v[9];
+            cks_report_table_add(t, row);
+        }
+}
+
+void cks_report_table_memo(const cks_report_data *r, cks_report_table *t)
+{
+    static const char *cols[] = {"sequences", "token_match", "full_match", "prefix_match"};
+    const char *head[] = {"SET", "SEQUENCES", "TOKEN_MATCH", "FULL_MATCH", "PREFIX_MATCH"};
+    cks_report_table_add(t, head);
+    for (size_t i = 0; i < r->nmemo; i++) {
+        char v[4][32];
+        const char *row[5] = {r->memo[i].name, v[0], v[1], v[2], v[3]};
+        for (int c = 0; c < 4; c++)
+            cks_report_num(v[c], sizeof v[c], series_get(&r->memo[i], cols[c]), c == 0);
         cks_report_table_add(t, row);
     }
 }

@@ -129,6 +129,43 @@ static void missing_line(const cks_report_data *r, cks_buf *b, const char *prefi
         cks_buf_puts(b, "\n");
 }
 
+/* The function-space tables (kl family, memorisation) when the run file has them. */
+static int fspace_tables(const cks_report_data *r, cks_buf *b, int markdown)
+{
+    cks_report_table t;
+    int err = 0;
+    if (cks_report_has_kl(r)) {
+        cks_buf_puts(b, markdown ? "\n## Function space\n\nNext-token distributions against "
+                                   "the previous checkpoint (prev) and the reference (ref): KL "
+                                   "in nats, the base first; DNLL with its 95 % block-bootstrap "
+                                   "interval.\n\n"
+                                 : "\nfunction space against the previous checkpoint and the "
+                                   "reference (/eval; KL in nats, DNLL with its 95% bootstrap "
+                                   "interval):\n");
+        cks_report_table_init(&t, CKS_REPORT_KL_NCOLS, CKS_REPORT_KL_ALIGN);
+        cks_report_table_kl(r, &t);
+        if (markdown)
+            table_md(&t, b);
+        else
+            table_text(&t, b, "  ");
+        err = t.err;
+        cks_report_table_release(&t);
+    }
+    if (!err && r->has_memo) {
+        cks_buf_puts(b, markdown ? "\n## Memorisation\n\n"
+                                 : "\nmemorisation of training data (/memo):\n");
+        cks_report_table_init(&t, CKS_REPORT_MEMO_NCOLS, CKS_REPORT_MEMO_ALIGN);
+        cks_report_table_memo(r, &t);
+        if (markdown)
+            table_md(&t, b);
+        else
+            table_text(&t, b, "  ");
+        err = t.err;
+        cks_report_table_release(&t);
+    }
+    return err;
+}
+
 int cks_report_text(const cks_report_data *r, cks_buf *b)
 {
     cks_report_table t;
@@ -149,12 +186,14 @@ int cks_report_text(const cks_report_data *r, cks_buf *b)
         cks_buf_puts(b, "note: this checkpoint is not complete; its values are missing (-)\n");
     if (!err && r->has_eval) {
         cks_buf_puts(b, "\nheld-out evaluation (/eval):\n");
-        cks_report_table_init(&t, 5, "lrrrr");
+        cks_report_table_init(&t, cks_report_eval_ncols(r), CKS_REPORT_EVAL_ALIGN);
         cks_report_table_eval(r, &t);
         table_text(&t, b, "  ");
         err = t.err;
         cks_report_table_release(&t);
     }
+    if (!err)
+        err = fspace_tables(r, b, 0);
     if (!err && r->has_evals) {
         cks_buf_puts(b, "\neval scores (/evals):\n");
         cks_report_table_init(&t, 5, "llrrr");
@@ -200,12 +239,14 @@ int cks_report_markdown(const cks_report_data *r, cks_buf *b)
         cks_buf_puts(b, "\n**This checkpoint is not complete; its values are missing (-).**\n");
     if (!err && r->has_eval) {
         cks_buf_puts(b, "\n## Held-out evaluation\n\n");
-        cks_report_table_init(&t, 5, "lrrrr");
+        cks_report_table_init(&t, cks_report_eval_ncols(r), CKS_REPORT_EVAL_ALIGN);
         cks_report_table_eval(r, &t);
         table_md(&t, b);
         err = t.err;
         cks_report_table_release(&t);
     }
+    if (!err)
+        err = fspace_tables(r, b, 1);
     if (!err && r->has_evals) {
         cks_buf_puts(b, "\n## Eval scores\n\n");
         cks_report_table_init(&t, 5, "llrrr");

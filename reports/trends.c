@@ -21,6 +21,18 @@ static const struct {
 } sections[] = {
     {"eval", "eval", "Held-out perplexity",
      "Perplexity and bits per UTF-8 byte of each held-out set against step (/eval).", 0},
+    {"kl", "kl", "Function space",
+     "How far each checkpoint's next-token distributions moved on each held-out set: the "
+     "KL divergence from the previous checkpoint's and from the reference's (nats), top-1 "
+     "agreement with the previous checkpoint, forgetting events (the previous checkpoint's "
+     "top-1 was right, this one's is not) and learning events (the reverse), and top-1 "
+     "accuracy (/eval/&lt;set&gt;/kl_prev, ...).",
+     1},
+    {"memorization", "memo", "Memorisation",
+     "Greedy continuations of training sequences (prompt k tokens, continuation l): the "
+     "fraction of continuation tokens reproduced, of sequences reproduced in full, and the "
+     "longest reproduced prefix, per training data set (/memo).",
+     1},
     {"evals", "evals", "Eval scores",
      "Imported lm-eval scores against step, with bands of one standard error (/evals).", 1},
     {"median", "medians", "Per-kind medians",
@@ -251,7 +263,8 @@ static void num_cell(cks_buf *b, double x, int integer)
 }
 
 /* The headline figures of the checkpoint table, per checkpoint in step order: medians
- * over the matrices, NaN+Inf counts, perplexity of the first eval sets. */
+ * over the matrices, NaN+Inf counts, perplexity of the first eval sets, their KL to the
+ * previous checkpoint and the memorisation sets' token_match. */
 typedef struct {
     double *med[3];    /* NULL when the run file lacks the metric */
     double *nonfinite; /* NaN when no count is stored */
@@ -260,6 +273,14 @@ typedef struct {
     size_t nppl;
     char **sets;
     size_t nsets;
+    /* function space: KL to the previous checkpoint per eval set, token_match per
+     * memorisation set (the first MAX_SETS_IN_TABLE of each) */
+    double *fs[2 * MAX_SETS_IN_TABLE];
+    const char *fsname[2 * MAX_SETS_IN_TABLE]; /* borrowed from sets or msets */
+    const char *fshead[2 * MAX_SETS_IN_TABLE];
+    size_t nfs;
+    char **msets;
+    size_t nmsets;
 } headline;
 
 static const char *med_paths[3] = {"/drift/prev/rel_fro", "/drift/ref/rel_fro", "/spectral/alpha"};
@@ -271,8 +292,50 @@ static void headline_release(headline *h)
         free(h->med[k]);
     for (size_t s = 0; s < h->nppl; s++)
         free(h->ppl[s]);
+    for (size_t s = 0; s < h->nfs; s++)
+        free(h->fs[s]);
     free(h->nonfinite);
     cks_store_names_free(h->sets, h->nsets);
+    cks_store_names_free(h->msets, h->nmsets);
+}
+
+/* Adds /<group>/<set>/<metric> as a column of the table when it is a series; at most
+ * MAX_SETS_IN_TABLE per head. */
+static int fs_column(cks_runview *v, headline *h, const char *group, const char *set,
+                     const char *metric, const char *head)
+{
+    size_t n = strlen(group) + strlen(set) + strlen(metric) + 4, rows, cols, same = 0;
+    for (size_t k = 0; k < h->nfs; k++)
+        same += h->fshead[k] == head;
+    if (same >= MAX_SETS_IN_TABLE)
+        return 0;
+    char *path = malloc(n);
+    if (!path)
+        return cks_error_set(CKS_ENOMEM, "out of memory");
+    snprintf(path, n, "/%s/%s/%s", group, set, metric);
+    int err = 0;
+    if (cks_store_exists(v->store, path) && cks_store_shape(v->store, path, &rows, &cols) == 0 &&
+        cols == 1 && !(err = cks_runview_read(v, path, 1, &h->fs[h->nfs], &cols))) {
+        h->fsname[h->nfs] = set;
+        h->fshead[h->nfs++] = head;
+    }
+    if (!err)
+        cks_error_clear();
+    free(path);
+    return err;
+}
+
+static int fs_columns(cks_runview *v, headline *h)
+{
+    static const char *kl_head = "KL prev", *tm_head = "token_match";
+    int err = 0;
+    for (size_t s = 0; s < h->nsets && !err; s++)
+        err = fs_column(v, h, "eval", h->sets[s], "kl_prev", kl_head);
+    if (!err && cks_store_exists(v->store, "/memo"))
+        err = cks_store_list(v->store, "/memo", &h->msets, &h->nmsets);
+    for (size_t s = 0; s < h->nmsets && !err; s++)
+        err = fs_column(v, h, "memo", h->msets[s], "token_match", tm_head);
+    return err;
 }
 
 static int headline_read(cks_runview *v, headline *h)
@@ -303,7 +366,7 @@ static int headline_read(cks_runview *v, headline *h)
             cks_error_clear();
         free(path);
     }
-    return err;
+    return err ? err : fs_columns(v, h);
 }
 
 /* One row per checkpoint in step order with its headline figures. */
@@ -324,6 +387,11 @@ static int checkpoint_table(cks_runview *v, const cks_report_data *latest, cks_b
     for (size_t s = 0; s < h.nppl; s++) {
         cks_buf_puts(b, "<th class=\"r\">ppl ");
         cks_report_html_text(b, h.pname[s]);
+        cks_buf_puts(b, "</th>");
+    }
+    for (size_t s = 0; s < h.nfs; s++) {
+        cks_buf_printf(b, "<th class=\"r\">%s ", h.fshead[s]);
+        cks_report_html_text(b, h.fsname[s]);
         cks_buf_puts(b, "</th>");
     }
     cks_buf_puts(b, "</tr>\n");
@@ -348,6 +416,8 @@ static int checkpoint_table(cks_runview *v, const cks_report_data *latest, cks_b
         num_cell(b, h.nonfinite[i], 1);
         for (size_t s = 0; s < h.nppl; s++)
             num_cell(b, h.ppl[s][i], 0);
+        for (size_t s = 0; s < h.nfs; s++)
+            num_cell(b, h.fs[s][i], 0);
         cks_buf_puts(b, "</tr>\n");
     }
     cks_buf_puts(b, "</table></div>\n");

@@ -233,6 +233,100 @@ static void test_gate__sample_counts_differ(void **state)
     assert_non_null(strstr(g.note, "sample counts differ"));
 }
 
+/* ---- a change with its own interval (held-out nll with the bootstrap of dnll) ---- */
+
+static cks_gate_result judge_iv(double a, double r, double lo, double hi, cks_direction d,
+                                const char *spec)
+{
+    cks_gate_point pa = {a, NAN, 100}, pr = {r, NAN, 100};
+    cks_tolerance t = tol(spec);
+    cks_gate_result g;
+    cks_gate_compare_interval(&pa, &pr, lo, hi, d, &t, "new", "old", &g);
+    return g;
+}
+
+/* nll 3.00 -> 3.05, interval [0.04, 0.06]. abs:0.03: lo 0.04 > 0.03, a regression;
+ * abs:0.05: lo < 0.05, worse within the margin, a warning; rel:0.01: t = 0.03. */
+static void test_gate__interval_margins(void **state)
+{
+    cks_gate_result g = judge_iv(3.05, 3.00, 0.04, 0.06, CKS_DIR_LOWER, "abs:0.03");
+    assert_int_equal(g.severity, CKS_SEV_REGRESSION);
+    assert_int_equal(g.interval, 1);
+    assert_close(g.lo, 0.04, 0, 0);
+    assert_close(g.hi, 0.06, 0, 0);
+    assert_close(g.worse_tol, 0.03, 0, 0);
+    assert_true(isnan(g.sigma) && isnan(g.z));
+    assert_string_equal(g.rule, "bootstrap+abs:0.03");
+    assert_non_null(strstr(g.note, "95% interval [0.04, 0.06]"));
+    g = judge_iv(3.05, 3.00, 0.04, 0.06, CKS_DIR_LOWER, "abs:0.05");
+    assert_int_equal(g.severity, CKS_SEV_WARNING);
+    assert_non_null(strstr(g.note, "within noise"));
+    g = judge_iv(3.05, 3.00, 0.04, 0.06, CKS_DIR_LOWER, "rel:0.01");
+    assert_int_equal(g.severity, CKS_SEV_REGRESSION);
+    assert_close(g.worse_tol, 0.03, 1e-12, 0);
+    /* falls: improvement when the whole interval is below -t */
+    g = judge_iv(2.90, 3.00, -0.12, -0.08, CKS_DIR_LOWER, "abs:0.05");
+    assert_int_equal(g.severity, CKS_SEV_IMPROVEMENT);
+    g = judge_iv(2.90, 3.00, -0.12, -0.08, CKS_DIR_LOWER, "abs:0.1");
+    assert_int_equal(g.severity, CKS_SEV_UNCHANGED);
+    /* higher is better: the mirror image */
+    g = judge_iv(0.45, 0.50, -0.06, -0.04, CKS_DIR_HIGHER, "abs:0.03");
+    assert_int_equal(g.severity, CKS_SEV_REGRESSION);
+    g = judge_iv(0.55, 0.50, 0.04, 0.06, CKS_DIR_HIGHER, "abs:0.03");
+    assert_int_equal(g.severity, CKS_SEV_IMPROVEMENT);
+    /* equal: beyond the margin either way */
+    g = judge_iv(2.90, 3.00, -0.12, -0.08, CKS_DIR_EQUAL, "abs:0.05");
+    assert_int_equal(g.severity, CKS_SEV_REGRESSION);
+    g = judge_iv(2.90, 3.00, -0.12, 0.01, CKS_DIR_EQUAL, "abs:0.05");
+    assert_int_equal(g.severity, CKS_SEV_UNCHANGED);
+}
+
+/* se:K: margin 0, halves scaled by K / 1.959964 around the change d = 0.01: for [-0.01,
+ * 0.03] and se:1, [0.01 - 0.02/z, 0.01 + 0.02/z] = [-0.000204, 0.020204]: still reaching
+ * below 0, a warning; [0.005, 0.015] with se:1 gives [0.00745, 0.01255]: a regression,
+ * and with se:4 [-0.0002, 0.0202]: a warning. */
+static void test_gate__interval_se_scaling(void **state)
+{
+    cks_gate_result g = judge_iv(3.01, 3.00, -0.01, 0.03, CKS_DIR_LOWER, "se:1");
+    assert_int_equal(g.severity, CKS_SEV_WARNING);
+    assert_close(g.lo, 0.01 - 0.02 / Z95, 1e-9, 0);
+    assert_close(g.hi, 0.01 + 0.02 / Z95, 1e-9, 0);
+    assert_close(g.worse_tol, 0, 0, 0);
+    assert_string_equal(g.rule, "bootstrap+se:1");
+    g = judge_iv(3.01, 3.00, 0.005, 0.015, CKS_DIR_LOWER, "se:1");
+    assert_int_equal(g.severity, CKS_SEV_REGRESSION);
+    g = judge_iv(3.01, 3.00, 0.005, 0.015, CKS_DIR_LOWER, "se:4");
+    assert_int_equal(g.severity, CKS_SEV_WARNING);
+    assert_close(g.lo, 0.01 - 0.005 * 4 / Z95, 1e-9, 0);
+    /* se:1.959964: the interval itself */
+    g = judge_iv(3.01, 3.00, 0.005, 0.015, CKS_DIR_LOWER, "se:1.959963984540054");
+    assert_close(g.lo, 0.005, 1e-12, 0);
+    assert_close(g.hi, 0.015, 1e-12, 0);
+}
+
+/* No usable interval (a NaN bound), no direction or no applicable term: as
+ * cks_gate_compare; sample counts that differ still warn. */
+static void test_gate__interval_fallbacks(void **state)
+{
+    cks_gate_result g = judge_iv(3.05, 3.00, NAN, 0.06, CKS_DIR_LOWER, "abs:0.03");
+    assert_int_equal(g.interval, 0);
+    assert_true(isnan(g.lo));
+    assert_int_equal(g.severity, CKS_SEV_REGRESSION); /* worse by 0.05 > 0.03 */
+    assert_string_equal(g.rule, "abs:0.03");
+    g = judge_iv(3.05, 3.00, 0.04, 0.06, CKS_DIR_UNKNOWN, "abs:0.03");
+    assert_int_equal(g.interval, 0);
+    assert_int_equal(g.severity, CKS_SEV_WARNING);
+    g = judge_iv(3.05, 0, 0.04, 0.06, CKS_DIR_LOWER, "rel:0.01"); /* rel of 0: no term */
+    assert_int_equal(g.interval, 0);
+    assert_int_equal(g.severity, CKS_SEV_WARNING);
+    cks_gate_point pa = {2.99, NAN, 100}, pr = {3.0, NAN, 90};
+    cks_tolerance t = tol("abs:0.1");
+    cks_gate_compare_interval(&pa, &pr, -0.02, 0.0, CKS_DIR_LOWER, &t, "new", "old", &g);
+    assert_int_equal(g.interval, 1);
+    assert_int_equal(g.severity, CKS_SEV_WARNING);
+    assert_non_null(strstr(g.note, "sample counts differ"));
+}
+
 /* ---- baseline reader ---- */
 
 static void expect_bad_baseline(const char *dir, const char *text, const char *msg)
@@ -315,6 +409,9 @@ int main(void)
         cmocka_unit_test(test_gate__newcombe_published),
         cmocka_unit_test(test_gate__binomial_fills_missing_stderr),
         cmocka_unit_test(test_gate__sample_counts_differ),
+        cmocka_unit_test(test_gate__interval_margins),
+        cmocka_unit_test(test_gate__interval_se_scaling),
+        cmocka_unit_test(test_gate__interval_fallbacks),
         cmocka_unit_test(test_gate__baseline_rejections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

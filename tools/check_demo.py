@@ -187,6 +187,19 @@ def check_train_data(ck, ex, ref):
             for i, t in enumerate(ids):
                 conflicts += stream.setdefault(off + i, t) != t
         ck(ok, "%s: %d windows of %d ids, steps %d..%d" % (name, len(rows), width, a + 1, b))
+    dups = [json.loads(x) for x in gzip.decompress(
+        open(os.path.join(ex, "train_data", "duplicated.jsonl.gz"), "rb").read()).decode().splitlines()]
+    nd, offs = tr["duplicates"], tr["duplicate_offsets"]
+    ok = len(dups) == nd and [r["offset"] for r in dups] == offs
+    for i, r in enumerate(dups):
+        ids = r["token_ids"]
+        # step s trains on duplicate (s - 1) % nd: i + 1, i + 1 + nd, ... up to the last step
+        ok &= r["duplicate"] == i and r["repeats"] == len(range(i + 1, tr["steps"] + 1, nd))
+        ok &= len(ids) == width and ids[0] == ref["bos_id"]
+        for k, t in enumerate(ids):
+            conflicts += stream.setdefault(r["offset"] + k, t) != t
+    ck(ok, "train_data/duplicated.jsonl.gz: %d documents' first %d ids at the recorded offsets, "
+       "each trained on %s times" % (len(dups), width, sorted({r["repeats"] for r in dups})))
     ck(conflicts == 0, "train_data: overlapping windows agree (%d stream positions seen, %d "
        "conflicts)" % (len(stream), conflicts))
     held = next(s for s in ref["sets"] if s["name"] == "jargon_heldout")

@@ -12,9 +12,10 @@
   1.7e-11 x absmax); absmax and the nan/inf counts are exact (abs:0);
 - eval/<set>/{nll,ppl,bpb}: PyTorch's held-out losses recorded in
   examples/reference_losses.json (DESIGN §5 protocol, ctx 128, stride 64, BOS), with the
-  scored token count as n, direction "equal", tolerance rel:1e-5: float32 rounding moves
-  a set's nll by far less (examples/README.md), rms_norm_eps 1e-5 instead of 1e-6 by
-  more (3.9e-5 on 2.93).
+  scored token count as n, direction "equal", tolerance rel:1e-6: float32 rounding moves
+  a set's nll by far less (ckptscope matches PyTorch to about 1e-8 relative,
+  tests/cli/test_ppl_demo.py), rms_norm_eps 1e-5 instead of 1e-6 by more (5.1e-6 on
+  2.9729, 1.7e-6 relative: examples/README.md).
 
 Checkpoints: ckpt_1920 (safetensors) and ckpt_0960 (the PyTorch .bin), so both readers
 are pinned. `--check` recomputes and compares with the committed files instead.
@@ -33,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tinyllama as tl  # noqa: E402
 
 CHECKPOINTS = ("ckpt_0960", "ckpt_1920")
-PPL_TOL = "rel:1e-5"
+PPL_TOL = "rel:1e-6"
 
 
 def norms_tolerance(metric, values):

@@ -6,9 +6,10 @@ The demo run (tools/train_tiny.py) draws every training window at a random offse
 730,916-token stream, so a recorded training sequence was seen once as such (its tokens a
 few more times in other windows), by a model of about 0.2 M parameters: at k = l = 32 its
 greedy continuations match the training sequences no better than held-out text (see
-examples/train_data/README.md). This script retrains the same model with the same recipe,
-except that canaries, windows of the in-domain held-out text (never otherwise trained on),
-replace the last window of some batches, each canary repeated r times spread over the whole
+examples/train_data/README.md). This script retrains the same model with the same recipe
+(the duplicated sequences included), except that canaries, windows of the in-domain
+held-out text (never otherwise trained on), replace the second-last window of some batches
+(the last holds the recipe's duplicate), each canary repeated r times spread over the whole
 run, r in --repeats; the canaries of r = 0 are the held-out control. At every --every steps
 it measures memorisation with tools/memo_ref.py's PyTorch greedy generation (the weights
 rounded to bf16, as the demo stores them) on each group and on the demo's recorded kind of
@@ -82,7 +83,7 @@ def main():
     def hook(step, seq):
         if step in at:
             seq = seq.clone()
-            seq[batch - 1] = canary[at[step]]
+            seq[batch - 2] = canary[at[step]]
         return seq
 
     cfg = tl.Config(**tt.MODEL)
@@ -105,7 +106,7 @@ def main():
                   % (step, name, m["sequences"], m["token_match"], m["full_match"],
                      m["prefix_match"]), flush=True)
 
-    tt.train(cfg, stream, on_checkpoint, drawn, hook)
+    tt.train(cfg, stream, on_checkpoint, drawn, hook, dups=tt.duplicate_windows(stream)[1])
     print("memo_probe: %d canary windows of %d tokens (groups of %d), repeats %s, %.0f s"
           % (len(wins), width, len(groups[repeats[0]]), repeats, time.time() - t0))
     if a.json:

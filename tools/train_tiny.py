@@ -7,7 +7,9 @@ ckpt_NNNN of a git repository packed into examples/demo.bundle, writes held-out 
 example log.c) and the PyTorch reference losses of every checkpoint under the exact
 protocol of DESIGN §5 into examples/reference_losses.json, and the training sequences each
 checkpoint interval consumed, in LLM360's data release format (JSONL "token_ids"), into
-examples/train_data/ beside a held-out control file (TRAIN_DATA_README below).
+examples/train_data/ beside the 8 duplicated sequences every batch repeats (DUPLICATES, so
+that the model memorises them as models memorise repeated text) and a held-out control
+file (TRAIN_DATA_README below).
 
   /usr/bin/python3 tools/train_tiny.py              # remake examples/ (a few minutes)
   /usr/bin/python3 tools/train_tiny.py --check      # remake in a temp dir, compare with examples/
@@ -62,6 +64,13 @@ TRAIN = dict(seed=1234, steps=1920, batch=16, ctx=128, lr=3e-3, min_lr=3e-4, war
              beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1, grad_clip=1.0)
 BIN_STEP = 960          # this checkpoint is stored as pytorch_model.bin, the rest safetensors
 TRAIN_DATA_PER_STEP = 1  # sequences of each step's batch recorded in train_data/ (the first)
+# Duplicated training sequences, as real corpora hold them (boilerplate, licences, repeated
+# pages; Biderman et al. 2023 find memorisation concentrated on them): the opening window
+# of DUPLICATES documents of the training text, evenly spaced through it, fills the last
+# slot of every step's batch in turn (step s takes duplicate (s - 1) % DUPLICATES), so each
+# is trained on steps // DUPLICATES times, spread evenly over the run. The sampler still
+# draws that slot's window (and discards it), so the other windows are the same draws.
+DUPLICATES = 8
 PER_TOKEN_SETTINGS = [(128, 64), (128, 128)]   # (ctx, stride) with per-token losses recorded
 
 GIT_NAME, GIT_EMAIL = "ckptscope demo", "demo@ckptscope.invalid"
@@ -169,13 +178,14 @@ def lr_at(step):
     return t["min_lr"] + 0.5 * (t["lr"] - t["min_lr"]) * (1 + math.cos(math.pi * frac))
 
 
-def train(cfg, stream, on_checkpoint, offsets=None, batch_hook=None):
+def train(cfg, stream, on_checkpoint, offsets=None, batch_hook=None, dups=None):
     """AdamW on random windows of the token stream; calls on_checkpoint(step, params,
     train_loss) at every checkpoint step (0 = the initialisation). When offsets is a list,
     each step's window offsets are appended to it (what the sampler drew; recording them
-    draws nothing). batch_hook(step, seq) may return another [batch, ctx + 1] batch for
-    the step (tools/memo_probe.py's canaries; the demo passes none, and the sampler draws
-    the same either way)."""
+    draws nothing). dups ([DUPLICATES, ctx + 1], duplicate_windows()) fills the last slot
+    of every batch in turn. batch_hook(step, seq) may return another [batch, ctx + 1]
+    batch for the step (tools/memo_probe.py's canaries; the demo passes none, and the
+    sampler draws the same either way)."""
     t = TRAIN
     gen = torch.Generator().manual_seed(t["seed"])
     params = tl.init_params(cfg, gen)
@@ -196,6 +206,8 @@ def train(cfg, stream, on_checkpoint, offsets=None, batch_hook=None):
         if offsets is not None:
             offsets.append(off.tolist())
         seq = stream[off[:, None] + idx]
+        if dups is not None:
+            seq[t["batch"] - 1] = dups[(step - 1) % len(dups)]
         if batch_hook is not None:
             seq = batch_hook(step, seq)
         logits = tl.forward(cfg, params, seq[:, :-1])
@@ -214,6 +226,17 @@ def train(cfg, stream, on_checkpoint, offsets=None, batch_hook=None):
                 % (step, t["steps"], lv, ema, lr_at(step), time.time() - t0))
         if step in wanted:
             on_checkpoint(step, params, lv)
+
+
+def duplicate_windows(stream):
+    """The duplicated sequences: the first ctx + 1 tokens ([BOS] + ids) of DUPLICATES
+    documents of the training stream long enough to fill them, evenly spaced among those
+    documents. Returns (offsets into the stream, [DUPLICATES, ctx + 1] tensor)."""
+    width = TRAIN["ctx"] + 1
+    starts = (stream == 1).nonzero().flatten().tolist() + [len(stream)]
+    long = [a for a, b in zip(starts, starts[1:]) if b - a >= width]
+    offs = [long[(2 * i + 1) * len(long) // (2 * DUPLICATES)] for i in range(DUPLICATES)]
+    return offs, torch.stack([stream[o:o + width] for o in offs])
 
 
 def replay_offsets(cfg, n):
@@ -247,8 +270,46 @@ not changed; `--check` remakes everything and compares).
   last partial window dropped), in the same format (`step` null, `offset` the start in that
   stream).
 
+- `duplicated.jsonl.gz`: the duplicated sequences, as real corpora hold them
+  (boilerplate, licences, pages crawled twice): the first %(width)d tokens of %(ndup)d
+  training documents (`[BOS] + ids`, evenly spaced through the training text), which fill
+  the last slot of every step's batch in turn, so each was trained on %(repeats)d times,
+  spread evenly over the run, besides the few times random windows cover it. Each line
+  has `offset` (its start in the training stream), `duplicate` (its index i),
+  `first_step` (i + 1), `every` (%(ndup)d: the steps between repetitions) and `repeats`.
+
 Every sequence has %(width)d tokens, so any prompt k and continuation l with k + l <= %(width)d
 fit (Analysis360's k = l = 32 by default).
+
+## What the demo model memorises
+
+Memorisation at Analysis360's k = l = 32 (DESIGN §3; PyTorch greedy generation on the
+stored bf16 weights, `tools/demo_fs_ref.py`, which also gives the KL divergence of each
+checkpoint's next-token distributions from the previous checkpoint's on
+`heldout/jargon_heldout.txt`, ctx 128, stride 64):
+
+| step | duplicated token_match | full_match | prefix_match | ckpt_0096 (seen once) token_match | heldout token_match | KL to previous (nats) | top-1 agreement |
+|-----:|------:|------:|------:|------:|------:|-------:|------:|
+|    0 | 0.000 | 0.000 | 0.000 | 0.001 | 0.001 |      - |     - |
+|   96 | 0.027 | 0.000 | 0.000 | 0.049 | 0.044 | 0.3502 | 0.304 |
+|  192 | 0.023 | 0.000 | 0.016 | 0.019 | 0.010 | 0.6088 | 0.359 |
+|  384 | 0.074 | 0.000 | 0.062 | 0.029 | 0.018 | 0.3317 | 0.482 |
+|  576 | 0.184 | 0.000 | 0.176 | 0.037 | 0.020 | 0.3085 | 0.520 |
+|  672 | 0.223 | 0.000 | 0.223 | 0.027 | 0.020 | 0.2904 | 0.533 |
+|  768 | 0.355 | 0.125 | 0.328 | 0.026 | 0.028 | 0.2956 | 0.541 |
+|  864 | 0.867 | 0.625 | 0.867 | 0.023 | 0.018 | 0.2690 | 0.570 |
+|  960 | 0.957 | 0.750 | 0.957 | 0.025 | 0.016 | 0.2468 | 0.579 |
+| 1152 | 1.000 | 1.000 | 1.000 | 0.029 | 0.027 | 0.1959 | 0.641 |
+| 1536 | 1.000 | 1.000 | 1.000 | 0.030 | 0.025 | 0.0948 | 0.733 |
+| 1920 | 1.000 | 1.000 | 1.000 | 0.029 | 0.025 | 0.0439 | 0.805 |
+
+The duplicated sequences go from chance to reproduced verbatim between steps 384 and
+1152 (about 48 to 144 repetitions each); sequences seen once (`ckpt_0096`, steps 65-96)
+and the held-out control stay at 0.01-0.05 token_match, never a full match: a model of
+0.2 M parameters memorises what it sees many times, not what it sees once (Biderman et
+al. 2023; before the duplicates were added, 64 repetitions of a held-out window left it at
+the control's level). The KL divergence to the previous checkpoint peaks at step 192 and
+shrinks as the learning rate decays (cosine to 3e-4), ten-fold by step 1920.
 """
 
 
@@ -260,8 +321,9 @@ def gz_bytes(text):
     return buf.getvalue()
 
 
-def write_train_data(out_dir, stream, offsets, held_ids):
-    """examples/train_data/: one file per checkpoint interval and the held-out control."""
+def write_train_data(out_dir, stream, offsets, held_ids, dup_offsets):
+    """examples/train_data/: one file per checkpoint interval, the duplicated sequences and
+    the held-out control."""
     d = os.path.join(out_dir, "train_data")
     if os.path.isdir(d):
         shutil.rmtree(d)
@@ -276,6 +338,13 @@ def write_train_data(out_dir, stream, offsets, held_ids):
                                          "step": step, "offset": off}))
         with open(os.path.join(d, "ckpt_%0*d.jsonl.gz" % (width_name, b)), "wb") as f:
             f.write(gz_bytes("\n".join(lines) + "\n"))
+    steps_total = TRAIN["steps"]
+    lines = [json.dumps({"token_ids": stream[o:o + width].tolist(), "offset": o,
+                         "duplicate": i, "repeats": len(range(i + 1, steps_total + 1, len(dup_offsets))),
+                         "first_step": i + 1, "every": len(dup_offsets)})
+             for i, o in enumerate(dup_offsets)]
+    with open(os.path.join(d, "duplicated.jsonl.gz"), "wb") as f:
+        f.write(gz_bytes("\n".join(lines) + "\n"))
     lines = [json.dumps({"token_ids": held_ids[o:o + width], "step": None, "offset": o})
              for o in range(0, len(held_ids) - width + 1, width)]
     with open(os.path.join(d, "heldout.jsonl.gz"), "wb") as f:
@@ -283,7 +352,9 @@ def write_train_data(out_dir, stream, offsets, held_ids):
     with open(os.path.join(d, "README.md"), "w") as f:
         f.write(TRAIN_DATA_README % {"batch": TRAIN["batch"], "width": width,
                                      "tokens": "{:,}".format(len(stream)),
-                                     "per_step": TRAIN_DATA_PER_STEP})
+                                     "per_step": TRAIN_DATA_PER_STEP,
+                                     "ndup": len(dup_offsets),
+                                     "repeats": TRAIN["steps"] // len(dup_offsets)})
     log("train_data: %d intervals, %d sequences per step recorded, %d held-out sequences"
         % (len(steps) - 1, TRAIN_DATA_PER_STEP, len(lines)))
 
@@ -446,7 +517,7 @@ def prepare(out_dir):
     return tok_bytes, sp, torch.tensor(stream, dtype=torch.int64), corpus, sets
 
 
-def make_checkpoints(cfg, tok_bytes, stream, offsets=None):
+def make_checkpoints(cfg, tok_bytes, stream, offsets=None, dups=None):
     """Trains; returns [(name, {file: bytes}, commit message, training loss)]."""
     ckpts = []
     width = max(3, len(str(TRAIN["steps"])))
@@ -461,7 +532,7 @@ def make_checkpoints(cfg, tok_bytes, stream, offsets=None):
             msg += ", training loss %.4f" % loss
         ckpts.append((name, dict(fixed, **{wname: wbytes}), msg, loss))
 
-    train(cfg, stream, on_checkpoint, offsets)
+    train(cfg, stream, on_checkpoint, offsets, dups=dups)
     return ckpts
 
 
@@ -503,12 +574,13 @@ def run(out_dir, work):
 
     t0 = time.time()
     drawn = []
-    ckpts = make_checkpoints(cfg, tok_bytes, stream, drawn)
+    dup_offsets, dups = duplicate_windows(stream)
+    ckpts = make_checkpoints(cfg, tok_bytes, stream, drawn, dups)
     train_seconds = time.time() - t0
     log("trained %d steps in %.0f s" % (TRAIN["steps"], train_seconds))
     if replay_offsets(cfg, len(stream)) != drawn:
         sys.exit("train_tiny: the sampler's replay differs from what training drew")
-    write_train_data(out_dir, stream, drawn, sets[0]["doc"])
+    write_train_data(out_dir, stream, drawn, sets[0]["doc"], dup_offsets)
 
     repo = os.path.join(work, "repo")
     commits = build_repo(repo, [(n, f, m) for n, f, m, _ in ckpts])
@@ -528,7 +600,8 @@ def run(out_dir, work):
         "tokenizer_sha256": tl.sha256_hex(tok_bytes),
         "model": dict(MODEL, parameters=tl.count_params(cfg)),
         "training": dict(TRAIN, checkpoint_steps=checkpoint_steps(TRAIN["steps"]),
-                         pytorch_bin_step=BIN_STEP, torch_threads=1, **corpus),
+                         pytorch_bin_step=BIN_STEP, torch_threads=1,
+                         duplicates=DUPLICATES, duplicate_offsets=dup_offsets, **corpus),
         "token_ids_encoding": "sha256 of the ids (no BOS) as little-endian uint32",
         "sets": [{k: v for k, v in s.items() if k != "doc"} for s in sets],
         "checkpoints": results,
@@ -603,7 +676,7 @@ def main():
         with tempfile.TemporaryDirectory(prefix="train_tiny.") as work:
             _, _, stream, _, sets = prepare(work)
         write_train_data(args.out, stream, replay_offsets(tl.Config(**MODEL), len(stream)),
-                         sets[0]["doc"])
+                         sets[0]["doc"], duplicate_windows(stream)[0])
         print("train_tiny: wrote %s/train_data in %.0f s" % (args.out, time.time() - t0))
         return 0
     with tempfile.TemporaryDirectory(prefix="train_tiny.") as work:

@@ -1,5 +1,6 @@
 /* Internals shared by plots.c (driver, script preamble, index) and the plot families:
- * plot_series.c (eval, evals, median), plot_heatmap.c, plot_spectra.c (esd, alpha).
+ * plot_series.c (eval, evals, median), plot_fspace.c (kl, memorization), plot_heatmap.c,
+ * plot_spectra.c (esd, alpha).
  * Not a public header. */
 #ifndef CKS_PLOTS_IMPL_H
 #define CKS_PLOTS_IMPL_H
@@ -68,11 +69,32 @@ int cks_plot_skip(cks_plot_ctx *c, const char *family, const char *title, const 
 /* 1 when log scale helps: every finite value > 0 and max / min >= ratio. */
 int cks_plot_wants_log(const double *v, size_t n, double ratio);
 
+/* A line of a plot against step: key entry, v->n values in step order, standard errors
+ * (a band) or NULL. (plot_series.c) */
+typedef struct {
+    char *name;
+    double *y;
+    double *err;
+} cks_plot_series;
+void cks_plot_series_release(cks_plot_series *s, size_t n);
+int cks_plot_any_finite(const double *v, size_t n);
+/* 1 when path is a float series with one value per checkpoint. */
+int cks_plot_is_series(cks_plot_ctx *c, const char *path);
+/* "/<a>/<b>/<c>" (c NULL: "/<a>/<b>") as a new string; NULL when out of memory. */
+char *cks_plot_path3(const char *a, const char *b, const char *c);
+/* Draws the lines (and bands) of s[0..n) into the current script and finishes the plot. */
+int cks_plot_draw_lines(cks_plot_ctx *c, const cks_plot_series *s, size_t n, int ylog,
+                        const char *family, const char *title);
+/* 1 when every series is positive and together they span ratio or more. */
+int cks_plot_series_want_log(const cks_plot_series *s, size_t n, size_t len, double ratio);
+
 int cks_plot_eval(cks_plot_ctx *c);
 int cks_plot_evals(cks_plot_ctx *c);
 int cks_plot_medians(cks_plot_ctx *c);
 int cks_plot_heatmaps(cks_plot_ctx *c);
 int cks_plot_esd(cks_plot_ctx *c, size_t at);
 int cks_plot_alpha_hist(cks_plot_ctx *c, size_t at);
+int cks_plot_kl(cks_plot_ctx *c);   /* plot_fspace.c */
+int cks_plot_memo(cks_plot_ctx *c); /* plot_fspace.c */
 
 #endif

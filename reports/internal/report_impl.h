@@ -53,9 +53,9 @@ typedef struct {
     char *source, *created_by, *metrics, *ref, *config_text;
     json_t *config; /* parsed config.json, or NULL */
     cks_report_group g[CKS_REPORT_NGROUPS];
-    cks_report_series *eval, *evals;
-    size_t neval, nevals;
-    int has_eval, has_evals;
+    cks_report_series *eval, *evals, *memo;
+    size_t neval, nevals, nmemo;
+    int has_eval, has_evals, has_memo;
     unsigned *flags; /* per tensor column */
     size_t *order;   /* display order of the tensor columns */
     size_t top_prev[CKS_REPORT_TOP], ntop_prev, top_ref[CKS_REPORT_TOP], ntop_ref;
@@ -110,8 +110,23 @@ void cks_report_table_add(cks_report_table *t, const char *const *cells);
 const char *cks_report_table_cell(const cks_report_table *t, size_t row, size_t col);
 /* Label/value rows: checkpoint, step, position, status, commit, ... config. */
 void cks_report_table_header(const cks_report_data *r, cks_report_table *t);
-/* SET NLL PPL BPB TOKENS (5 columns). */
+/* SET NLL PPL BPB TOKENS, and TOP1_ACC when a set has it: cks_report_eval_ncols columns,
+ * aligned CKS_REPORT_EVAL_ALIGN. */
+#define CKS_REPORT_EVAL_ALIGN "lrrrrr"
+size_t cks_report_eval_ncols(const cks_report_data *r);
 void cks_report_table_eval(const cks_report_data *r, cks_report_table *t);
+/* Function space (DESIGN §3, scan family kl): one row per set and base (prev, ref) whose
+ * KL series exists: SET BASE KL KL_P50 KL_P90 KL_P99 KL_MAX TOP1_AGREE FORGOT LEARNED
+ * DNLL DNLL_95% (the bootstrap interval "[lo, hi]"). cks_report_has_kl says whether any
+ * row would be written. */
+#define CKS_REPORT_KL_NCOLS 12
+#define CKS_REPORT_KL_ALIGN "llrrrrrrrrrr"
+int cks_report_has_kl(const cks_report_data *r);
+void cks_report_table_kl(const cks_report_data *r, cks_report_table *t);
+/* Memorisation (/memo/<set>): SET SEQUENCES TOKEN_MATCH FULL_MATCH PREFIX_MATCH. */
+#define CKS_REPORT_MEMO_NCOLS 5
+#define CKS_REPORT_MEMO_ALIGN "lrrrr"
+void cks_report_table_memo(const cks_report_data *r, cks_report_table *t);
 /* TASK METRIC VALUE STDERR N (5 columns). */
 void cks_report_table_evals(const cks_report_data *r, cks_report_table *t);
 /* LAYER KIND SHAPE <cols...> FLAGS (ncols + 4 columns); row i + 1 is tensor r->order[i]. */

@@ -118,6 +118,48 @@ def judge(a, r, direction, binomial, tol):
     return out
 
 
+Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
+
+
+def judge_interval(a, r, lo, hi, direction, tol):
+    """A change a - r with its own 95 % interval [lo, hi] (the bootstrap of dnll, DESIGN
+    §3 and §7), as regress --help states the rule: the first tolerance term gives a
+    margin t (abs:X: X; rel:X: X |r|; se:K: 0, the interval's halves scaled by K / 1.96);
+    a regression when the whole interval lies worse than t, an improvement when it lies
+    wholly better than -t, a warning when the change is worse but the interval reaches
+    within t, else unchanged. Returns severity, delta, the interval as used, t, rule."""
+    d = a - r
+    t = None
+    for kind, x in tol:
+        if kind == "abs":
+            t = x
+        elif kind == "rel":
+            if r == 0 or not finite(r):
+                continue
+            t = x * abs(r)
+        else:
+            lo, hi = d - (d - lo) * x / Z95, d + (hi - d) * x / Z95
+            t = 0.0
+        rule = "bootstrap+%s:%g" % (kind, x)
+        break
+    assert t is not None, "no tolerance term applies"
+    if direction == "higher":
+        wlo, whi, g = -hi, -lo, -d
+    else:
+        wlo, whi, g = lo, hi, d
+    if direction == "equal":
+        sev = "regression" if lo > t or hi < -t else "unchanged"
+    elif wlo > t:
+        sev = "regression"
+    elif whi < -t:
+        sev = "improvement"
+    elif g > 0:
+        sev = "warning"
+    else:
+        sev = "unchanged"
+    return {"severity": sev, "delta": d, "lo": lo, "hi": hi, "t": t, "rule": rule}
+
+
 def rule_matches(pattern, score_id):
     import fnmatch
     subject = score_id if "/" in pattern else score_id.rsplit("/", 1)[-1]
