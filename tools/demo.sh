@@ -16,21 +16,14 @@ rm -rf "$out/run"
 # reads without checking anything out.
 git clone -q examples/demo.bundle "$out/run"
 last=$(git -C "$out/run" for-each-ref --format='%(refname:lstrip=3)' 'refs/remotes/origin/ckpt_*' | sort | tail -n 1)
-# Function space (DESIGN §3), when this build has the kl and memorization scan families:
-# KL of each checkpoint's predictions from the previous one's on the held-out texts, and
-# memorisation of the training sequences the run repeated 240 times, beside sequences it
-# saw once (steps 65-96) and held-out windows (examples/train_data/README.md).
-fs=0
-$ck scan /nonexistent -o /nonexistent/probe.h5 --metrics kl,memorization 2>&1 |
-    grep -q 'unknown metric family' || fs=1
-if [ $fs = 1 ]; then
-    set -- --metrics norms,spectral,drift,ppl,kl,memorization \
-        --train-data examples/train_data/duplicated.jsonl.gz \
-        --train-data examples/train_data/ckpt_0096.jsonl.gz \
-        --train-data examples/train_data/heldout.jsonl.gz
-else
-    set --
-fi
+# Function space (DESIGN §3): KL of each checkpoint's predictions from the previous one's
+# on the held-out texts, and memorisation of the training sequences the run repeated 240
+# times, beside sequences it saw once (steps 65-96) and held-out windows
+# (examples/train_data/README.md).
+set -- --metrics norms,spectral,drift,ppl,kl,memorization \
+    --train-data examples/train_data/duplicated.jsonl.gz \
+    --train-data examples/train_data/ckpt_0096.jsonl.gz \
+    --train-data examples/train_data/heldout.jsonl.gz
 set -x
 $ck list "$out/run"
 $ck inspect "$out/run@$last" --tensors 'model.layers.0.*'
@@ -42,11 +35,9 @@ $ck plot "$out/run.h5" -o "$out/plots"
 $ck report "$out/run.h5"
 $ck report "$out/run.h5" --trends -o "$out/trends.html"
 set +x
-if [ $fs = 1 ]; then
-    # midway, the duplicated sequences are half memorised; at the end, fully
-    for at in ckpt_0768 "$last"; do
-        echo "+ $ck report $out/run.h5 --at $at  (function space and memorisation)"
-        $ck report "$out/run.h5" --at "$at" | sed -n '/^function space/,/^outliers/p' | sed '$d'
-    done
-fi
+# midway, the duplicated sequences are half memorised; at the end, fully
+for at in ckpt_0768 "$last"; do
+    echo "+ $ck report $out/run.h5 --at $at  (function space and memorisation)"
+    $ck report "$out/run.h5" --at "$at" | sed -n '/^function space/,/^outliers/p' | sed '$d'
+done
 echo "demo: outputs in $out"

@@ -4,8 +4,7 @@ them; and a baseline whose numbers are moved the way a changed reader or forward
 would move ckptscope's (one norm beyond its tolerance, one perplexity, a score gone to
 null) fails with a report naming each.
 
-With the kl and memorization scan families in the build, the gate's scan also holds
-function space: every checkpoint's kl_prev family and memorisation are compared with
+The gate's scan also holds function space: every checkpoint's kl_prev family and memorisation are compared with
 PyTorch's (examples/fspace_reference.json, tools/demo_fs_ref.py), and the newest
 checkpoint's nll against the previous one is judged on the bootstrap interval of its
 change, with the severity tests/cli/gate_ref.py derives from the PyTorch numbers.
@@ -115,21 +114,19 @@ def main():
     p = gate(out)
     assert p.returncode == 0, p.stdout + p.stderr
     with_ppl = "gating the weight norms only" not in p.stderr
-    with_fs = "no kl/memorization family" not in p.stderr
     for ck in ckpts:
         base = json.load(open(os.path.join(base_dir, ck + ".json")))
         gated = [m for m in base["metrics"] if with_ppl or m["id"].startswith("norms/")]
         s = suites(out, ck)
         assert int(s.get("tests")) == len(gated) and s.get("failures") == "0", (ck, s.attrib)
-    assert p.stdout.count("## ckptscope regress: PASS") == 2 + with_fs, p.stdout
-    if with_fs:
-        ref = check_fspace(os.path.join(out, "demo.h5"))
-        check_nll_gate(p.stdout.split("## ckptscope regress:")[3], ref)
-        root = ET.parse(os.path.join(out, "nll_vs_previous.xml")).getroot()
-        suites_ = root.findall("testsuite")
-        assert [x.get("name") for x in suites_] == ["ckpt_1920 vs previous ckpt_1824"], root
-        text = " ".join(c.find("system-out").text for c in suites_[0].iter("testcase"))
-        assert text.count("[95%: ") == 3, text  # each set's interval, in the JUnit text too
+    assert p.stdout.count("## ckptscope regress: PASS") == 3, p.stdout
+    ref = check_fspace(os.path.join(out, "demo.h5"))
+    check_nll_gate(p.stdout.split("## ckptscope regress:")[3], ref)
+    root = ET.parse(os.path.join(out, "nll_vs_previous.xml")).getroot()
+    suites_ = root.findall("testsuite")
+    assert [x.get("name") for x in suites_] == ["ckpt_1920 vs previous ckpt_1824"], root
+    text = " ".join(c.find("system-out").text for c in suites_[0].iter("testcase"))
+    assert text.count("[95%: ") == 3, text  # each set's interval, in the JUnit text too
 
     # tampered copies: what a changed bf16 reader, norm or forward pass would look like
     tampered = os.path.join(TMP, "tampered")
