@@ -150,9 +150,9 @@ static int parse_args(int argc, char **argv, options *o)
     return 0;
 }
 
-static void progress_cb(void *ctx, int64_t done, int64_t n)
+static void progress_cb(void *ctx, int64_t done, int64_t l)
 {
-    cli_progress_update(ctx, "memorize: %lld/%lld sequences", (long long)done, (long long)n);
+    cli_progress_update(ctx, "memorize: %lld/%lld tokens generated", (long long)done, (long long)l);
 }
 
 typedef struct {

@@ -1,11 +1,13 @@
-/* Greedy generation with a key/value cache, layer-major (see generate.h): batches of
- * sequences sized by the cache bound, the prompts through every layer (keys and values
- * kept), then one token per sequence per step, and an argmax head over column blocks. */
+/* Greedy generation with a key/value cache, layer-major (see generate.h): every prompt
+ * through every layer (keys and values kept, in batches of sequences sized by the cache
+ * bound), then one token per sequence per step through every layer, and an argmax head
+ * over column blocks. */
 #include "generate.h"
 #include "checked.h"
 #include "error.h"
 #include "model.h"
 #include "model_ops.h"
+#include "rowstore.h"
 
 #include <math.h>
 #include <omp.h>
@@ -19,13 +21,14 @@ typedef struct {
     const cks_generate_options *o;
     cks_model_weights w;
     cks_model_state *st;
-    cks_model_kv *kv;        /* [n_layers] views into cache */
-    float *cache;            /* 2 · n_layers · batch · cap · kvd */
-    float *x;                /* (batch · k, dim) prompt rows */
-    float *xs;               /* (batch, dim) one row per sequence */
-    int32_t *tok;            /* (batch) */
-    cks_model_window *win;   /* (batch) */
-    int64_t batch, cap, sub; /* sequences per batch, positions, sequences per prefill call */
+    cks_rowstore *kv;      /* per layer and batch: its keys, then its values (kv_view) */
+    cks_rowstore *x;       /* (n · k, dim) the prompts' residual stream */
+    cks_rowstore *xs;      /* (n, dim) each sequence's current row */
+    int32_t *tok;          /* (n) each sequence's last generated token */
+    cks_model_window *win; /* (sub) */
+    int64_t n, batch, nbat, cap, sub, kvd; /* sequences, per batch, batches, positions,
+                                              sequences per prefill call, kv width */
+    int64_t loads;                         /* passes over the layers */
     double t_prefill, t_decode, t_head;
 } gctx;
 
@@ -52,6 +55,8 @@ static void readahead(void *arg, const cks_tensor *t)
 static void load(gctx *g, int64_t l)
 {
     const int64_t L = g->w.cfg.n_layers;
+    if (l == 0)
+        g->loads++;
     if (l < L)
         cks_model_load_layer(g->st, &g->w, l);
     else
@@ -101,60 +106,111 @@ static int head_argmax(gctx *g, float *x, int64_t n, int32_t *out)
     return err;
 }
 
-/* The prompts of sequences [0, nb) of the batch (ids + i·width) through every layer and
+/* Keys and values of batch b at layer l: the store holds, for each layer and batch, the
+ * batch's keys (batch · cap rows of kvd) then its values. */
+static cks_model_kv kv_view(const gctx *g, int64_t l, int64_t b)
+{
+    const int64_t rows = g->batch * g->cap;
+    float *k = cks_rowstore_row(g->kv, (l * g->nbat + b) * 2 * rows);
+    return (cks_model_kv){k, k + rows * g->kvd, g->cap};
+}
+
+static void kv_release(gctx *g, int64_t l, int64_t b)
+{
+    cks_rowstore_release(g->kv, (l * g->nbat + b) * 2 * g->batch * g->cap, 2 * g->batch * g->cap);
+}
+
+/* Sequences of batch b: [b0, b0 + nb). */
+static int64_t batch_span(const gctx *g, int64_t b, int64_t *b0)
+{
+    *b0 = b * g->batch;
+    return g->n - *b0 < g->batch ? g->n - *b0 : g->batch;
+}
+
+/* The argmax after the current row of every sequence (xs) into tok, and G_j into gen. */
+static int head_all(gctx *g, int64_t j, int32_t *gen)
+{
+    int err = 0;
+    load(g, g->w.cfg.n_layers);
+    for (int64_t b = 0; b < g->nbat && !err; b++) {
+        int64_t b0, nb = batch_span(g, b, &b0);
+        float *xs = cks_rowstore_row(g->xs, b0);
+        if ((err = head_argmax(g, xs, nb, g->tok + b0)) == 0)
+            for (int64_t i = 0; i < nb; i++)
+                gen[(b0 + i) * g->o->l + j] = g->tok[b0 + i];
+        cks_rowstore_release(g->xs, b0, nb);
+    }
+    return err;
+}
+
+/* Every prompt through layer 0, then layer 1, ... (keys and values into the store), then
  * the head: G_0 into gen[i·l]. */
-static int prefill(gctx *g, const int32_t *ids, int64_t width, int64_t nb, int32_t *gen)
+static int prefill(gctx *g, const int32_t *ids, int64_t width, int32_t *gen)
 {
     const cks_model_config *c = &g->w.cfg;
     const int64_t k = g->o->k, D = c->dim;
     int err = 0;
     double t0 = omp_get_wtime();
-    for (int64_t i = 0; i < nb; i++)
-        cks_model_embed(&g->w, ids + i * width, k, g->x + i * k * D, g->st->nthreads);
+    for (int64_t i = 0; i < g->n; i++) {
+        cks_model_embed(&g->w, ids + i * width, k, cks_rowstore_row(g->x, i * k), g->st->nthreads);
+        cks_rowstore_release(g->x, i * k, k);
+    }
     for (int64_t l = 0; l < c->n_layers && !err; l++) {
         load(g, l);
-        for (int64_t s0 = 0; s0 < nb && !err; s0 += g->sub) {
-            int64_t m = nb - s0 < g->sub ? nb - s0 : g->sub;
-            for (int64_t i = 0; i < m; i++)
-                g->win[i] = (cks_model_window){i * k, k};
-            if ((err = cks_model_layer_forward(g->st, g->x + s0 * k * D, g->win, m)) == 0)
-                cks_model_kv_store(g->st, g->win, m, s0, &g->kv[l]);
+        for (int64_t b = 0; b < g->nbat && !err; b++) {
+            int64_t b0, nb = batch_span(g, b, &b0);
+            cks_model_kv kv = kv_view(g, l, b);
+            for (int64_t s0 = 0; s0 < nb && !err; s0 += g->sub) {
+                int64_t m = nb - s0 < g->sub ? nb - s0 : g->sub;
+                float *x = cks_rowstore_row(g->x, (b0 + s0) * k);
+                for (int64_t i = 0; i < m; i++)
+                    g->win[i] = (cks_model_window){i * k, k};
+                if ((err = cks_model_layer_forward(g->st, x, g->win, m)) == 0)
+                    cks_model_kv_store(g->st, g->win, m, s0, &kv);
+                cks_rowstore_release(g->x, (b0 + s0) * k, m * k);
+            }
+            kv_release(g, l, b);
         }
     }
     g->t_prefill += omp_get_wtime() - t0;
     if (err)
         return err;
-    for (int64_t i = 0; i < nb; i++) /* the last prompt row of each sequence */
-        memcpy(g->xs + i * D, g->x + (i * k + k - 1) * D, (size_t)D * sizeof *g->xs);
-    load(g, c->n_layers);
-    if ((err = head_argmax(g, g->xs, nb, g->tok)) != 0)
-        return err;
-    for (int64_t i = 0; i < nb; i++)
-        gen[i * g->o->l] = g->tok[i];
-    return 0;
+    for (int64_t i = 0; i < g->n; i++) { /* the last prompt row of each sequence */
+        memcpy(cks_rowstore_row(g->xs, i), cks_rowstore_row(g->x, i * k + k - 1),
+               (size_t)D * sizeof(float));
+        cks_rowstore_release(g->x, i * k, k);
+    }
+    return head_all(g, 0, gen);
 }
 
-/* Steps 1..l-1: each the previous tokens through every layer at position k + j - 1. */
-static int decode(gctx *g, int64_t nb, int32_t *gen)
+/* Steps 1..l-1: each the previous tokens of every sequence through layer 0, then layer 1,
+ * ..., at position k + j - 1, then the head. */
+static int decode(gctx *g, int32_t *gen)
 {
     const cks_model_config *c = &g->w.cfg;
     const int64_t k = g->o->k, l = g->o->l;
     int err = 0;
     for (int64_t j = 1; j < l && !err; j++) {
+        if (g->o->progress)
+            g->o->progress(g->o->progress_ctx, j, l);
         double t0 = omp_get_wtime();
-        cks_model_embed(&g->w, g->tok, nb, g->xs, g->st->nthreads);
+        for (int64_t b = 0; b < g->nbat; b++) {
+            int64_t b0, nb = batch_span(g, b, &b0);
+            cks_model_embed(&g->w, g->tok + b0, nb, cks_rowstore_row(g->xs, b0), g->st->nthreads);
+        }
         for (int64_t L = 0; L < c->n_layers && !err; L++) {
             load(g, L);
-            err = cks_model_layer_decode(g->st, g->xs, nb, k + j - 1, &g->kv[L]);
+            for (int64_t b = 0; b < g->nbat && !err; b++) {
+                int64_t b0, nb = batch_span(g, b, &b0);
+                cks_model_kv kv = kv_view(g, L, b);
+                err =
+                    cks_model_layer_decode(g->st, cks_rowstore_row(g->xs, b0), nb, k + j - 1, &kv);
+                kv_release(g, L, b);
+            }
         }
         g->t_decode += omp_get_wtime() - t0;
-        if (err)
-            break;
-        load(g, c->n_layers);
-        if ((err = head_argmax(g, g->xs, nb, g->tok)) != 0)
-            break;
-        for (int64_t i = 0; i < nb; i++)
-            gen[i * l + j] = g->tok[i];
+        if (!err)
+            err = head_all(g, j, gen);
     }
     return err;
 }
@@ -163,23 +219,26 @@ static void gctx_release(gctx *g)
 {
     free(g->win);
     free(g->tok);
-    free(g->xs);
-    free(g->x);
-    free(g->kv);
-    free(g->cache);
+    cks_rowstore_free(g->xs);
+    cks_rowstore_free(g->x);
+    cks_rowstore_free(g->kv);
     cks_model_state_free(g->st);
     cks_model_weights_release(&g->w);
 }
 
-/* Sequences per batch from the cache bound, and the buffers. */
+/* Sequences per batch from the cache bound, and the stores: the keys and values of every
+ * sequence, the prompts' residual stream and each sequence's current row, each in memory
+ * up to the bound and in a scratch file beyond it. */
 static int gctx_alloc(gctx *g, int64_t n)
 {
     const cks_model_config *c = &g->w.cfg;
-    const int64_t k = g->o->k, kvd = c->n_kv_heads * c->head_dim, L = c->n_layers;
+    const int64_t k = g->o->k, L = c->n_layers;
     const size_t max = g->o->cache_max ? g->o->cache_max : CKS_GENERATE_CACHE_MAX;
-    size_t per, cells, xcells;
+    size_t per;
+    g->n = n;
+    g->kvd = c->n_kv_heads * c->head_dim;
     g->cap = k + g->o->l;
-    if (cks_mul_size((size_t)(2 * L * kvd), (size_t)g->cap * sizeof(float), &per))
+    if (cks_mul_size((size_t)(2 * L * g->kvd), (size_t)g->cap * sizeof(float), &per))
         return cks_error_set(CKS_ENOMEM, "a key/value cache of %lld positions is too large",
                              (long long)g->cap);
     g->batch = (int64_t)(max / (per ? per : 1));
@@ -191,29 +250,26 @@ static int gctx_alloc(gctx *g, int64_t n)
         g->batch = 1;
     if (g->batch > n)
         g->batch = n;
+    g->nbat = (n + g->batch - 1) / g->batch;
     g->sub = PREFILL_ROWS / k > 0 ? PREFILL_ROWS / k : 1;
     if (g->sub > g->batch)
         g->sub = g->batch;
-    int64_t rows = g->sub * k > g->batch ? g->sub * k : g->batch;
+    int64_t rows = g->sub * k > g->batch ? g->sub * k : g->batch, kvrows;
+    if (cks_mul_i64(L * 2 * g->cap, g->nbat * g->batch, &kvrows))
+        return cks_error_set(CKS_ELIMIT, "a key/value cache of %lld sequences is too large",
+                             (long long)n);
     int err = cks_model_state_new(&g->st, c, rows, g->cap, g->o->nthreads);
     if (err)
         return err;
     g->st->pager = (cks_model_pager){pager_prepare, pager_release, (void *)g->cw};
-    if (cks_mul_size(per / sizeof(float), (size_t)g->batch, &cells) ||
-        cks_mul_size((size_t)(g->batch * k), (size_t)c->dim, &xcells) ||
-        !(g->cache = malloc(cells * sizeof *g->cache)) ||
-        !(g->kv = calloc((size_t)L, sizeof *g->kv)) || !(g->x = malloc(xcells * sizeof *g->x)) ||
-        !(g->xs = malloc((size_t)(g->batch * c->dim) * sizeof *g->xs)) ||
-        !(g->tok = malloc((size_t)g->batch * sizeof *g->tok)) ||
+    if ((err = cks_rowstore_new(&g->kv, kvrows, g->kvd, max, g->o->tmpdir)) != 0 ||
+        (err = cks_rowstore_new(&g->x, n * k, c->dim, max, g->o->tmpdir)) != 0 ||
+        (err = cks_rowstore_new(&g->xs, n, c->dim, max, g->o->tmpdir)) != 0)
+        return err;
+    if (!(g->tok = malloc((size_t)n * sizeof *g->tok)) ||
         !(g->win = malloc((size_t)g->sub * sizeof *g->win)))
-        return cks_error_set(CKS_ENOMEM,
-                             "out of memory for generation in batches of %lld "
-                             "sequences",
-                             (long long)g->batch);
-    const size_t half = (size_t)(g->batch * g->cap * kvd);
-    for (int64_t l = 0; l < L; l++)
-        g->kv[l] = (cks_model_kv){g->cache + 2 * (size_t)l * half,
-                                  g->cache + (2 * (size_t)l + 1) * half, g->cap};
+        return cks_error_set(CKS_ENOMEM, "out of memory for generation of %lld sequences",
+                             (long long)n);
     return 0;
 }
 
@@ -265,22 +321,20 @@ int cks_generate(int32_t *gen, const cks_weights *cw, const cks_config *cfg, con
     if (n == 0)
         return 0;
     double t0 = omp_get_wtime();
-    int64_t batches = 0;
     if ((err = cks_model_weights_bind(&g.w, &mc, cks_weights_tensors(cw), display)) != 0 ||
         (err = gctx_alloc(&g, n)) != 0)
         goto done;
-    for (int64_t b0 = 0; b0 < n && !err; b0 += g.batch, batches++) {
-        int64_t nb = n - b0 < g.batch ? n - b0 : g.batch;
-        if (o->progress)
-            o->progress(o->progress_ctx, b0, n);
-        if ((err = prefill(&g, ids + b0 * width, width, nb, gen + b0 * o->l)) == 0)
-            err = decode(&g, nb, gen + b0 * o->l);
-    }
+    if (o->progress)
+        o->progress(o->progress_ctx, 0, o->l);
+    if ((err = prefill(&g, ids, width, gen)) == 0)
+        err = decode(&g, gen);
     if (!err && stats) {
         const int64_t kvd = mc.n_kv_heads * mc.head_dim;
         *stats = (cks_generate_stats){
             .batch = g.batch,
-            .batches = batches,
+            .batches = g.nbat,
+            .loads = g.loads,
+            .cache_file = cks_rowstore_is_file(g.kv),
             .cache_bytes = (size_t)(2 * mc.n_layers * kvd * g.cap * g.batch) * sizeof(float),
             .t_prefill = g.t_prefill,
             .t_decode = g.t_decode,

@@ -8,18 +8,23 @@
  * the argmax is needed, so the logits are made vblock columns at a time and never
  * softmaxed.
  *
- * Layer-major: a batch of sequences is embedded, its prompts run through layer 0, then
- * layer 1, ... (each layer widened once from the mapped checkpoint, its keys and values
- * kept in the batch's cache), then the lm_head; each of the l - 1 decode steps again loads
- * layer 0, runs every sequence of the batch one token with its cache, then layer 1, ...
- * So the weights are read l times per batch (prefill, then l - 1 steps).
+ * Layer-major over all n sequences: every prompt is embedded, all of them run through
+ * layer 0, then layer 1, ... (each layer widened once from the mapped checkpoint, the
+ * keys and values of every sequence kept), then the lm_head; each of the l - 1 decode
+ * steps again loads layer 0, runs every sequence one token with its cache, then layer 1,
+ * ... So each weight is read l times per call, whatever n is (stats: loads).
  *
- * Memory: the cache of one batch is 2 · layers · kvd · (k + l) · batch floats, bounded by
- * cache_max (default CKS_GENERATE_CACHE_MAX, 256 MiB; at least one sequence per batch):
- * batch = min(n, cache_max / (8 · layers · kvd · (k + l)), cache_max / (4 · k · dim)) (the
- * second: the prompts' residual stream within the same bound). Peak memory is one layer's
- * weights (or the lm_head) plus the cache and activations of one batch, whatever n is;
- * only the n · l generated ids grow with n. */
+ * Memory: the products run on batches of sequences whose cache (2 · layers · kvd · (k + l)
+ * floats a sequence) fits cache_max (default CKS_GENERATE_CACHE_MAX, 256 MiB; at least one
+ * sequence): batch = min(n, cache_max / (8 · layers · kvd · (k + l)), cache_max /
+ * (4 · k · dim)) (the second: the prompts' residual stream within the same bound). The
+ * caches of all sequences, the prompts' residual stream and each sequence's current row
+ * live in stores (metrics rowstore) kept in memory up to cache_max each and beyond it in
+ * unlinked scratch files under tmpdir, whose rows are dropped from the resident set once a
+ * batch is done. Peak memory is one layer's weights (or the lm_head) plus about one
+ * batch's cache and activations, whatever n is; the scratch files take
+ * 4 · (2 · layers · kvd · (k + l) + (k + 1) · dim) bytes a sequence, and only the n · l
+ * generated ids and n tokens grow in memory with n. */
 #ifndef CKS_GENERATE_H
 #define CKS_GENERATE_H
 
@@ -36,15 +41,19 @@ typedef struct {
     int64_t k, l;            /* prompt and continuation lengths, >= 1 */
     int nthreads;            /* <= 0: one */
     cks_precision precision; /* arithmetic of the weight products (DESIGN §5); 0: f32 */
-    size_t cache_max;        /* bytes of one batch's cache; 0: CKS_GENERATE_CACHE_MAX */
-    /* called before each batch b of nb (done = sequences finished so far); may be NULL */
-    void (*progress)(void *ctx, int64_t done, int64_t n);
+    size_t cache_max;        /* bytes of one batch's cache, and the most each store keeps in
+                                memory; 0: CKS_GENERATE_CACHE_MAX */
+    const char *tmpdir;      /* scratch folder; NULL: $TMPDIR or /tmp */
+    /* called before each step (done = steps finished so far, of l); may be NULL */
+    void (*progress)(void *ctx, int64_t done, int64_t l);
     void *progress_ctx;
 } cks_generate_options;
 
 typedef struct {
     int64_t batch;                               /* sequences per batch */
-    int64_t batches;                             /* batches run */
+    int64_t batches;                             /* batches per layer and step */
+    int64_t loads;                               /* passes over the layers' weights (l) */
+    int cache_file;                              /* the caches lived in a scratch file */
     size_t cache_bytes;                          /* bytes of one batch's cache */
     double t_prefill, t_decode, t_head, t_total; /* wall-clock seconds */
 } cks_generate_stats;

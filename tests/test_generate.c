@@ -81,6 +81,8 @@ static void run_family(const char *family, cks_precision prec)
     assert_int_equal(cks_generate(gen1, f.w, &f.cfg, "t", ids, K + 3, NSEQ, &o, &st), 0);
     assert_int_equal(st.batch, NSEQ);
     assert_int_equal(st.batches, 1);
+    assert_int_equal(st.loads, L); /* the prompts, then l - 1 steps */
+    assert_int_equal(st.cache_file, 0);
     /* batches of 3 sequences (the cache of one is 2·layers·kvd·(k+l) floats), 2 threads */
     cks_model_config mc;
     assert_int_equal(cks_model_config_from(&mc, &f.cfg, "t"), 0);
@@ -89,10 +91,15 @@ static void run_family(const char *family, cks_precision prec)
     assert_int_equal(cks_generate(gen2, f.w, &f.cfg, "t", ids, K + 3, NSEQ, &o, &st), 0);
     assert_int_equal(st.batch, 3);
     assert_int_equal(st.batches, 3);
+    /* the weights are read l times whatever the number of batches; the caches of all
+       sequences exceed the bound and live in a scratch file */
+    assert_int_equal(st.loads, L);
+    assert_int_equal(st.cache_file, 1);
     assert_memory_equal(gen1, gen2, sizeof gen1);
     o.cache_max = 1; /* at least one sequence per batch */
     assert_int_equal(cks_generate(gen3, f.w, &f.cfg, "t", ids, K + 3, NSEQ, &o, &st), 0);
     assert_int_equal(st.batch, 1);
+    assert_int_equal(st.loads, L);
     assert_memory_equal(gen1, gen3, sizeof gen1);
     /* every token against the forward pass without a cache */
     cks_model_weights w;
