@@ -50,9 +50,13 @@ static const char usage_text[] =
     "                        every sequence\n"
     "  -h, --help            this help\n"
     "\n"
-    "The key/value cache of one batch of sequences is bounded by 256 MiB; memory does not\n"
-    "grow with --samples beyond the sampled ids themselves. An id not below the model's\n"
-    "vocabulary anywhere in a file is an error naming the file and the line.\n";
+    "Every sequence goes through one layer before the next, so the weights are read L\n"
+    "times whatever --samples is. The products run on batches of sequences whose\n"
+    "key/value cache fits 256 MiB; past that, the caches of all sequences live in an\n"
+    "unlinked scratch file under $TMPDIR (4 x (2 x layers x kv width x (K + L) + (K + 1)\n"
+    "x hidden size) bytes a sequence), so memory does not grow with --samples beyond the\n"
+    "sampled ids themselves. An id not below the model's vocabulary anywhere in a file is\n"
+    "an error naming the file and the line.\n";
 
 typedef struct {
     const char *spec;

@@ -7,9 +7,8 @@
 #include <string.h>
 
 static const cks_family *const table[] = {
-    &cks_family_norms,     &cks_family_spectral, &cks_family_drift_prev,
-    &cks_family_drift_ref, &cks_family_ppl,      &cks_family_kl,
-    &cks_family_memo,
+    &cks_family_norms, &cks_family_spectral, &cks_family_drift_prev, &cks_family_drift_ref,
+    &cks_family_ppl,   &cks_family_kl,       &cks_family_memo,
 };
 #define NFAMILIES (sizeof table / sizeof table[0])
 _Static_assert(NFAMILIES <= CKS_MAX_FAMILIES, "CKS_MAX_FAMILIES");
