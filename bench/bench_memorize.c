@@ -243,14 +243,16 @@ int main(int argc, char **argv)
                    (double)r.rows / r.seconds, gen, batch, batches, r.maxrss_kb / 1024.0, r.load[0],
                    r.load[1]);
             if (!ppl)
-                printf("           prefill %.2f s, decode steps %.2f s, lm_head %.2f s\n",
-                       r.gst.t_prefill, r.gst.t_decode, r.gst.t_head);
+                printf("           prefill %.2f s, decode steps %.2f s, lm_head %.2f s; "
+                       "%lld passes over the weights, caches %s\n",
+                       r.gst.t_prefill, r.gst.t_decode, r.gst.t_head, (long long)r.gst.loads,
+                       r.gst.cache_file ? "in a scratch file" : "in memory");
             fflush(stdout);
         }
     }
     printf("tokens/s: tokens through the model (ppl: the window rows; memorize: prompt + "
            "continuation); gen tok/s: generated tokens. Weights are read %lld times per "
-           "batch by generation, once by ppl.\n",
+           "checkpoint by generation, whatever the samples, once by ppl.\n",
            (long long)o.l);
     return 0;
 }

@@ -262,9 +262,12 @@ static int gctx_alloc(gctx *g, int64_t n)
     if (err)
         return err;
     g->st->pager = (cks_model_pager){pager_prepare, pager_release, (void *)g->cw};
-    if ((err = cks_rowstore_new(&g->kv, kvrows, g->kvd, max, g->o->tmpdir)) != 0 ||
-        (err = cks_rowstore_new(&g->x, n * k, c->dim, max, g->o->tmpdir)) != 0 ||
-        (err = cks_rowstore_new(&g->xs, n, c->dim, max, g->o->tmpdir)) != 0)
+    /* one batch: everything in memory (within the bound); more: scratch files, so that
+       resident memory is about one batch's whatever n is */
+    const size_t mem = g->nbat == 1 ? CKS_ROWSTORE_MEM_MAX : 1;
+    if ((err = cks_rowstore_new(&g->kv, kvrows, g->kvd, mem, g->o->tmpdir)) != 0 ||
+        (err = cks_rowstore_new(&g->x, n * k, c->dim, mem, g->o->tmpdir)) != 0 ||
+        (err = cks_rowstore_new(&g->xs, n, c->dim, mem, g->o->tmpdir)) != 0)
         return err;
     if (!(g->tok = malloc((size_t)n * sizeof *g->tok)) ||
         !(g->win = malloc((size_t)g->sub * sizeof *g->win)))

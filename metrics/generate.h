@@ -19,9 +19,9 @@
  * sequence): batch = min(n, cache_max / (8 · layers · kvd · (k + l)), cache_max /
  * (4 · k · dim)) (the second: the prompts' residual stream within the same bound). The
  * caches of all sequences, the prompts' residual stream and each sequence's current row
- * live in stores (metrics rowstore) kept in memory up to cache_max each and beyond it in
- * unlinked scratch files under tmpdir, whose rows are dropped from the resident set once a
- * batch is done. Peak memory is one layer's weights (or the lm_head) plus about one
+ * live in memory when there is one batch, and otherwise in unlinked scratch files under
+ * tmpdir (metrics rowstore), whose rows are dropped from the resident set once a batch is
+ * done. Peak memory is one layer's weights (or the lm_head) plus about one
  * batch's cache and activations, whatever n is; the scratch files take
  * 4 · (2 · layers · kvd · (k + l) + (k + 1) · dim) bytes a sequence, and only the n · l
  * generated ids and n tokens grow in memory with n. */
