@@ -61,30 +61,21 @@ int cks_attention(const cks_attn_shape *sh, const float *qkv, int64_t ldqkv, flo
 }
 
 /* One (sequence, head) of a decode step: the query against keys 0..nk-1 of its cache.
- * One query row: plain loops (float32 sums, as the GEMM's), not a GEMM call per head,
- * whose fixed cost would dominate products this small. */
-static void attend_cached(const cks_attn_shape *sh, const float *q, const float *K, const float *V,
-                          int64_t nk, float *O, float *sc)
+ * One query row: vector loops (float32 sums, as the GEMM's; vmath.h), not a GEMM call per
+ * head, whose fixed cost would dominate products this small. */
+static void attend_cached(const cks_attn_shape *sh, const float *restrict q,
+                          const float *restrict K, const float *restrict V, int64_t nk,
+                          float *restrict O, float *restrict sc)
 {
     const int64_t hd = sh->head_dim, kvd = sh->n_kv_heads * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    for (int64_t j = 0; j < nk; j++) {
-        const float *k = K + j * kvd;
-        float d = 0;
-#pragma omp simd reduction(+ : d)
-        for (int64_t i = 0; i < hd; i++)
-            d += q[i] * k[i];
-        sc[j] = scale * d;
-    }
+    for (int64_t j = 0; j < nk; j++)
+        sc[j] = scale * cks_vdot(q, K + j * kvd, hd);
     cks_vsoftmax(sc, nk);
     for (int64_t i = 0; i < hd; i++)
         O[i] = 0;
-    for (int64_t j = 0; j < nk; j++) {
-        const float *v = V + j * kvd, p = sc[j];
-#pragma omp simd
-        for (int64_t i = 0; i < hd; i++)
-            O[i] += p * v[i];
-    }
+    for (int64_t j = 0; j < nk; j++)
+        cks_vaxpy(sc[j], V + j * kvd, O, hd);
 }
 
 int cks_attention_cached(const cks_attn_shape *sh, const float *qkv, int64_t ldqkv, float *out,

@@ -112,3 +112,19 @@ double cks_vlogsumexp(const float *x, int64_t n)
     float m = cks_vmax(x, n);
     return (double)m + log(cks_vsumexp(x, n, m));
 }
+
+CKS_CLONES float cks_vdot(const float *x, const float *y, int64_t n)
+{
+    float d = 0;
+#pragma omp simd reduction(+ : d)
+    for (int64_t i = 0; i < n; i++)
+        d += x[i] * y[i];
+    return d;
+}
+
+CKS_CLONES void cks_vaxpy(float a, const float *x, float *y, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++)
+        y[i] += a * x[i];
+}

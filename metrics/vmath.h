@@ -30,4 +30,10 @@ double cks_vsumexp(const float *x, int64_t n, float m);
  * double. n >= 1; x is not modified. */
 double cks_vlogsumexp(const float *x, int64_t n);
 
+/* sum of x[i] * y[i] for i < n, in float (the order of a vectorised reduction). */
+float cks_vdot(const float *x, const float *y, int64_t n);
+
+/* y[i] += a * x[i] for i < n. */
+void cks_vaxpy(float a, const float *x, float *y, int64_t n);
+
 #endif
