@@ -342,8 +342,10 @@ int cks_store_write_row(cks_store *s, const char *path, size_t row, const double
     return cks_store_fail(s, cks_store_close_written(s, d, path, err));
 }
 
-int cks_store_write_row_f32(cks_store *s, const char *path, size_t row, const float *v, size_t n,
-                            const char *axis, const char *description, const char *unit)
+/* One row of a [N, n] dataset of file type ft along a named second axis. */
+static int write_row(cks_store *s, const char *path, size_t row, const void *v, size_t n,
+                     const char *axis, const char *description, const char *unit, hid_t ft,
+                     hid_t mt)
 {
     char axes[256];
     hid_t d = H5I_INVALID_HID;
@@ -353,27 +355,22 @@ int cks_store_write_row_f32(cks_store *s, const char *path, size_t row, const fl
     if (!axis || !*axis || strcmp(axis, "tensor") == 0 || strlen(axis) > 200 || n == 0)
         return cks_error_set(CKS_EINVAL, "%s: %s: bad second axis or empty row", s->path, path);
     snprintf(axes, sizeof axes, "%s,%s", AXES_SERIES, axis);
-    if ((err = open_or_create(s, path, H5T_IEEE_F32LE, 2, n, axes, description, unit, &d)) != 0)
+    if ((err = open_or_create(s, path, ft, 2, n, axes, description, unit, &d)) != 0)
         return err;
-    err = write_at(s, path, d, 2, row, v, H5T_NATIVE_FLOAT, n);
+    err = write_at(s, path, d, 2, row, v, mt, n);
     return cks_store_fail(s, cks_store_close_written(s, d, path, err));
+}
+
+int cks_store_write_row_f32(cks_store *s, const char *path, size_t row, const float *v, size_t n,
+                            const char *axis, const char *description, const char *unit)
+{
+    return write_row(s, path, row, v, n, axis, description, unit, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT);
 }
 
 int cks_store_write_row_u8(cks_store *s, const char *path, size_t row, const uint8_t *v, size_t n,
                            const char *axis, const char *description, const char *unit)
 {
-    char axes[256];
-    hid_t d = H5I_INVALID_HID;
-    int err = cks_store_need_tx(s, "writing values");
-    if (err || (err = check_row(s, path, row)))
-        return err;
-    if (!axis || !*axis || strcmp(axis, "tensor") == 0 || strlen(axis) > 200 || n == 0)
-        return cks_error_set(CKS_EINVAL, "%s: %s: bad second axis or empty row", s->path, path);
-    snprintf(axes, sizeof axes, "%s,%s", AXES_SERIES, axis);
-    if ((err = open_or_create(s, path, H5T_STD_U8LE, 2, n, axes, description, unit, &d)) != 0)
-        return err;
-    err = write_at(s, path, d, 2, row, v, H5T_NATIVE_UCHAR, n);
-    return cks_store_fail(s, cks_store_close_written(s, d, path, err));
+    return write_row(s, path, row, v, n, axis, description, unit, H5T_STD_U8LE, H5T_NATIVE_UCHAR);
 }
 
 int cks_store_is_u8(cks_store *s, const char *path)
