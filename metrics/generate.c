@@ -7,6 +7,7 @@
 #include "error.h"
 #include "model.h"
 #include "model_ops.h"
+#include "model_score.h"
 #include "rowstore.h"
 
 #include <math.h>
@@ -65,43 +66,20 @@ static void load(gctx *g, int64_t l)
 }
 
 /* The argmax of the logits of n rows of x (normalised in place by the final norm), ties
- * to the lowest id, head_rows rows and vblock columns at a time. */
+ * to the lowest id, head_rows rows at a time by the lm_head's scorer (argmax only). A row
+ * without a number (a broken model) generates id 0. */
 static int head_argmax(gctx *g, float *x, int64_t n, int32_t *out)
 {
     cks_model_state *s = g->st;
-    const cks_model_config *c = &s->cfg;
     int err = 0;
     double t0 = omp_get_wtime();
-    cks_model_norm(c->steps.final, x, c->dim, x, c->dim, s->final_norm, s->final_norm_b, n, c->dim,
-                   c->eps, s->nthreads);
     for (int64_t r0 = 0; r0 < n && !err; r0 += s->head_rows) {
         int64_t m = n - r0 < s->head_rows ? n - r0 : s->head_rows;
-        if ((err = cks_mm_input(&s->mm, x + r0 * c->dim, c->dim, m, c->dim, s->nthreads)) != 0)
-            break;
-        for (int64_t r = 0; r < m; r++) {
-            s->lse_max[r] = -INFINITY;
-            out[r0 + r] = 0;
-        }
-        for (int64_t v0 = 0; v0 < c->vocab && !err; v0 += s->vblock) {
-            int64_t nb = c->vocab - v0 < s->vblock ? c->vocab - v0 : s->vblock;
-            if ((err = cks_mm_product(&s->mm, &s->head, v0, nb, 0.0f, s->logits, nb,
-                                      s->nthreads)) != 0)
-                break;
-#pragma omp parallel for num_threads(s->nthreads) schedule(static)
-            for (int64_t r = 0; r < m; r++) {
-                const float *row = s->logits + r * nb;
-                float best = s->lse_max[r];
-                int32_t arg = out[r0 + r];
-                for (int64_t j = 0; j < nb; j++)
-                    if (row[j] > best) { /* strictly: a tie keeps the lower id */
-                        best = row[j];
-                        arg = (int32_t)(v0 + j);
-                    }
-                s->lse_max[r] = best;
-                out[r0 + r] = arg;
-            }
-        }
+        err = cks_model_head_score(s, x + r0 * s->cfg.dim, NULL, m, NULL, out + r0, NULL);
     }
+    for (int64_t r = 0; r < n; r++)
+        if (out[r] < 0)
+            out[r] = 0;
     g->t_head += omp_get_wtime() - t0;
     return err;
 }

@@ -31,10 +31,12 @@ static void lse_fold(cks_model_state *s, const int32_t *targets, int64_t n, int6
             if (i < nb)
                 arg[r] = (int32_t)(v0 + i);
         }
-        double scale = exp((double)s->lse_max[r] - (double)m); /* 0 for the first block */
-        s->lse_sum[r] = s->lse_sum[r] * scale + cks_vsumexp(row, nb, m);
+        if (targets) {                                             /* argmax alone needs no sum */
+            double scale = exp((double)s->lse_max[r] - (double)m); /* 0 for the first block */
+            s->lse_sum[r] = s->lse_sum[r] * scale + cks_vsumexp(row, nb, m);
+        }
         s->lse_max[r] = m;
-        if (targets[r] >= v0 && targets[r] < v0 + nb)
+        if (targets && targets[r] >= v0 && targets[r] < v0 + nb)
             s->lse_target[r] = row[targets[r] - v0];
     }
 }
@@ -65,7 +67,7 @@ int cks_model_head_score(cks_model_state *s, float *x, const int32_t *targets, i
             return err;
     }
     /* -log_softmax(logits)[t] = logsumexp(logits) - logits[t] */
-    for (int64_t r = 0; r < n; r++)
+    for (int64_t r = 0; nll && r < n; r++)
         nll[r] = (float)((double)s->lse_max[r] + log(s->lse_sum[r]) - (double)s->lse_target[r]);
     return 0;
 }

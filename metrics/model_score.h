@@ -23,7 +23,8 @@ typedef struct {
  * stream x (normalised in place), nll[i] = −log_softmax(logits_i)[targets[i]] and, when
  * arg is not NULL, arg[i] = the first id holding the largest logit of row i (ties to the
  * lowest id; NaN logits skipped; -1 for a row without a number); every logits block goes
- * to sink when it is not NULL. Returns 0, CKS_ENOMEM, or the sink's error. */
+ * to sink when it is not NULL. targets and nll NULL: the argmax alone (no logsumexp). Returns 0,
+ * CKS_ENOMEM, or the sink's error. */
 int cks_model_head_score(cks_model_state *s, float *x, const int32_t *targets, int64_t n,
                          float *nll, int32_t *arg, const cks_head_sink *sink);
 
